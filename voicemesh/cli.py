@@ -1,0 +1,175 @@
+"""The ``voicemesh`` command: run the mesh, talk to it, ask it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from voicemesh.clients.sdk import DEFAULT_TARGET, AsyncClient, wav_chunks
+from voicemesh.common.audio import WavAudio, read_wav, write_wav
+from voicemesh.common.errors import InvalidAudio
+
+SERVICES = {
+    "stt": "voicemesh.services.stt",
+    "tts": "voicemesh.services.tts",
+    "core": "voicemesh.services.core",
+    "gateway": "voicemesh.gateway",
+}
+
+Event = Any  # gateway_pb2.ConverseResponse | gateway_pb2.AskResponse: same event fields
+
+
+class Printer:
+    """Prints events as a person reads them, or one JSON object per line for scripts."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.audio = bytearray()
+        self.rate = 0
+        self._mid_reply = False
+
+    def __call__(self, event: Event) -> None:
+        kind = event.WhichOneof("event")
+        if kind == "reply_audio":
+            self.audio += event.reply_audio.audio_content
+            self.rate = event.reply_audio.sample_rate_hz
+        if self.as_json:
+            data = MessageToDict(event, preserving_proto_field_name=True)
+            if kind == "reply_audio":  # base64 audio is noise in a terminal; say how much there is
+                audio = data["reply_audio"]
+                audio["audio_bytes"] = len(event.reply_audio.audio_content)
+                audio.pop("audio_content", None)
+            print(json.dumps(data), flush=True)
+            return
+        if kind == "transcript":
+            print(f"you: {event.transcript.transcript}", flush=True)
+        elif kind == "route":
+            print(f"assistant ({event.route.tier}, {event.route.model}): ", end="", flush=True)
+            self._mid_reply = True
+        elif kind == "reply_text_delta":
+            print(event.reply_text_delta, end="", flush=True)
+        elif kind == "turn_done" and self._mid_reply:
+            print(flush=True)
+            self._mid_reply = False
+
+    def save(self, path: Path | None) -> None:
+        if path is None:
+            return
+        if not self.audio:
+            print("voicemesh: no reply audio came back; nothing written", file=sys.stderr)
+            return
+        write_wav(path, WavAudio(bytes(self.audio), self.rate))
+        if not self.as_json:
+            print(f"reply audio: {path} ({len(self.audio) / 2 / self.rate:.1f} s)", flush=True)
+
+
+async def _consume(events: AsyncIterator[Event], printer: Printer) -> None:
+    async for event in events:
+        printer(event)
+
+
+async def talk(args: argparse.Namespace) -> int:
+    try:
+        audio = read_wav(args.wav)
+    except (OSError, EOFError, InvalidAudio) as exc:
+        print(f"voicemesh: cannot read {args.wav}: {exc}", file=sys.stderr)
+        return 2
+    printer = Printer(args.json)
+    async with AsyncClient(args.target) as client:
+        events = client.converse(
+            wav_chunks(audio),
+            sample_rate_hz=audio.sample_rate_hz,
+            channels=audio.channels,
+            speak=args.out is not None,
+            voice=args.voice,
+        )
+        await _consume(events, printer)
+    printer.save(args.out)
+    return 0
+
+
+async def ask(args: argparse.Namespace) -> int:
+    printer = Printer(args.json)
+    async with AsyncClient(args.target) as client:
+        await _consume(client.ask(args.text, speak=args.out is not None, voice=args.voice), printer)
+    printer.save(args.out)
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    import runpy
+
+    sys.argv = [SERVICES[args.service]]
+    runpy.run_module(SERVICES[args.service], run_name="__main__", alter_sys=True)
+    return 0
+
+
+def up(args: argparse.Namespace) -> int:
+    from voicemesh.launcher import up as run_up
+
+    ports = {"gateway": args.port}
+    if args.backend_ports is not None:
+        ports.update(dict.fromkeys(("stt", "tts", "core"), args.backend_ports))
+    return asyncio.run(run_up(args.host, ports))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="voicemesh", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("up", help="start every service on loopback and wait until all are SERVING")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=50051, help="gateway port (0 picks a free one)")
+    p.add_argument(
+        "--backend-ports",
+        type=int,
+        default=None,
+        metavar="0",
+        help="give 0 to put stt, core and tts on free ports instead of 50052-50054",
+    )
+    p.set_defaults(run=up)
+
+    p = commands.add_parser("serve", help="run one service in the foreground")
+    p.add_argument("service", choices=sorted(SERVICES))
+    p.set_defaults(run=serve)
+
+    for name, help_text in (
+        ("talk", "send a spoken question (WAV) and hear the answer"),
+        ("ask", "ask in text"),
+    ):
+        p = commands.add_parser(name, help=help_text)
+        if name == "talk":
+            p.add_argument("wav", type=Path, help="16-bit PCM WAV file, any rate from 8 to 48 kHz")
+        else:
+            p.add_argument("text")
+        p.add_argument("--out", type=Path, help="write the spoken reply to this WAV file")
+        p.add_argument("--voice", default="", help="TTS voice (default: the server's)")
+        p.add_argument("--json", action="store_true", help="print one JSON object per event")
+        p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+        p.set_defaults(run=talk if name == "talk" else ask)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        result = args.run(args)
+        code = asyncio.run(result) if asyncio.iscoroutine(result) else result
+    except grpc.aio.AioRpcError as exc:
+        print(f"voicemesh: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Python client for the voicemesh gateway: ``AsyncClient`` and its blocking twin ``Client``.
+
+Events are the gateway's own protobuf messages (``ConverseResponse`` / ``AskResponse``): the same
+objects a client in any other language gets. ``event.WhichOneof("event")`` says which kind it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from voicemesh.common.audio import WavAudio
+from voicemesh.v1 import audio_pb2, gateway_pb2, gateway_pb2_grpc
+
+DEFAULT_TARGET = os.environ.get("VOICEMESH_TARGET", "127.0.0.1:50051")
+CHUNK_MS = 100
+T = TypeVar("T")
+
+
+def wav_chunks(audio: WavAudio, chunk_ms: int = CHUNK_MS) -> Iterator[bytes]:
+    """Split a WAV's PCM into chunks of whole frames, ``chunk_ms`` long."""
+    step = audio.sample_rate_hz * chunk_ms // 1000 * 2 * audio.channels
+    for offset in range(0, len(audio.pcm), step):
+        yield audio.pcm[offset : offset + step]
+
+
+def reply_config(speak: bool, voice: str, sample_rate_hz: int) -> gateway_pb2.ReplyConfig:
+    return gateway_pb2.ReplyConfig(synthesize_audio=speak, voice=voice, sample_rate_hz=sample_rate_hz)
+
+
+class AsyncClient:
+    def __init__(self, target: str = DEFAULT_TARGET, *, timeout_s: float | None = None) -> None:
+        self.target = target
+        self._timeout_s = timeout_s
+        self._channel = grpc.aio.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", 16 << 20)]
+        )
+        self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close(grace=None)
+
+    async def converse(
+        self,
+        audio: AsyncIterable[bytes] | Iterable[bytes],
+        *,
+        sample_rate_hz: int = 16_000,
+        channels: int = 1,
+        speak: bool = True,
+        voice: str = "",
+        reply_sample_rate_hz: int = 0,
+        session_id: str = "",
+        request_id: str = "",
+    ) -> AsyncIterator[gateway_pb2.ConverseResponse]:
+        """Stream PCM s16le audio; yield transcripts, reply text and reply audio as they come."""
+        config = gateway_pb2.ConverseConfig(
+            audio_format=audio_pb2.AudioFormat(
+                encoding=audio_pb2.AUDIO_ENCODING_LINEAR16, sample_rate_hz=sample_rate_hz, channels=channels
+            ),
+            reply=reply_config(speak, voice, reply_sample_rate_hz),
+            session_id=session_id,
+            request_id=request_id,
+        )
+
+        async def requests() -> AsyncIterator[gateway_pb2.ConverseRequest]:
+            yield gateway_pb2.ConverseRequest(config=config)
+            if isinstance(audio, AsyncIterable):
+                async for chunk in audio:
+                    yield gateway_pb2.ConverseRequest(audio_content=chunk)
+            else:
+                for chunk in audio:
+                    yield gateway_pb2.ConverseRequest(audio_content=chunk)
+
+        call = self._stub.Converse(requests(), timeout=self._timeout_s)
+        async for response in call:
+            yield response
+
+    async def ask(
+        self,
+        text: str,
+        *,
+        speak: bool = False,
+        voice: str = "",
+        reply_sample_rate_hz: int = 0,
+        session_id: str = "",
+        request_id: str = "",
+    ) -> AsyncIterator[gateway_pb2.AskResponse]:
+        """A typed turn; yields the reply text (and audio if ``speak``) as it comes."""
+        request = gateway_pb2.AskRequest(
+            text=text,
+            reply=reply_config(speak, voice, reply_sample_rate_hz),
+            session_id=session_id,
+            request_id=request_id,
+        )
+        async for response in self._stub.Ask(request, timeout=self._timeout_s):
+            yield response
+
+
+class Client:
+    """The blocking client: the async one driven by a private event loop."""
+
+    def __init__(self, target: str = DEFAULT_TARGET, *, timeout_s: float | None = None) -> None:
+        self._runner = asyncio.Runner()
+        self._client = self._runner.run(self._make(target, timeout_s))
+
+    @staticmethod
+    async def _make(target: str, timeout_s: float | None) -> AsyncClient:
+        return AsyncClient(target, timeout_s=timeout_s)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._runner.run(self._client.close())
+        self._runner.close()
+
+    def _iterate(self, stream: AsyncIterator[T]) -> Iterator[T]:
+        try:
+            while True:
+                try:
+                    yield self._runner.run(anext(stream))  # type: ignore[arg-type]
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._runner.run(stream.aclose())  # type: ignore[attr-defined]
+
+    def converse(self, audio: Iterable[bytes], **options: Any) -> Iterator[gateway_pb2.ConverseResponse]:
+        return self._iterate(self._client.converse(audio, **options))
+
+    def ask(self, text: str, **options: Any) -> Iterator[gateway_pb2.AskResponse]:
+        return self._iterate(self._client.ask(text, **options))

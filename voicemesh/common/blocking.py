@@ -1,0 +1,70 @@
+"""Blocking model calls, run off the event loop in a bounded pool.
+
+Whisper, piper and llama.cpp hold the GIL-free parts of a CPU for hundreds of milliseconds; on the
+event loop they would stall every other stream. The pool's size is the service's concurrency limit,
+and streamed work checks a stop flag between items so a cancelled RPC stops the work itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_END = object()
+
+
+class BlockingPool:
+    """A fixed number of threads for blocking model work."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self.workers = workers
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def iterate(self, make_iterator: Callable[[threading.Event], Iterator[T]]) -> AsyncIterator[T]:
+        """Run a blocking iterator in the pool and yield its items as they come.
+
+        ``make_iterator`` receives a stop event that is set when the consumer goes away (cancelled
+        RPC, closed generator); the iterator should check it between items.
+        """
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+
+        def deliver(item: Any) -> None:
+            if not stop.is_set():
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def pump() -> None:
+            try:
+                for item in make_iterator(stop):
+                    if stop.is_set():
+                        return
+                    deliver(item)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                deliver((_END, exc))
+            else:
+                deliver((_END, None))
+
+        worker = loop.run_in_executor(self._executor, pump)
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, tuple) and len(item) == 2 and item[0] is _END:
+                    if item[1] is not None:
+                        raise item[1]
+                    return
+                yield item
+        finally:
+            stop.set()
+            # The thread sees the flag at its next item; do not wait for it on a cancelled path.
+            worker.add_done_callback(lambda f: f.exception())
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

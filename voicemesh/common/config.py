@@ -1,0 +1,75 @@
+"""One settings object per process: environment first, then a TOML file, then defaults.
+
+Each service subclasses ``ServiceSettings`` with its own env prefix (``VOICEMESH_STT_`` …). The file
+named by ``VOICEMESH_CONFIG`` may hold a table per service (``[stt]``, ``[tts]``, ``[core]``,
+``[gateway]``); environment variables override it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource
+
+from voicemesh.common.errors import InvalidRequest
+
+S = TypeVar("S", bound="ServiceSettings")
+
+
+class ConfigError(InvalidRequest):
+    """A setting is invalid; the message names it."""
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every voicemesh server has."""
+
+    section: ClassVar[str] = ""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(0, ge=0, le=65535, description="Port to listen on; 0 picks a free one.")
+    workers: int = Field(2, ge=1, le=64, description="Concurrent model calls (the blocking pool's size).")
+    grace_s: float = Field(5.0, ge=0, description="Seconds to finish in-flight calls on shutdown.")
+    log_format: str = Field("text", pattern="^(text|json)$", description="'text' or 'json' logs.")
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, _file_section(cls.section)))
+
+    @classmethod
+    def load(cls: type[S], **overrides: Any) -> S:
+        """Build the settings, turning pydantic's report into one error that names each bad setting."""
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            prefix = cls.model_config.get("env_prefix", "")
+            problems = "; ".join(
+                f"{prefix}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def _file_section(section: str) -> dict[str, Any]:
+    path = os.environ.get("VOICEMESH_CONFIG")
+    if not path or not section:
+        return {}
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"VOICEMESH_CONFIG={path}: {exc}") from None
+    table = data.get(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"VOICEMESH_CONFIG={path}: [{section}] must be a table")
+    return table

@@ -1,0 +1,35 @@
+"""The one error taxonomy of voicemesh.
+
+Engines raise these; ``voicemesh.rpc.status`` maps each class to a gRPC status code in one place.
+Messages are written for the caller: they say what to change, not what broke inside.
+"""
+
+from __future__ import annotations
+
+
+class VoicemeshError(Exception):
+    """Base of every error a caller can act on."""
+
+
+class InvalidRequest(VoicemeshError):
+    """The request is malformed or out of range (INVALID_ARGUMENT)."""
+
+
+class InvalidAudio(InvalidRequest):
+    """Audio bytes or audio format that the server cannot take."""
+
+
+class MissingConfig(InvalidRequest):
+    """A stream whose first message does not carry its config."""
+
+
+class Overloaded(VoicemeshError):
+    """The server is at its concurrency limit (RESOURCE_EXHAUSTED)."""
+
+
+class ModelFailure(VoicemeshError):
+    """A model could not produce a result for a valid request (INTERNAL)."""
+
+
+class DependencyUnavailable(VoicemeshError):
+    """Something the request needs (a remote model endpoint) cannot be reached (UNAVAILABLE)."""

@@ -1,0 +1,18 @@
+"""Settings of the gateway process (env prefix VOICEMESH_GATEWAY_, file table [gateway])."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from voicemesh.common.config import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VOICEMESH_GATEWAY_", extra="forbid")
+    section = "gateway"
+
+    port: int = 50051
+    stt_target: str = Field("127.0.0.1:50052", description="gRPC target of the STT service.")
+    core_target: str = Field("127.0.0.1:50054", description="gRPC target of the core service.")
+    tts_target: str = Field("127.0.0.1:50053", description="gRPC target of the TTS service.")

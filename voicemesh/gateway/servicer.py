@@ -1,0 +1,130 @@
+"""The public API: Converse (audio in) and Ask (text in), both streaming the reply back."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+
+from voicemesh.common.audio import MAX_RATE_HZ, MIN_RATE_HZ, check_chunk
+from voicemesh.common.errors import InvalidRequest
+from voicemesh.common.logs import request_id_var
+from voicemesh.common.pump import Emit, pump
+from voicemesh.common.streams import split_config
+from voicemesh.gateway.downstream import Downstream, relayed
+from voicemesh.gateway.turns import Fields, Turn, run_turn
+from voicemesh.rpc.convert import audio_format
+from voicemesh.rpc.status import grpc_errors
+from voicemesh.v1 import gateway_pb2 as pb
+from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
+from voicemesh.v1 import speech_to_text_pb2 as stt_pb2
+
+MAX_TEXT_CHARS = 8 * 1024
+
+
+def _check_reply(reply: pb.ReplyConfig) -> None:
+    rate = reply.sample_rate_hz
+    if rate and not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+        raise InvalidRequest(
+            f"reply.sample_rate_hz {rate} is out of range; "
+            f"use {MIN_RATE_HZ} to {MAX_RATE_HZ}, or 0 for the voice's rate"
+        )
+
+
+class GatewayServicer(pb_grpc.GatewayServiceServicer):
+    def __init__(self, downstream: Downstream) -> None:
+        self._downstream = downstream
+
+    @grpc_errors
+    async def Converse(
+        self, request_iterator: AsyncIterator[pb.ConverseRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ConverseResponse]:
+        config, audio = await split_config(request_iterator, "audio_content")
+        request_id = config.request_id or uuid.uuid4().hex
+        request_id_var.set(request_id)
+        fmt = audio_format(config.audio_format)  # fail before any downstream call is made
+        _check_reply(config.reply)
+        session_id = config.session_id or uuid.uuid4().hex
+
+        # Audio is checked here, not inside the STT call's request iterator: gRPC swallows errors
+        # raised there, and the caller would never hear why the stream stopped.
+        forward: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=32)
+
+        async def feed() -> None:
+            async for chunk in audio:
+                check_chunk(chunk, fmt)
+                await forward.put(chunk)
+            await forward.put(None)
+
+        async def stt_requests() -> AsyncIterator[stt_pb2.StreamingRecognizeRequest]:
+            recognition = stt_pb2.RecognitionConfig(audio_format=config.audio_format, request_id=request_id)
+            yield stt_pb2.StreamingRecognizeRequest(config=recognition)
+            while (chunk := await forward.get()) is not None:
+                yield stt_pb2.StreamingRecognizeRequest(audio_content=chunk)
+
+        async def converse(emit: Emit[pb.ConverseResponse]) -> None:
+            turns: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue()
+
+            async def send(turn_index: int, fields: Fields) -> None:
+                await emit(pb.ConverseResponse(request_id=request_id, turn_index=turn_index, **fields))  # type: ignore[arg-type]
+
+            async def listen() -> None:
+                try:
+                    async with relayed("stt"):
+                        async for response in self._downstream.stt.StreamingRecognize(stt_requests()):
+                            kind = response.WhichOneof("event")
+                            if kind == "speech_started":
+                                await send(
+                                    response.speech_started.utterance_index, {kind: response.speech_started}
+                                )
+                            elif kind == "speech_ended":
+                                await send(
+                                    response.speech_ended.utterance_index, {kind: response.speech_ended}
+                                )
+                            elif kind == "result":
+                                result = response.result
+                                await send(result.utterance_index, {"transcript": result})
+                                if result.is_final and result.transcript.strip():
+                                    await turns.put((result.utterance_index, result.transcript))
+                finally:
+                    turns.put_nowait(None)
+
+            async def answer() -> None:
+                while (item := await turns.get()) is not None:
+                    index, text = item
+                    turn = Turn(text, session_id, f"{request_id}.{index}", config.reply)
+                    await run_turn(self._downstream, turn, functools.partial(send, index))
+
+            async with asyncio.TaskGroup() as group:
+                group.create_task(feed())
+                group.create_task(listen())
+                group.create_task(answer())
+
+        async for response in pump(converse):
+            yield response
+
+    @grpc_errors
+    async def Ask(
+        self, request: pb.AskRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.AskResponse]:
+        request_id = request.request_id or uuid.uuid4().hex
+        request_id_var.set(request_id)
+        text = request.text.strip()
+        if not text:
+            raise InvalidRequest("text is empty; send what the user typed")
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_TEXT_CHARS} limit")
+        _check_reply(request.reply)
+        turn = Turn(text, request.session_id or uuid.uuid4().hex, request_id, request.reply)
+
+        async def ask(emit: Emit[pb.AskResponse]) -> None:
+            async def send(fields: Fields) -> None:
+                await emit(pb.AskResponse(request_id=request_id, **fields))  # type: ignore[arg-type]
+
+            await run_turn(self._downstream, turn, send)
+
+        async for response in pump(ask):
+            yield response

@@ -1,0 +1,194 @@
+"""``voicemesh up``: every service as its own process on loopback, ready when all are SERVING.
+
+Backends start first on their ports (0 picks free ones); each prints its address on stdout once it
+listens, and the gateway is started pointing at those addresses. Ctrl-C or SIGTERM stops them all,
+gateway first, each with SIGTERM so it drains; whatever is still alive after the grace period is
+killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from voicemesh.rpc.server import READY_PREFIX
+
+log = logging.getLogger(__name__)
+
+BACKENDS = {
+    "stt": "voicemesh.services.stt",
+    "core": "voicemesh.services.core",
+    "tts": "voicemesh.services.tts",
+}
+GATEWAY = "voicemesh.gateway"
+DEFAULT_PORTS = {"gateway": 50051, "stt": 50052, "tts": 50053, "core": 50054}
+
+
+class StartupError(RuntimeError):
+    """A service failed to start; the message says which and why."""
+
+
+@dataclass
+class Process:
+    name: str
+    proc: asyncio.subprocess.Process
+    address: str = ""
+    _drain: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+async def _start(name: str, module: str, env: dict[str, str], timeout_s: float) -> Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, env=env, stdout=asyncio.subprocess.PIPE, start_new_session=True
+    )
+    process = Process(name, proc)
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(timeout_s):
+            while line := (await proc.stdout.readline()).decode():
+                if line.startswith(READY_PREFIX):
+                    process.address = line.split()[1]
+                    break
+    except TimeoutError:
+        raise StartupError(f"{name} did not start listening within {timeout_s:.0f}s") from None
+    if not process.address:
+        raise StartupError(
+            f"{name} exited with code {await proc.wait()} before listening (see its log above)"
+        )
+
+    async def drain() -> None:  # keep the pipe from filling; services log to stderr anyway
+        assert proc.stdout is not None
+        while await proc.stdout.readline():
+            pass
+
+    process._drain = asyncio.create_task(drain())
+    return process
+
+
+async def wait_serving(address: str, timeout_s: float) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        async with asyncio.timeout(timeout_s):
+            while True:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                await asyncio.sleep(0.1)
+
+
+class Mesh:
+    """The running processes."""
+
+    def __init__(self, *, host: str = "127.0.0.1", ports: dict[str, int] | None = None) -> None:
+        self.host = host
+        self.ports = {**DEFAULT_PORTS, **(ports or {})}
+        self.processes: list[Process] = []
+
+    @property
+    def gateway(self) -> str:
+        return next(p.address for p in self.processes if p.name == "gateway")
+
+    def addresses(self) -> dict[str, str]:
+        return {p.name: p.address for p in self.processes}
+
+    async def start(self, timeout_s: float = 180.0) -> None:
+        try:
+            base = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            starts = [
+                _start(
+                    name,
+                    module,
+                    {
+                        **base,
+                        f"VOICEMESH_{name.upper()}_HOST": self.host,
+                        f"VOICEMESH_{name.upper()}_PORT": str(self.ports[name]),
+                    },
+                    timeout_s,
+                )
+                for name, module in BACKENDS.items()
+            ]
+            for started in asyncio.as_completed(starts):
+                self.processes.append(await started)
+            targets = {f"VOICEMESH_GATEWAY_{p.name.upper()}_TARGET": p.address for p in self.processes}
+            gateway_env = {
+                **base,
+                **targets,
+                "VOICEMESH_GATEWAY_HOST": self.host,
+                "VOICEMESH_GATEWAY_PORT": str(self.ports["gateway"]),
+            }
+            self.processes.append(await _start("gateway", GATEWAY, gateway_env, timeout_s))
+            for process in self.processes:
+                await wait_serving(process.address, timeout_s)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        for process in reversed(self.processes):
+            if process.proc.returncode is None:
+                process.proc.send_signal(signal.SIGTERM)
+        for process in reversed(self.processes):
+            try:
+                await asyncio.wait_for(process.proc.wait(), grace_s)
+            except TimeoutError:
+                log.warning("%s did not stop within %.0fs; killing it", process.name, grace_s)
+                process.proc.kill()
+                await process.proc.wait()
+            if process._drain:
+                process._drain.cancel()
+        self.processes.clear()
+
+    async def wait_for_exit(self) -> Process:
+        """Return the first process that exits (a crash while the mesh is up)."""
+        waits = {asyncio.create_task(p.proc.wait()): p for p in self.processes}
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return waits[done.pop()]
+
+
+async def up(host: str, ports: dict[str, int]) -> int:
+    mesh = Mesh(host=host, ports=ports)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print("voicemesh: starting stt, core, tts and gateway …", flush=True)
+    starting = asyncio.create_task(mesh.start())
+    await asyncio.wait([starting, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return 130
+    try:
+        starting.result()
+    except (StartupError, TimeoutError) as exc:
+        print(f"voicemesh: {exc or 'services did not report SERVING in time'}", file=sys.stderr, flush=True)
+        return 1
+    for name, address in mesh.addresses().items():
+        print(f"  {name:<8} {address}  SERVING", flush=True)
+    print(f"voicemesh is up: gateway listening on {mesh.gateway} (Ctrl-C stops everything)", flush=True)
+    crashed = asyncio.create_task(mesh.wait_for_exit())
+    await asyncio.wait([crashed, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if crashed.done():
+        process = crashed.result()
+        print(
+            f"voicemesh: {process.name} exited with code {process.proc.returncode}; stopping", file=sys.stderr
+        )
+        code = 1
+    else:
+        crashed.cancel()
+    print("voicemesh: stopping …", flush=True)
+    await mesh.stop()
+    print("voicemesh: stopped", flush=True)
+    return code

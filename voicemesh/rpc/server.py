@@ -1,0 +1,76 @@
+"""A voicemesh gRPC server: services, health, reflection, readiness line and graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from voicemesh.rpc.decoding import DecodeErrorInterceptor
+
+log = logging.getLogger(__name__)
+
+READY_PREFIX = "VOICEMESH_LISTENING"
+# Room for our own 1 MiB audio-chunk check to answer with a precise message before gRPC's limit does.
+MAX_MESSAGE_BYTES = 16 << 20
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+
+Register = Callable[[grpc.aio.Server], Sequence[str]]
+
+
+class ServiceHost:
+    """Owns one grpc.aio server and its health status."""
+
+    def __init__(self, register: Register, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[DecodeErrorInterceptor()])
+        self._names = list(register(self._server))
+        self._health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            [
+                *self._names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            self._server,
+        )
+        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        if not self.port:
+            raise OSError(f"cannot listen on {host}:{port}")
+        self.address = f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        await self._server.start()
+        await self._set_status(health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace_s: float) -> None:
+        # Not serving first, so balancers stop sending new work while in-flight calls finish.
+        await self._set_status(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._server.stop(grace_s)
+
+    async def _set_status(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for name in ["", *self._names]:
+            await self._health.set(name, status)
+
+
+async def serve_until_signalled(host: ServiceHost, grace_s: float) -> None:
+    """Start, announce the address on stdout, and stop gracefully on SIGINT or SIGTERM."""
+    await host.start()
+    print(f"{READY_PREFIX} {host.address}", flush=True)
+    log.info("serving on %s", host.address)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping (grace %.1fs)", grace_s)
+    await host.stop(grace_s)

@@ -1,0 +1,52 @@
+"""``python -m voicemesh.services.core``: the core server."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+
+from voicemesh.rpc.server import ServiceHost, serve_until_signalled
+from voicemesh.services.core.config import CoreSettings
+from voicemesh.services.core.engine import GenerationSettings, Responder
+from voicemesh.services.core.models import ChatModel, LlamaCppModel, OpenAICompatibleModel
+from voicemesh.services.core.servicer import CoreServicer
+from voicemesh.v1 import core_pb2, core_pb2_grpc
+
+
+def build_engine(settings: CoreSettings) -> Responder:
+    model: ChatModel
+    if settings.openai_base_url:
+        model = OpenAICompatibleModel(
+            settings.openai_base_url,
+            settings.openai_model,
+            settings.openai_api_key,
+            settings.openai_timeout_s,
+        )
+    else:
+        model = LlamaCppModel(
+            Path(settings.llm_path) if settings.llm_path else None,
+            context=settings.llm_context,
+            threads=settings.llm_threads,
+        )
+    generation = GenerationSettings(settings.system_prompt, settings.max_tokens, settings.temperature)
+    return Responder(model, generation)
+
+
+def build_host(settings: CoreSettings, engine: Responder) -> ServiceHost:
+    def register(server: grpc.aio.Server) -> Sequence[str]:
+        core_pb2_grpc.add_CoreServiceServicer_to_server(CoreServicer(engine), server)
+        return [core_pb2.DESCRIPTOR.services_by_name["CoreService"].full_name]
+
+    return ServiceHost(register, host=settings.host, port=settings.port)
+
+
+async def serve(settings: CoreSettings) -> None:
+    await serve_until_signalled(build_host(settings, build_engine(settings)), settings.grace_s)
+
+
+if __name__ == "__main__":
+    from voicemesh.services.main import run
+
+    run(CoreSettings, "core", serve)

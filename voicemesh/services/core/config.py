@@ -1,0 +1,34 @@
+"""Settings of the core process (env prefix VOICEMESH_CORE_, file table [core])."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from voicemesh.common.config import ServiceSettings
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are voicemesh, a helpful voice assistant. Your answers are spoken aloud, so reply in one to "
+    "three short, plain sentences, without lists, markdown or emoji."
+)
+
+
+class CoreSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VOICEMESH_CORE_", extra="forbid")
+    section = "core"
+
+    port: int = 50054
+    llm_path: str = Field(
+        "", description="GGUF file for the local tier; empty means the bundled SmolLM2-135M."
+    )
+    llm_context: int = Field(2048, ge=256, description="Context window of the local model, in tokens.")
+    llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 lets it choose.")
+    openai_base_url: str = Field(
+        "", description="An OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama …); set, it answers."
+    )
+    openai_model: str = Field("default", description="Model name to ask the endpoint for.")
+    openai_api_key: str = Field("", description="API key for the endpoint, if it wants one.")
+    openai_timeout_s: float = Field(60.0, gt=0, description="Timeout of one request to the endpoint.")
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Instructions given to the model.")
+    max_tokens: int = Field(160, ge=1, le=4096, description="Default reply length limit, in tokens.")
+    temperature: float = Field(0.3, ge=0, le=2, description="Sampling temperature.")

@@ -1,0 +1,92 @@
+"""The core: picks a model, streams the reply, marks sentences. No gRPC here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from voicemesh.common.errors import InvalidRequest
+from voicemesh.common.sentences import SentenceSplitter
+from voicemesh.services.core.models import ChatModel
+
+MAX_INPUT_CHARS = 8 * 1024
+
+
+@dataclass(frozen=True)
+class Route:
+    tier: str
+    model: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Sentence:
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    text: str
+    completion_tokens: int
+    finish_reason: str
+
+
+ReplyEvent = Route | TextDelta | Sentence | Done
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    system_prompt: str
+    max_tokens: int = 160
+    temperature: float = 0.3
+
+
+class Responder:
+    def __init__(self, model: ChatModel, settings: GenerationSettings) -> None:
+        self._model = model
+        self._settings = settings
+
+    def route(self) -> Route:
+        reason = "remote endpoint configured" if self._model.tier == "remote" else "embedded default"
+        return Route(self._model.tier, self._model.name, reason)
+
+    async def respond(self, text: str, max_tokens: int = 0) -> AsyncIterator[ReplyEvent]:
+        text = text.strip()
+        if not text:
+            raise InvalidRequest("text is empty; send what the user said")
+        if len(text) > MAX_INPUT_CHARS:
+            raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_INPUT_CHARS} limit")
+        if max_tokens < 0:
+            raise InvalidRequest(f"max_tokens {max_tokens} is negative; use 0 for the default")
+        yield self.route()
+        messages = [
+            {"role": "system", "content": self._settings.system_prompt},
+            {"role": "user", "content": text},
+        ]
+        splitter = SentenceSplitter()
+        parts: list[str] = []
+        sentences = tokens = 0
+        finish = "stop"
+        async for delta in self._model.stream(
+            messages, max_tokens or self._settings.max_tokens, self._settings.temperature
+        ):
+            if delta.finish_reason:
+                finish = delta.finish_reason
+            if not delta.text:
+                continue
+            tokens += 1
+            parts.append(delta.text)
+            yield TextDelta(delta.text)
+            for sentence in splitter.push(delta.text):
+                yield Sentence(sentences, sentence)
+                sentences += 1
+        for sentence in splitter.flush():
+            yield Sentence(sentences, sentence)
+            sentences += 1
+        yield Done("".join(parts).strip(), tokens, finish)

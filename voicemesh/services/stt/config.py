@@ -1,0 +1,25 @@
+"""Settings of the STT process (env prefix VOICEMESH_STT_, file table [stt])."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from voicemesh.common.config import ServiceSettings
+
+
+class SttSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VOICEMESH_STT_", extra="forbid")
+    section = "stt"
+
+    port: int = 50052
+    model: str = Field("", description="CTranslate2 Whisper model folder; empty means the bundled tiny.en.")
+    device: str = Field("cpu", description="'cpu' or 'cuda'.")
+    compute_type: str = Field("int8", description="CTranslate2 compute type: int8, int8_float16, float16 …")
+    cpu_threads: int = Field(0, ge=0, description="Threads per transcription; 0 lets CTranslate2 choose.")
+    beam_size: int = Field(1, ge=1, le=10, description="Beam width; 1 is greedy and fastest.")
+    language: str = Field("en", description="Default language; a stream's language_code overrides it.")
+    vad_threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability that starts speech.")
+    min_silence_ms: int = Field(500, ge=32, description="Silence that ends an utterance.")
+    speech_pad_ms: int = Field(200, ge=0, description="Audio kept around each utterance.")
+    max_utterance_s: float = Field(30.0, gt=1, description="Longest utterance before it is cut.")

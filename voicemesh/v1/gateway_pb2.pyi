@@ -1,0 +1,101 @@
+from voicemesh.v1 import audio_pb2 as _audio_pb2
+from voicemesh.v1 import core_pb2 as _core_pb2
+from voicemesh.v1 import speech_to_text_pb2 as _speech_to_text_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ReplyConfig(_message.Message):
+    __slots__ = ("synthesize_audio", "voice", "sample_rate_hz")
+    SYNTHESIZE_AUDIO_FIELD_NUMBER: _ClassVar[int]
+    VOICE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    synthesize_audio: bool
+    voice: str
+    sample_rate_hz: int
+    def __init__(self, synthesize_audio: _Optional[bool] = ..., voice: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ...) -> None: ...
+
+class ConverseConfig(_message.Message):
+    __slots__ = ("audio_format", "reply", "session_id", "request_id")
+    AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    audio_format: _audio_pb2.AudioFormat
+    reply: ReplyConfig
+    session_id: str
+    request_id: str
+    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ConverseRequest(_message.Message):
+    __slots__ = ("config", "audio_content")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_CONTENT_FIELD_NUMBER: _ClassVar[int]
+    config: ConverseConfig
+    audio_content: bytes
+    def __init__(self, config: _Optional[_Union[ConverseConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
+
+class ConverseResponse(_message.Message):
+    __slots__ = ("request_id", "turn_index", "speech_started", "transcript", "speech_ended", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_STARTED_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_ENDED_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TEXT_DELTA_FIELD_NUMBER: _ClassVar[int]
+    REPLY_SENTENCE_FIELD_NUMBER: _ClassVar[int]
+    REPLY_AUDIO_FIELD_NUMBER: _ClassVar[int]
+    TURN_DONE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    turn_index: int
+    speech_started: _speech_to_text_pb2.SpeechStarted
+    transcript: _speech_to_text_pb2.RecognitionResult
+    speech_ended: _speech_to_text_pb2.SpeechEnded
+    route: _core_pb2.RouteChosen
+    reply_text_delta: str
+    reply_sentence: _core_pb2.SentenceMark
+    reply_audio: _audio_pb2.SynthesizedAudio
+    turn_done: TurnDone
+    def __init__(self, request_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., speech_started: _Optional[_Union[_speech_to_text_pb2.SpeechStarted, _Mapping]] = ..., transcript: _Optional[_Union[_speech_to_text_pb2.RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[_speech_to_text_pb2.SpeechEnded, _Mapping]] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ...) -> None: ...
+
+class AskRequest(_message.Message):
+    __slots__ = ("text", "reply", "session_id", "request_id")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    reply: ReplyConfig
+    session_id: str
+    request_id: str
+    def __init__(self, text: _Optional[str] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class AskResponse(_message.Message):
+    __slots__ = ("request_id", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TEXT_DELTA_FIELD_NUMBER: _ClassVar[int]
+    REPLY_SENTENCE_FIELD_NUMBER: _ClassVar[int]
+    REPLY_AUDIO_FIELD_NUMBER: _ClassVar[int]
+    TURN_DONE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    route: _core_pb2.RouteChosen
+    reply_text_delta: str
+    reply_sentence: _core_pb2.SentenceMark
+    reply_audio: _audio_pb2.SynthesizedAudio
+    turn_done: TurnDone
+    def __init__(self, request_id: _Optional[str] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ...) -> None: ...
+
+class TurnDone(_message.Message):
+    __slots__ = ("transcript", "reply_text", "session_id")
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TEXT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    transcript: str
+    reply_text: str
+    session_id: str
+    def __init__(self, transcript: _Optional[str] = ..., reply_text: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...

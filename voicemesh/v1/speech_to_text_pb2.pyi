@@ -1,0 +1,86 @@
+from voicemesh.v1 import audio_pb2 as _audio_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RecognitionConfig(_message.Message):
+    __slots__ = ("audio_format", "language_code", "request_id")
+    AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    audio_format: _audio_pb2.AudioFormat
+    language_code: str
+    request_id: str
+    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., language_code: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class StreamingRecognizeRequest(_message.Message):
+    __slots__ = ("config", "audio_content")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_CONTENT_FIELD_NUMBER: _ClassVar[int]
+    config: RecognitionConfig
+    audio_content: bytes
+    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
+
+class StreamingRecognizeResponse(_message.Message):
+    __slots__ = ("request_id", "speech_started", "result", "speech_ended")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_STARTED_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_ENDED_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    speech_started: SpeechStarted
+    result: RecognitionResult
+    speech_ended: SpeechEnded
+    def __init__(self, request_id: _Optional[str] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., result: _Optional[_Union[RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[SpeechEnded, _Mapping]] = ...) -> None: ...
+
+class SpeechStarted(_message.Message):
+    __slots__ = ("audio_offset_s", "utterance_index")
+    AUDIO_OFFSET_S_FIELD_NUMBER: _ClassVar[int]
+    UTTERANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    audio_offset_s: float
+    utterance_index: int
+    def __init__(self, audio_offset_s: _Optional[float] = ..., utterance_index: _Optional[int] = ...) -> None: ...
+
+class SpeechEnded(_message.Message):
+    __slots__ = ("audio_offset_s", "utterance_index")
+    AUDIO_OFFSET_S_FIELD_NUMBER: _ClassVar[int]
+    UTTERANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    audio_offset_s: float
+    utterance_index: int
+    def __init__(self, audio_offset_s: _Optional[float] = ..., utterance_index: _Optional[int] = ...) -> None: ...
+
+class WordInfo(_message.Message):
+    __slots__ = ("word", "start_s", "end_s", "confidence")
+    WORD_FIELD_NUMBER: _ClassVar[int]
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    word: str
+    start_s: float
+    end_s: float
+    confidence: float
+    def __init__(self, word: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
+
+class RecognitionResult(_message.Message):
+    __slots__ = ("transcript", "is_final", "stability", "confidence", "words", "utterance_index", "audio_start_s", "audio_end_s")
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    IS_FINAL_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    UTTERANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_START_S_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_END_S_FIELD_NUMBER: _ClassVar[int]
+    transcript: str
+    is_final: bool
+    stability: float
+    confidence: float
+    words: _containers.RepeatedCompositeFieldContainer[WordInfo]
+    utterance_index: int
+    audio_start_s: float
+    audio_end_s: float
+    def __init__(self, transcript: _Optional[str] = ..., is_final: _Optional[bool] = ..., stability: _Optional[float] = ..., confidence: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., utterance_index: _Optional[int] = ..., audio_start_s: _Optional[float] = ..., audio_end_s: _Optional[float] = ...) -> None: ...
