@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import grpc
-
 from voicemesh.gateway.config import GatewaySettings
 from voicemesh.gateway.downstream import Downstream
 from voicemesh.gateway.servicer import GatewayServicer
-from voicemesh.rpc.server import ServiceHost, serve_until_signalled
+from voicemesh.rpc.server import ServiceHost, serve_until_signalled, single_service_host
 from voicemesh.v1 import gateway_pb2, gateway_pb2_grpc
 
 
 def build_host(settings: GatewaySettings, downstream: Downstream) -> ServiceHost:
-    def register(server: grpc.aio.Server) -> Sequence[str]:
-        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(downstream), server)
-        return [gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name]
-
-    return ServiceHost(register, host=settings.host, port=settings.port)
+    return single_service_host(
+        gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
+        GatewayServicer(downstream),
+        gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
+        host=settings.host,
+        port=settings.port,
+    )
 
 
 async def serve(settings: GatewaySettings) -> None:

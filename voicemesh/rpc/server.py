@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -60,6 +61,23 @@ class ServiceHost:
     async def _set_status(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for name in ["", *self._names]:
             await self._health.set(name, status)
+
+
+def single_service_host(
+    add_to_server: Callable[[Any, grpc.aio.Server], None],
+    servicer: object,
+    service_name: str,
+    *,
+    host: str,
+    port: int,
+) -> ServiceHost:
+    """The usual case: one voicemesh service (plus health and reflection) on one port."""
+
+    def register(server: grpc.aio.Server) -> Sequence[str]:
+        add_to_server(servicer, server)
+        return [service_name]
+
+    return ServiceHost(register, host=host, port=port)
 
 
 async def serve_until_signalled(host: ServiceHost, grace_s: float) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-
-from voicemesh.rpc.server import ServiceHost, serve_until_signalled
+from voicemesh.rpc.server import ServiceHost, serve_until_signalled, single_service_host
 from voicemesh.services.core.config import CoreSettings
 from voicemesh.services.core.engine import GenerationSettings, Responder
 from voicemesh.services.core.models import ChatModel, LlamaCppModel, OpenAICompatibleModel
@@ -35,11 +32,13 @@ def build_engine(settings: CoreSettings) -> Responder:
 
 
 def build_host(settings: CoreSettings, engine: Responder) -> ServiceHost:
-    def register(server: grpc.aio.Server) -> Sequence[str]:
-        core_pb2_grpc.add_CoreServiceServicer_to_server(CoreServicer(engine), server)
-        return [core_pb2.DESCRIPTOR.services_by_name["CoreService"].full_name]
-
-    return ServiceHost(register, host=settings.host, port=settings.port)
+    return single_service_host(
+        core_pb2_grpc.add_CoreServiceServicer_to_server,
+        CoreServicer(engine),
+        core_pb2.DESCRIPTOR.services_by_name["CoreService"].full_name,
+        host=settings.host,
+        port=settings.port,
+    )
 
 
 async def serve(settings: CoreSettings) -> None:

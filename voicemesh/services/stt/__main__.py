@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import grpc
-
-from voicemesh.rpc.server import ServiceHost, serve_until_signalled
+from voicemesh.rpc.server import ServiceHost, serve_until_signalled, single_service_host
 from voicemesh.services.stt.config import SttSettings
 from voicemesh.services.stt.engine import SpeechRecognizer
 from voicemesh.services.stt.recognizer import WhisperRecognizer
@@ -36,13 +32,13 @@ def build_engine(settings: SttSettings) -> SpeechRecognizer:
 
 
 def build_host(settings: SttSettings, engine: SpeechRecognizer) -> ServiceHost:
-    def register(server: grpc.aio.Server) -> Sequence[str]:
-        speech_to_text_pb2_grpc.add_SpeechToTextServiceServicer_to_server(
-            SpeechToTextServicer(engine), server
-        )
-        return [speech_to_text_pb2.DESCRIPTOR.services_by_name["SpeechToTextService"].full_name]
-
-    return ServiceHost(register, host=settings.host, port=settings.port)
+    return single_service_host(
+        speech_to_text_pb2_grpc.add_SpeechToTextServiceServicer_to_server,
+        SpeechToTextServicer(engine),
+        speech_to_text_pb2.DESCRIPTOR.services_by_name["SpeechToTextService"].full_name,
+        host=settings.host,
+        port=settings.port,
+    )
 
 
 async def serve(settings: SttSettings) -> None:

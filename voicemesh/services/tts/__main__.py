@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-
-from voicemesh.rpc.server import ServiceHost, serve_until_signalled
+from voicemesh.rpc.server import ServiceHost, serve_until_signalled, single_service_host
 from voicemesh.services.tts.config import TtsSettings
 from voicemesh.services.tts.engine import Synthesizer, bundled_voice
 from voicemesh.services.tts.servicer import TextToSpeechServicer
@@ -21,13 +18,13 @@ def build_engine(settings: TtsSettings) -> Synthesizer:
 
 
 def build_host(settings: TtsSettings, engine: Synthesizer) -> ServiceHost:
-    def register(server: grpc.aio.Server) -> Sequence[str]:
-        text_to_speech_pb2_grpc.add_TextToSpeechServiceServicer_to_server(
-            TextToSpeechServicer(engine), server
-        )
-        return [text_to_speech_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name]
-
-    return ServiceHost(register, host=settings.host, port=settings.port)
+    return single_service_host(
+        text_to_speech_pb2_grpc.add_TextToSpeechServiceServicer_to_server,
+        TextToSpeechServicer(engine),
+        text_to_speech_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name,
+        host=settings.host,
+        port=settings.port,
+    )
 
 
 async def serve(settings: TtsSettings) -> None:
