@@ -21,7 +21,6 @@ class BlockingPool:
     """A fixed number of threads for blocking model work."""
 
     def __init__(self, workers: int, name: str) -> None:
-        self.workers = workers
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:

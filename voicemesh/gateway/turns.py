@@ -42,7 +42,8 @@ async def run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> None
                     if kind == "route":
                         await emit({"route": response.route})
                     elif kind == "text_delta":
-                        await to_tts.put(response.text_delta)
+                        if turn.reply.synthesize_audio:
+                            await to_tts.put(response.text_delta)
                         await emit({"reply_text_delta": response.text_delta})
                     elif kind == "sentence":
                         await emit({"reply_sentence": response.sentence})
