@@ -105,6 +105,97 @@ async def ask(args: argparse.Namespace) -> int:
     return 0
 
 
+async def listen(args: argparse.Namespace) -> int:
+    from voicemesh.clients.edge import (
+        CommandFailed,
+        CommandSent,
+        Edge,
+        EdgeModels,
+        EdgeSettings,
+        GatewayEvent,
+        NoMicrophone,
+        Speaker,
+        WakeHeard,
+        file_audio,
+        microphone,
+    )
+
+    overrides: dict[str, Any] = {}
+    if args.wake_word is not None:
+        overrides["wake_words"] = [w for w in args.wake_word if w]
+    if args.threshold is not None:
+        overrides["wake_threshold"] = args.threshold
+    settings = EdgeSettings.load(**overrides)
+    if args.file is not None:
+        try:
+            wav = read_wav(args.file)
+        except (OSError, EOFError, InvalidAudio) as exc:
+            print(f"voicemesh: cannot read {args.file}: {exc}", file=sys.stderr)
+            return 2
+        rate, channels = wav.sample_rate_hz, wav.channels
+        source = file_audio(args.file, realtime=not args.fast)
+    else:
+        rate, channels = 16_000, 1
+        source = microphone(sample_rate_hz=rate)
+
+    printer = Printer(args.json)
+    replies: dict[int, bytearray] = {}
+    speaker = None
+    if args.file is None and not args.quiet:
+        try:
+            speaker = Speaker()
+        except NoMicrophone as exc:
+            print(f"voicemesh: {exc}; replies will not be played", file=sys.stderr)
+    if args.save_dir is not None:
+        args.save_dir.mkdir(parents=True, exist_ok=True)
+    speak = speaker is not None or args.save_dir is not None
+    async with AsyncClient(args.target) as client:
+        edge = Edge(client, EdgeModels(settings), speak=speak, voice=args.voice)
+        if not args.json:
+            words = ", ".join(settings.wake_words) or "any speech (no wake word)"
+            print(f"listening for {words}", flush=True)
+        try:
+            async for event in edge.listen(source, sample_rate_hz=rate, channels=channels):
+                if isinstance(event, GatewayEvent):
+                    response = event.response
+                    if response.WhichOneof("event") == "reply_audio":
+                        chunk = response.reply_audio
+                        printer.rate = chunk.sample_rate_hz
+                        if speaker is not None:
+                            speaker.say(chunk.audio_content, chunk.sample_rate_hz)
+                        if args.save_dir is not None:
+                            replies.setdefault(event.command, bytearray()).extend(chunk.audio_content)
+                    printer(response)
+                    continue
+                if args.json:
+                    print(json.dumps({"edge": type(event).__name__, **_plain(event)}), flush=True)
+                elif isinstance(event, WakeHeard):
+                    print(f"[{event.offset_s:6.2f}s] wake: {event.model} ({event.score:.2f})", flush=True)
+                elif isinstance(event, CommandSent):
+                    length = event.end_s - event.start_s
+                    print(f"[{event.end_s:6.2f}s] sent {length:.1f} s of audio ({event.reason})", flush=True)
+                elif isinstance(event, CommandFailed):
+                    print(
+                        f"voicemesh: command {event.command}: {event.code.name}: {event.details}",
+                        file=sys.stderr,
+                    )
+        except NoMicrophone as exc:
+            print(f"voicemesh: {exc}", file=sys.stderr)
+            return 2
+        if speaker is not None:
+            await speaker.drain()
+    for command, audio in sorted(replies.items()):
+        path = args.save_dir / f"reply-{command}.wav"
+        write_wav(path, WavAudio(bytes(audio), printer.rate))
+        if not args.json:
+            print(f"reply audio: {path} ({len(audio) / 2 / printer.rate:.1f} s)", flush=True)
+    return 0
+
+
+def _plain(event: object) -> dict[str, Any]:
+    return {k: (v.name if isinstance(v, grpc.StatusCode) else v) for k, v in vars(event).items()}
+
+
 def serve(args: argparse.Namespace) -> int:
     import runpy
 
@@ -156,6 +247,25 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object per event")
         p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
         p.set_defaults(run=talk if name == "talk" else ask)
+
+    p = commands.add_parser(
+        "listen", help="listen for the wake word on the microphone (or a WAV file) and converse"
+    )
+    p.add_argument("--file", type=Path, help="play this WAV through the edge at real-time pace instead")
+    p.add_argument("--fast", action="store_true", help="with --file: do not wait for real time")
+    p.add_argument(
+        "--wake-word",
+        action="append",
+        metavar="NAME|PATH",
+        help="bundled model name or custom .onnx (repeatable; give '' for none: any speech opens)",
+    )
+    p.add_argument("--threshold", type=float, help="wake word score that fires (0-1)")
+    p.add_argument("--save-dir", type=Path, help="ask for spoken replies and write them here as WAV")
+    p.add_argument("--quiet", action="store_true", help="with the microphone: do not play replies")
+    p.add_argument("--voice", default="", help="TTS voice (default: the server's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per event")
+    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    p.set_defaults(run=listen)
     return root
 
 

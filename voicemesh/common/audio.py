@@ -71,7 +71,8 @@ def pcm16_to_float(chunk: bytes) -> np.ndarray:
 
 
 def float_to_pcm16(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    # The exact inverse of pcm16_to_float, so 16-bit audio survives the float round trip unchanged.
+    return np.clip(np.rint(samples * 32768.0), -32768, 32767).astype("<i2").tobytes()
 
 
 class PcmNormalizer:

@@ -17,24 +17,17 @@ from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSett
 
 from voicemesh.common.errors import InvalidRequest
 
-S = TypeVar("S", bound="ServiceSettings")
+S = TypeVar("S", bound="Settings")
 
 
 class ConfigError(InvalidRequest):
     """A setting is invalid; the message names it."""
 
 
-class ServiceSettings(BaseSettings):
-    """Settings every voicemesh server has."""
+class Settings(BaseSettings):
+    """Environment over the file's ``[section]`` table over defaults."""
 
     section: ClassVar[str] = ""
-
-    host: str = Field("127.0.0.1", description="Address to listen on.")
-    port: int = Field(0, ge=0, le=65535, description="Port to listen on; 0 picks a free one.")
-    workers: int = Field(2, ge=1, le=64, description="Concurrent model calls (the blocking pool's size).")
-    grace_s: float = Field(5.0, ge=0, description="Seconds to finish in-flight calls on shutdown.")
-    log_format: str = Field("text", pattern="^(text|json)$", description="'text' or 'json' logs.")
-    log_level: str = Field("INFO", description="Python logging level.")
 
     @classmethod
     def settings_customise_sources(
@@ -59,6 +52,17 @@ class ServiceSettings(BaseSettings):
                 for err in exc.errors()
             )
             raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+class ServiceSettings(Settings):
+    """Settings every voicemesh server has."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(0, ge=0, le=65535, description="Port to listen on; 0 picks a free one.")
+    workers: int = Field(2, ge=1, le=64, description="Concurrent model calls (the blocking pool's size).")
+    grace_s: float = Field(5.0, ge=0, description="Seconds to finish in-flight calls on shutdown.")
+    log_format: str = Field("text", pattern="^(text|json)$", description="'text' or 'json' logs.")
+    log_level: str = Field("INFO", description="Python logging level.")
 
 
 def _file_section(section: str) -> dict[str, Any]:

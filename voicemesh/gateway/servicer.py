@@ -61,6 +61,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
         async def stt_requests() -> AsyncIterator[stt_pb2.StreamingRecognizeRequest]:
             recognition = stt_pb2.RecognitionConfig(audio_format=config.audio_format, request_id=request_id)
+            if config.HasField("wake_word"):
+                recognition.wake_word.CopyFrom(config.wake_word)
             yield stt_pb2.StreamingRecognizeRequest(config=recognition)
             while (chunk := await forward.get()) is not None:
                 yield stt_pb2.StreamingRecognizeRequest(audio_content=chunk)
@@ -76,14 +78,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                     async with relayed("stt"):
                         async for response in self._downstream.stt.StreamingRecognize(stt_requests()):
                             kind = response.WhichOneof("event")
-                            if kind == "speech_started":
-                                await send(
-                                    response.speech_started.utterance_index, {kind: response.speech_started}
-                                )
-                            elif kind == "speech_ended":
-                                await send(
-                                    response.speech_ended.utterance_index, {kind: response.speech_ended}
-                                )
+                            if kind in ("speech_started", "speech_ended", "wake_word"):
+                                event = getattr(response, kind)
+                                await send(event.utterance_index, {kind: event})
                             elif kind == "result":
                                 result = response.result
                                 await send(result.utterance_index, {"transcript": result})

@@ -19,16 +19,18 @@ class ReplyConfig(_message.Message):
     def __init__(self, synthesize_audio: _Optional[bool] = ..., voice: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ...) -> None: ...
 
 class ConverseConfig(_message.Message):
-    __slots__ = ("audio_format", "reply", "session_id", "request_id")
+    __slots__ = ("audio_format", "reply", "session_id", "request_id", "wake_word")
     AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WAKE_WORD_FIELD_NUMBER: _ClassVar[int]
     audio_format: _audio_pb2.AudioFormat
     reply: ReplyConfig
     session_id: str
     request_id: str
-    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    wake_word: _speech_to_text_pb2.WakeWordConfig
+    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordConfig, _Mapping]] = ...) -> None: ...
 
 class ConverseRequest(_message.Message):
     __slots__ = ("config", "audio_content")
@@ -39,7 +41,7 @@ class ConverseRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[ConverseConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
 
 class ConverseResponse(_message.Message):
-    __slots__ = ("request_id", "turn_index", "speech_started", "transcript", "speech_ended", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done")
+    __slots__ = ("request_id", "turn_index", "speech_started", "transcript", "speech_ended", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done", "wake_word")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
     SPEECH_STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +52,7 @@ class ConverseResponse(_message.Message):
     REPLY_SENTENCE_FIELD_NUMBER: _ClassVar[int]
     REPLY_AUDIO_FIELD_NUMBER: _ClassVar[int]
     TURN_DONE_FIELD_NUMBER: _ClassVar[int]
+    WAKE_WORD_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     turn_index: int
     speech_started: _speech_to_text_pb2.SpeechStarted
@@ -60,7 +63,8 @@ class ConverseResponse(_message.Message):
     reply_sentence: _core_pb2.SentenceMark
     reply_audio: _audio_pb2.SynthesizedAudio
     turn_done: TurnDone
-    def __init__(self, request_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., speech_started: _Optional[_Union[_speech_to_text_pb2.SpeechStarted, _Mapping]] = ..., transcript: _Optional[_Union[_speech_to_text_pb2.RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[_speech_to_text_pb2.SpeechEnded, _Mapping]] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ...) -> None: ...
+    wake_word: _speech_to_text_pb2.WakeWordDetected
+    def __init__(self, request_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., speech_started: _Optional[_Union[_speech_to_text_pb2.SpeechStarted, _Mapping]] = ..., transcript: _Optional[_Union[_speech_to_text_pb2.RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[_speech_to_text_pb2.SpeechEnded, _Mapping]] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordDetected, _Mapping]] = ...) -> None: ...
 
 class AskRequest(_message.Message):
     __slots__ = ("text", "reply", "session_id", "request_id")

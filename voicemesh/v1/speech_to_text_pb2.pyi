@@ -8,14 +8,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecognitionConfig(_message.Message):
-    __slots__ = ("audio_format", "language_code", "request_id")
+    __slots__ = ("audio_format", "language_code", "request_id", "wake_word")
     AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WAKE_WORD_FIELD_NUMBER: _ClassVar[int]
     audio_format: _audio_pb2.AudioFormat
     language_code: str
     request_id: str
-    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., language_code: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    wake_word: WakeWordConfig
+    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., language_code: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[WakeWordConfig, _Mapping]] = ...) -> None: ...
+
+class WakeWordConfig(_message.Message):
+    __slots__ = ("models", "threshold")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedScalarFieldContainer[str]
+    threshold: float
+    def __init__(self, models: _Optional[_Iterable[str]] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class StreamingRecognizeRequest(_message.Message):
     __slots__ = ("config", "audio_content")
@@ -26,16 +36,30 @@ class StreamingRecognizeRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
 
 class StreamingRecognizeResponse(_message.Message):
-    __slots__ = ("request_id", "speech_started", "result", "speech_ended")
+    __slots__ = ("request_id", "speech_started", "result", "speech_ended", "wake_word")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SPEECH_STARTED_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_ENDED_FIELD_NUMBER: _ClassVar[int]
+    WAKE_WORD_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     speech_started: SpeechStarted
     result: RecognitionResult
     speech_ended: SpeechEnded
-    def __init__(self, request_id: _Optional[str] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., result: _Optional[_Union[RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[SpeechEnded, _Mapping]] = ...) -> None: ...
+    wake_word: WakeWordDetected
+    def __init__(self, request_id: _Optional[str] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., result: _Optional[_Union[RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[SpeechEnded, _Mapping]] = ..., wake_word: _Optional[_Union[WakeWordDetected, _Mapping]] = ...) -> None: ...
+
+class WakeWordDetected(_message.Message):
+    __slots__ = ("model", "score", "audio_offset_s", "utterance_index")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_OFFSET_S_FIELD_NUMBER: _ClassVar[int]
+    UTTERANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    score: float
+    audio_offset_s: float
+    utterance_index: int
+    def __init__(self, model: _Optional[str] = ..., score: _Optional[float] = ..., audio_offset_s: _Optional[float] = ..., utterance_index: _Optional[int] = ...) -> None: ...
 
 class SpeechStarted(_message.Message):
     __slots__ = ("audio_offset_s", "utterance_index")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from voicemesh.listening.segmenter import SegmenterConfig
+from voicemesh.listening.vad import SileroVad
+from voicemesh.listening.wakeword import WakeWordModels
 from voicemesh.rpc.server import ServiceHost, serve_until_signalled, single_service_host
 from voicemesh.services.stt.config import SttSettings
 from voicemesh.services.stt.engine import SpeechRecognizer
 from voicemesh.services.stt.recognizer import WhisperRecognizer
-from voicemesh.services.stt.segmenter import SegmenterConfig
 from voicemesh.services.stt.servicer import SpeechToTextServicer
-from voicemesh.services.stt.vad import SileroVad
 from voicemesh.v1 import speech_to_text_pb2, speech_to_text_pb2_grpc
 
 
@@ -28,7 +29,14 @@ def build_engine(settings: SttSettings) -> SpeechRecognizer:
         speech_pad_ms=settings.speech_pad_ms,
         max_utterance_s=settings.max_utterance_s,
     )
-    return SpeechRecognizer(recognizer, SileroVad(), workers=settings.workers, segmenter=segmenter)
+    return SpeechRecognizer(
+        recognizer,
+        SileroVad(),
+        workers=settings.workers,
+        segmenter=segmenter,
+        wake_words=WakeWordModels(settings.wake_words) if settings.wake_words else None,
+        wake_threshold=settings.wake_threshold,
+    )
 
 
 def build_host(settings: SttSettings, engine: SpeechRecognizer) -> ServiceHost:

@@ -23,3 +23,9 @@ class SttSettings(ServiceSettings):
     min_silence_ms: int = Field(500, ge=32, description="Silence that ends an utterance.")
     speech_pad_ms: int = Field(200, ge=0, description="Audio kept around each utterance.")
     max_utterance_s: float = Field(30.0, gt=1, description="Longest utterance before it is cut.")
+    wake_words: list[str] = Field(
+        ["hey_jarvis", "alexa", "hey_mycroft", "hey_rhasspy"],
+        description="Wake word models streams may ask for: bundled names or .onnx paths; the first is "
+        "the default. Empty turns server-side wake words off.",
+    )
+    wake_threshold: float = Field(0.5, gt=0, lt=1, description="Default wake word detection score.")

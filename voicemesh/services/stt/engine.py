@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from voicemesh.common.audio import PcmFormat, PcmNormalizer
+import numpy as np
+
+from voicemesh.common.audio import MODEL_RATE_HZ, PcmFormat, PcmNormalizer
 from voicemesh.common.blocking import BlockingPool
+from voicemesh.common.errors import InvalidRequest
+from voicemesh.listening.gate import Gate, GateConfig, GateEvent, Opened
+from voicemesh.listening.segmenter import Segmenter, SegmenterConfig, SpeechStart, Utterance
+from voicemesh.listening.vad import SileroVad
+from voicemesh.listening.wakeword import WakeWordModels
 from voicemesh.services.stt.recognizer import Transcript, WhisperRecognizer
-from voicemesh.services.stt.segmenter import Segmenter, SegmenterConfig, SpeechStart, Utterance
-from voicemesh.services.stt.vad import SileroVad
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +41,23 @@ class SpeechEnded:
     offset_s: float
 
 
-RecognitionEvent = SpeechStarted | FinalTranscript | SpeechEnded
+@dataclass(frozen=True)
+class WakeWordHeard:
+    index: int  # of the utterance it opens
+    model: str
+    score: float
+    offset_s: float
+
+
+@dataclass(frozen=True)
+class WakeOptions:
+    """A stream's request to hear a wake word before anything is transcribed."""
+
+    models: tuple[str, ...] = ()  # empty: the process's first model
+    threshold: float = 0.0  # 0: the process's default
+
+
+RecognitionEvent = SpeechStarted | FinalTranscript | SpeechEnded | WakeWordHeard
 
 
 class SpeechRecognizer:
@@ -49,30 +70,53 @@ class SpeechRecognizer:
         *,
         workers: int,
         segmenter: SegmenterConfig | None = None,
+        wake_words: WakeWordModels | None = None,
+        wake_threshold: float = 0.5,
     ) -> None:
         self._recognizer = recognizer
         self._vad = vad
         self._segmenter_config = segmenter or SegmenterConfig()
+        self._wake_words = wake_words
+        self._wake_threshold = wake_threshold
         self._whisper_pool = BlockingPool(workers, "whisper")
         # VAD frames are short; their own pool keeps them flowing while Whisper is busy.
         self._vad_pool = BlockingPool(max(2, workers), "vad")
 
+    def _listener(self, wake: WakeOptions | None) -> Segmenter | Gate:
+        """A plain segmenter, or a gate that opens on the wake word (checked before any audio)."""
+        if wake is None:
+            return Segmenter(self._vad.stream(), self._segmenter_config)
+        if self._wake_words is None:
+            raise InvalidRequest("this STT service has no wake word models loaded; leave wake_word unset")
+        models = wake.models or self._wake_words.names[:1]
+        stream = self._wake_words.stream(wake.threshold or self._wake_threshold, models)
+        return Gate(self._vad, stream, GateConfig(segmenter=self._segmenter_config))
+
     async def recognize(
-        self, fmt: PcmFormat, chunks: AsyncIterable[bytes], language: str | None = None
+        self,
+        fmt: PcmFormat,
+        chunks: AsyncIterable[bytes],
+        language: str | None = None,
+        wake: WakeOptions | None = None,
     ) -> AsyncIterator[RecognitionEvent]:
-        """Segment the stream while earlier utterances are transcribed, and yield events in order."""
+        """Segment the stream while earlier utterances are transcribed, and yield events in order.
+
+        With ``wake``, audio is dropped until the wake word is heard; only the utterance after it
+        is transcribed, and then the stream listens for the wake word again.
+        """
         normalizer = PcmNormalizer(fmt)
-        segmenter = Segmenter(self._vad.stream(), self._segmenter_config)
+        listener = self._listener(wake)
+        push: Callable[[np.ndarray], Sequence[GateEvent]] = listener.push
         events: asyncio.Queue[RecognitionEvent | BaseException | None] = asyncio.Queue()
         utterances: asyncio.Queue[Utterance | None] = asyncio.Queue()
 
         async def segment() -> None:
             async for chunk in chunks:
                 samples = normalizer.push(chunk)
-                for event in await self._vad_pool.run(segmenter.push, samples):
+                for event in await self._vad_pool.run(push, samples):
                     await self._route(event, events, utterances)
             tail = normalizer.flush()
-            for event in [*await self._vad_pool.run(segmenter.push, tail), *segmenter.flush()]:
+            for event in [*await self._vad_pool.run(push, tail), *listener.flush()]:
                 await self._route(event, events, utterances)
             await utterances.put(None)
 
@@ -107,14 +151,20 @@ class SpeechRecognizer:
 
     @staticmethod
     async def _route(
-        event: SpeechStart | Utterance,
+        event: GateEvent,
         events: asyncio.Queue[RecognitionEvent | BaseException | None],
         utterances: asyncio.Queue[Utterance | None],
     ) -> None:
         if isinstance(event, SpeechStart):
             await events.put(SpeechStarted(event.index, event.offset_s))
-        else:
+        elif isinstance(event, Utterance):
             await utterances.put(event)
+        elif isinstance(event, Opened) and event.wake is not None:
+            await events.put(
+                WakeWordHeard(
+                    event.index, event.wake.model, event.wake.score, event.start_sample / MODEL_RATE_HZ
+                )
+            )
 
     def close(self) -> None:
         self._whisper_pool.shutdown()

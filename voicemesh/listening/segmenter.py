@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voicemesh.common.audio import MODEL_RATE_HZ
-from voicemesh.services.stt.vad import FRAME_SAMPLES, VadStream
+from voicemesh.listening.vad import FRAME_SAMPLES, VadStream
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,17 @@ class Utterance:
     audio: np.ndarray
     start_s: float
     end_s: float
+    closed_at: int  # stream position where the segmenter decided it was over
 
 
 SegmentEvent = SpeechStart | Utterance
 
 
 class Segmenter:
-    def __init__(self, vad: VadStream, config: SegmenterConfig | None = None) -> None:
+    def __init__(
+        self, vad: VadStream, config: SegmenterConfig | None = None, *, origin: int = 0, first_index: int = 0
+    ) -> None:
+        """``origin`` is the stream position of the first sample pushed, so offsets stay absolute."""
         self._vad = vad
         self._config = cfg = config or SegmenterConfig()
         self._pad = int(cfg.speech_pad_ms * MODEL_RATE_HZ / 1000)
@@ -56,9 +60,9 @@ class Segmenter:
         self._speech_samples = 0
         self._in_speech = False
         self._silent_frames = 0
-        self._consumed = 0  # samples the VAD has seen
-        self._start_sample = 0
-        self._count = 0
+        self._consumed = origin  # stream position of the next frame the VAD sees
+        self._start_sample = origin
+        self._count = first_index
 
     def push(self, samples: np.ndarray) -> list[SegmentEvent]:
         events: list[SegmentEvent] = []
@@ -73,6 +77,7 @@ class Segmenter:
         """End of stream: finish an utterance in progress."""
         if self._in_speech:
             if self._pending.size:
+                self._consumed += self._pending.size
                 self._append(self._pending)
             self._pending = np.zeros(0, dtype=np.float32)
             return self._finish()
@@ -91,9 +96,8 @@ class Segmenter:
                 self._append(self._preroll)
                 self._append(frame)
                 return [SpeechStart(self._count, self._start_sample / MODEL_RATE_HZ)]
-            self._preroll = (
-                np.concatenate([self._preroll, frame])[-self._pad :] if self._pad else self._preroll
-            )
+            if self._pad:
+                self._preroll = np.concatenate([self._preroll, frame])[-self._pad :]
             return []
         self._append(frame)
         self._silent_frames = self._silent_frames + 1 if prob < cfg.threshold - 0.15 else 0
@@ -119,4 +123,4 @@ class Segmenter:
         index = self._count
         self._count += 1
         start = self._start_sample / MODEL_RATE_HZ
-        return [Utterance(index, audio, start, start + audio.size / MODEL_RATE_HZ)]
+        return [Utterance(index, audio, start, start + audio.size / MODEL_RATE_HZ, self._consumed)]
