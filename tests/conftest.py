@@ -16,7 +16,7 @@ import pytest
 import soxr
 from piper import PiperVoice
 
-from voicemesh.common.audio import float_to_pcm16
+from voicemesh.common.audio import float_to_pcm16, pcm16_to_float
 from voicemesh.rpc.server import ServiceHost
 from voicemesh.services.stt.__main__ import build_engine as build_stt
 from voicemesh.services.stt.__main__ import build_host as stt_host
@@ -123,3 +123,57 @@ def mesh() -> Iterator[RunningMesh]:
     rest, _ = process.communicate(timeout=60)
     assert "voicemesh: stopped" in rest
     assert process.returncode == 0
+
+
+@dataclass(frozen=True)
+class WakeRecording:
+    """Speech, then "Hey Jarvis, what time is it?", then more speech: 16 kHz mono, with its bounds."""
+
+    audio: np.ndarray
+    before_end: int  # last sample of the speech before the wake phrase
+    wake_end: int  # where "Hey Jarvis," ends
+    command: str
+    command_end: int
+    after_start: int  # first sample of the speech after the command
+
+    @property
+    def pcm(self) -> bytes:
+        return float_to_pcm16(self.audio)
+
+    def seconds(self, sample: int) -> float:
+        return sample / 16_000
+
+
+def piper_16k(voice: PiperVoice, text: str) -> np.ndarray:
+    """Piper speech at 16 kHz with its leading and trailing silence trimmed, so bounds are exact."""
+    audio = np.concatenate([c.audio_float_array for c in voice.synthesize(text)])
+    audio = np.asarray(soxr.resample(audio, voice.config.sample_rate, 16_000), dtype=np.float32)
+    loud = np.nonzero(np.abs(audio) > 0.01)[0]
+    return audio[loud[0] : loud[-1] + 1]
+
+
+@pytest.fixture(scope="session")
+def wake_recording(piper_voice: PiperVoice) -> WakeRecording:
+    def silence(seconds: float) -> np.ndarray:
+        return np.zeros(int(seconds * 16_000), dtype=np.float32)
+
+    parts = [
+        silence(1.0),
+        piper_16k(piper_voice, "The weather was lovely yesterday, so we walked to the park."),
+        silence(1.0),
+        piper_16k(piper_voice, "Hey Jarvis,"),
+        silence(0.15),
+        piper_16k(piper_voice, "what time is it?"),
+        silence(1.5),
+        piper_16k(piper_voice, "I think the meeting starts at noon anyway."),
+        silence(1.0),
+    ]
+    ends = np.cumsum([p.size for p in parts])
+    return WakeRecording(
+        audio=pcm16_to_float(float_to_pcm16(np.concatenate(parts))),  # exactly what a WAV would hold
+        before_end=int(ends[1]),
+        wake_end=int(ends[3]),
+        command="what time is it",
+        command_end=int(ends[5]),
+        after_start=int(ends[6]),
+    )

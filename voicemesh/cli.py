@@ -106,84 +106,56 @@ async def ask(args: argparse.Namespace) -> int:
 
 
 async def listen(args: argparse.Namespace) -> int:
-    from voicemesh.clients.edge import (
-        CommandFailed,
-        CommandSent,
-        Edge,
-        EdgeModels,
-        EdgeSettings,
-        GatewayEvent,
-        NoMicrophone,
-        Speaker,
-        WakeHeard,
-        file_audio,
-        microphone,
-    )
+    from voicemesh.clients import edge
 
     overrides: dict[str, Any] = {}
     if args.wake_word is not None:
         overrides["wake_words"] = [w for w in args.wake_word if w]
     if args.threshold is not None:
         overrides["wake_threshold"] = args.threshold
-    settings = EdgeSettings.load(**overrides)
-    if args.file is not None:
-        try:
+    settings = edge.EdgeSettings.load(**overrides)
+    try:
+        if args.file is not None:
             wav = read_wav(args.file)
-        except (OSError, EOFError, InvalidAudio) as exc:
-            print(f"voicemesh: cannot read {args.file}: {exc}", file=sys.stderr)
-            return 2
-        rate, channels = wav.sample_rate_hz, wav.channels
-        source = file_audio(args.file, realtime=not args.fast)
-    else:
-        rate, channels = 16_000, 1
-        source = microphone(sample_rate_hz=rate)
+            rate, channels = wav.sample_rate_hz, wav.channels
+            source = edge.file_audio(args.file, realtime=not args.fast)
+        else:
+            rate, channels = 16_000, 1
+            source = edge.microphone(sample_rate_hz=rate)
+    except (OSError, EOFError, InvalidAudio, edge.NoMicrophone) as exc:
+        print(f"voicemesh: {exc}", file=sys.stderr)
+        return 2
 
-    printer = Printer(args.json)
-    replies: dict[int, bytearray] = {}
     speaker = None
     if args.file is None and not args.quiet:
         try:
-            speaker = Speaker()
-        except NoMicrophone as exc:
+            speaker = edge.Speaker()
+        except edge.NoMicrophone as exc:
             print(f"voicemesh: {exc}; replies will not be played", file=sys.stderr)
     if args.save_dir is not None:
         args.save_dir.mkdir(parents=True, exist_ok=True)
-    speak = speaker is not None or args.save_dir is not None
+    printer = Printer(args.json)
+    replies: dict[int, bytearray] = {}
+    if not args.json:
+        print(f"listening for {', '.join(settings.wake_words) or 'any speech'}", flush=True)
+
     async with AsyncClient(args.target) as client:
-        edge = Edge(client, EdgeModels(settings), speak=speak, voice=args.voice)
-        if not args.json:
-            words = ", ".join(settings.wake_words) or "any speech (no wake word)"
-            print(f"listening for {words}", flush=True)
-        try:
-            async for event in edge.listen(source, sample_rate_hz=rate, channels=channels):
-                if isinstance(event, GatewayEvent):
-                    response = event.response
-                    if response.WhichOneof("event") == "reply_audio":
-                        chunk = response.reply_audio
-                        printer.rate = chunk.sample_rate_hz
-                        if speaker is not None:
-                            speaker.say(chunk.audio_content, chunk.sample_rate_hz)
-                        if args.save_dir is not None:
-                            replies.setdefault(event.command, bytearray()).extend(chunk.audio_content)
-                    printer(response)
-                    continue
-                if args.json:
-                    print(json.dumps({"edge": type(event).__name__, **_plain(event)}), flush=True)
-                elif isinstance(event, WakeHeard):
-                    print(f"[{event.offset_s:6.2f}s] wake: {event.model} ({event.score:.2f})", flush=True)
-                elif isinstance(event, CommandSent):
-                    length = event.end_s - event.start_s
-                    print(f"[{event.end_s:6.2f}s] sent {length:.1f} s of audio ({event.reason})", flush=True)
-                elif isinstance(event, CommandFailed):
-                    print(
-                        f"voicemesh: command {event.command}: {event.code.name}: {event.details}",
-                        file=sys.stderr,
-                    )
-        except NoMicrophone as exc:
-            print(f"voicemesh: {exc}", file=sys.stderr)
-            return 2
-        if speaker is not None:
-            await speaker.drain()
+        listener = edge.Edge(
+            client, edge.EdgeModels(settings), speak=bool(speaker or args.save_dir), voice=args.voice
+        )
+        async for event in listener.listen(source, sample_rate_hz=rate, channels=channels):
+            if not isinstance(event, edge.GatewayEvent):
+                _print_edge_event(event, args.json)
+                continue
+            printer(event.response)
+            if event.response.WhichOneof("event") == "reply_audio":
+                chunk = event.response.reply_audio
+                if speaker is not None:
+                    speaker.say(chunk.audio_content, chunk.sample_rate_hz)
+                if args.save_dir is not None:
+                    replies.setdefault(event.command, bytearray()).extend(chunk.audio_content)
+    if speaker is not None:
+        await speaker.drain()
     for command, audio in sorted(replies.items()):
         path = args.save_dir / f"reply-{command}.wav"
         write_wav(path, WavAudio(bytes(audio), printer.rate))
@@ -192,8 +164,19 @@ async def listen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plain(event: object) -> dict[str, Any]:
-    return {k: (v.name if isinstance(v, grpc.StatusCode) else v) for k, v in vars(event).items()}
+def _print_edge_event(event: Any, as_json: bool) -> None:
+    from voicemesh.clients.edge import CommandFailed, CommandSent, WakeHeard
+
+    if as_json:
+        fields = {k: (v.name if isinstance(v, grpc.StatusCode) else v) for k, v in vars(event).items()}
+        print(json.dumps({"edge": type(event).__name__, **fields}), flush=True)
+    elif isinstance(event, WakeHeard):
+        print(f"[{event.heard_s:6.2f}s] wake: {event.model} ({event.score:.2f})", flush=True)
+    elif isinstance(event, CommandSent):
+        length = event.end_s - event.start_s
+        print(f"[{event.end_s:6.2f}s] sent {length:.1f} s of audio ({event.reason})", flush=True)
+    elif isinstance(event, CommandFailed):
+        print(f"voicemesh: command {event.command}: {event.code.name}: {event.details}", file=sys.stderr)
 
 
 def serve(args: argparse.Namespace) -> int:

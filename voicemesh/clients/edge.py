@@ -85,7 +85,8 @@ class WakeHeard:
     command: int
     model: str
     score: float
-    offset_s: float  # where the wake phrase ended in the listened audio
+    heard_s: float  # when the detector fired, in seconds of listened audio
+    start_s: float  # where the command's audio begins (just before the phrase ended)
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,10 @@ class Edge:
                     commands.append(asyncio.create_task(converse(current)))
                     current.audio.put_nowait(float_to_pcm16(event.audio))
                     if event.wake is not None:
-                        wake = event.wake
-                        events.put_nowait(WakeHeard(current.index, wake.model, wake.score, current.start_s))
+                        wake, heard_s = event.wake, event.wake.end_sample / MODEL_RATE_HZ
+                        events.put_nowait(
+                            WakeHeard(current.index, wake.model, wake.score, heard_s, current.start_s)
+                        )
                 elif isinstance(event, Passed) and current is not None:
                     current.audio.put_nowait(float_to_pcm16(event.audio))
                 elif isinstance(event, Closed) and current is not None:
@@ -230,10 +233,11 @@ class NoMicrophone(InvalidRequest):
     """No audio input can be opened here."""
 
 
-async def microphone(
-    *, sample_rate_hz: int = MODEL_RATE_HZ, chunk_ms: int = CHUNK_MS
-) -> AsyncIterator[bytes]:
-    """Mono PCM s16le from the default input device, ``chunk_ms`` at a time."""
+def microphone(*, sample_rate_hz: int = MODEL_RATE_HZ, chunk_ms: int = CHUNK_MS) -> AsyncIterator[bytes]:
+    """Mono PCM s16le from the default input device, ``chunk_ms`` at a time.
+
+    Checks for the device at once, so a machine without one hears why before anything starts.
+    """
     try:
         import sounddevice
     except OSError as exc:  # the wheel needs the system's PortAudio
@@ -246,22 +250,25 @@ async def microphone(
     except (sounddevice.PortAudioError, ValueError) as exc:
         raise NoMicrophone(f"no microphone found ({exc}); plug one in or use --file") from None
 
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=64)
+    async def record() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=64)
 
-    def deliver(data: bytes) -> None:
-        if not queue.full():  # a stalled consumer loses audio rather than memory
-            queue.put_nowait(data)
+        def deliver(data: bytes) -> None:
+            if not queue.full():  # a stalled consumer loses audio rather than memory
+                queue.put_nowait(data)
 
-    def callback(data: object, frames: int, when: object, status: object) -> None:
-        loop.call_soon_threadsafe(deliver, bytes(data))  # type: ignore[call-overload]
+        def callback(data: object, frames: int, when: object, status: object) -> None:
+            loop.call_soon_threadsafe(deliver, bytes(data))  # type: ignore[call-overload]
 
-    blocksize = sample_rate_hz * chunk_ms // 1000
-    with sounddevice.RawInputStream(
-        samplerate=sample_rate_hz, channels=1, dtype="int16", blocksize=blocksize, callback=callback
-    ):
-        while True:
-            yield await queue.get()
+        blocksize = sample_rate_hz * chunk_ms // 1000
+        with sounddevice.RawInputStream(
+            samplerate=sample_rate_hz, channels=1, dtype="int16", blocksize=blocksize, callback=callback
+        ):
+            while True:
+                yield await queue.get()
+
+    return record()
 
 
 class Speaker:

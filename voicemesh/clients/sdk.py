@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
 
 from voicemesh.common.audio import WavAudio
-from voicemesh.v1 import audio_pb2, gateway_pb2, gateway_pb2_grpc
+from voicemesh.v1 import audio_pb2, gateway_pb2, gateway_pb2_grpc, speech_to_text_pb2
 
 DEFAULT_TARGET = os.environ.get("VOICEMESH_TARGET", "127.0.0.1:50051")
 CHUNK_MS = 100
@@ -61,8 +61,18 @@ class AsyncClient:
         reply_sample_rate_hz: int = 0,
         session_id: str = "",
         request_id: str = "",
+        wake_words: Sequence[str] | None = None,
+        wake_threshold: float = 0.0,
     ) -> AsyncIterator[gateway_pb2.ConverseResponse]:
-        """Stream PCM s16le audio; yield transcripts, reply text and reply audio as they come."""
+        """Stream PCM s16le audio; yield transcripts, reply text and reply audio as they come.
+
+        ``wake_words`` (``[]`` for the server's default) asks the server to listen for a wake word
+        and drop everything before it: for a client that streams all its audio. The SDK's own edge
+        (``voicemesh.clients.edge``) does that on the device instead.
+        """
+        wake = None
+        if wake_words is not None:
+            wake = speech_to_text_pb2.WakeWordConfig(models=wake_words, threshold=wake_threshold)
         config = gateway_pb2.ConverseConfig(
             audio_format=audio_pb2.AudioFormat(
                 encoding=audio_pb2.AUDIO_ENCODING_LINEAR16, sample_rate_hz=sample_rate_hz, channels=channels
@@ -70,6 +80,7 @@ class AsyncClient:
             reply=reply_config(speak, voice, reply_sample_rate_hz),
             session_id=session_id,
             request_id=request_id,
+            wake_word=wake,
         )
 
         async def requests() -> AsyncIterator[gateway_pb2.ConverseRequest]:
