@@ -32,8 +32,8 @@ def jarvis() -> WakeWordModels:
     return WakeWordModels(["hey_jarvis"])
 
 
-def detections(models: WakeWordModels, audio: np.ndarray, chunk: int = 1280) -> list:  # type: ignore[type-arg]
-    stream = models.stream()
+def detections(models: WakeWordModels, audio: np.ndarray, chunk: int = 1280, patience: int = 2) -> list:  # type: ignore[type-arg]
+    stream = models.stream(patience=patience)
     found = []
     for offset in range(0, audio.size, chunk):
         found += stream.push(audio[offset : offset + chunk])
@@ -63,8 +63,16 @@ def test_wake_word_fires_once_at_the_end_of_the_phrase(jarvis, wake_recording) -
     for chunk in (1280, 320, 4000):  # chunking must not change what is heard
         found = detections(jarvis, wake_recording.audio, chunk)
         assert [d.model for d in found] == ["hey_jarvis"]
-        late_ms = (found[0].end_sample - wake_recording.wake_end) * 1000 / RATE
-        assert -100 <= late_ms <= 300, f"fired {late_ms:.0f} ms from the end of the phrase"
+        late_ms = (found[0].crossed_sample - wake_recording.wake_end) * 1000 / RATE
+        assert -100 <= late_ms <= 300, f"crossed {late_ms:.0f} ms from the end of the phrase"
+        assert found[0].end_sample == found[0].crossed_sample + 1280  # the default patience
+
+
+def test_patience_fires_later_but_cuts_in_the_same_place(jarvis, wake_recording) -> None:  # type: ignore[no-untyped-def]
+    (once,) = detections(jarvis, wake_recording.audio, patience=1)
+    (twice,) = detections(jarvis, wake_recording.audio, patience=2)
+    assert twice.end_sample == once.end_sample + 1280
+    assert twice.crossed_sample == once.crossed_sample == once.end_sample
 
 
 def test_speech_without_the_wake_word_does_not_fire(jarvis, wake_recording) -> None:  # type: ignore[no-untyped-def]

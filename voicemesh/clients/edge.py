@@ -47,6 +47,9 @@ class EdgeSettings(Settings):
         "paths of custom openWakeWord .onnx files. Empty: any speech opens the gate.",
     )
     wake_threshold: float = Field(0.5, gt=0, lt=1, description="Score at which a wake word fires.")
+    wake_patience: int = Field(
+        2, ge=1, le=10, description="80 ms frames in a row at or over the threshold before it fires."
+    )
     pre_roll_ms: int = Field(1000, ge=100, le=5000, description="Audio kept from before the trigger.")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability that counts as speech.")
     end_silence_ms: int = Field(700, ge=100, description="Silence that ends a command.")
@@ -76,7 +79,10 @@ class EdgeModels:
         self.wake_words = WakeWordModels(settings.wake_words) if settings.wake_words else None
 
     def gate(self) -> Gate:
-        wake = self.wake_words.stream(self.settings.wake_threshold) if self.wake_words else None
+        settings = self.settings
+        wake = None
+        if self.wake_words:
+            wake = self.wake_words.stream(settings.wake_threshold, patience=settings.wake_patience)
         return Gate(self.vad, wake, self.settings.gate_config())
 
 
@@ -139,7 +145,6 @@ class Edge:
         self._speak = speak
         self._voice = voice
         self.session_id = session_id or uuid.uuid4().hex
-        self._pool = BlockingPool(1, "edge")
 
     async def listen(
         self, audio: AsyncIterable[bytes], *, sample_rate_hz: int = MODEL_RATE_HZ, channels: int = 1
@@ -150,6 +155,7 @@ class Edge:
         )
         normalizer = PcmNormalizer(fmt)
         gate = self._models.gate()
+        pool = BlockingPool(1, "edge")  # the detectors' ~2 ms per chunk, off the event loop
         events: asyncio.Queue[EdgeEvent | BaseException | None] = asyncio.Queue()
         commands: list[asyncio.Task[None]] = []
         current: _Command | None = None
@@ -194,11 +200,11 @@ class Edge:
         async def run() -> None:
             try:
                 async for chunk in audio:
-                    handle(await self._pool.run(gate.push, normalizer.push(chunk)))
-                handle(await self._pool.run(gate.push, normalizer.flush()))
+                    handle(await pool.run(gate.push, normalizer.push(chunk)))
+                handle(await pool.run(gate.push, normalizer.flush()))
                 handle(gate.flush())
                 await asyncio.gather(*commands)
-            except BaseException as exc:
+            except Exception as exc:
                 await events.put(exc)
             else:
                 await events.put(None)
@@ -213,6 +219,7 @@ class Edge:
             worker.cancel()
             for task in commands:
                 task.cancel()
+            pool.shutdown()
 
 
 async def file_audio(

@@ -149,7 +149,7 @@ class Gate:
         if not detections:
             return None, None
         wake = max(detections, key=lambda d: d.score)
-        return wake.end_sample - _samples(self._config.wake_latency_ms), wake
+        return wake.crossed_sample - _samples(self._config.wake_latency_ms), wake
 
     def _through(self, audio: np.ndarray) -> list[GateEvent]:
         assert self._segmenter is not None

