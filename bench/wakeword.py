@@ -42,7 +42,7 @@ from voicemesh.services.stt.recognizer import WhisperRecognizer
 from voicemesh.services.tts.engine import bundled_voice
 
 RATE = 16_000
-THRESHOLDS = (0.3, 0.5, 0.7)
+THRESHOLDS = (0.3, 0.4, 0.5, 0.7)
 PATIENCE = (1, 2, 3)
 RESULTS = Path(__file__).parent / "results"
 

@@ -103,14 +103,6 @@ class Gate:
         self._heard_speech = False
         self._utterances = 0
 
-    @property
-    def is_open(self) -> bool:
-        return self._segmenter is not None
-
-    @property
-    def position(self) -> int:
-        return self._ring.end
-
     def nbytes(self) -> int:
         """Memory held per stream while listening (the buffers, not the shared models)."""
         return self._ring.nbytes + (self._wake.nbytes() if self._wake else 0)
