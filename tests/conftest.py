@@ -14,7 +14,7 @@ import grpc
 import numpy as np
 import pytest
 import soxr
-from piper import PiperVoice
+from piper import PiperVoice, SynthesisConfig
 
 from voicemesh.common.audio import float_to_pcm16, pcm16_to_float
 from voicemesh.rpc.server import ServiceHost
@@ -26,6 +26,10 @@ from voicemesh.services.tts.__main__ import build_engine as build_tts
 from voicemesh.services.tts.__main__ import build_host as tts_host
 from voicemesh.services.tts.config import TtsSettings
 from voicemesh.services.tts.engine import Synthesizer, bundled_voice
+
+# Piper samples noise for every utterance, so the same text sounds a little different each run;
+# without that noise a test hears the same audio every time and cannot pass by luck.
+STEADY = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ def speak(piper_voice: PiperVoice):  # type: ignore[no-untyped-def]
 
     def say(text: str, rate: int = 16_000, channels: int = 1, pad_s: float = 0.5) -> Speech:
         native = piper_voice.config.sample_rate
-        audio = np.concatenate([c.audio_float_array for c in piper_voice.synthesize(text)])
+        audio = np.concatenate([c.audio_float_array for c in piper_voice.synthesize(text, STEADY)])
         audio = np.asarray(soxr.resample(audio, native, rate), dtype=np.float32)
         silence = np.zeros(int(pad_s * rate), dtype=np.float32)
         audio = np.concatenate([silence, audio, silence])
@@ -146,7 +150,7 @@ class WakeRecording:
 
 def piper_16k(voice: PiperVoice, text: str) -> np.ndarray:
     """Piper speech at 16 kHz with its leading and trailing silence trimmed, so bounds are exact."""
-    audio = np.concatenate([c.audio_float_array for c in voice.synthesize(text)])
+    audio = np.concatenate([c.audio_float_array for c in voice.synthesize(text, STEADY)])
     audio = np.asarray(soxr.resample(audio, voice.config.sample_rate, 16_000), dtype=np.float32)
     loud = np.nonzero(np.abs(audio) > 0.01)[0]
     return audio[loud[0] : loud[-1] + 1]
