@@ -157,6 +157,12 @@ def piper_16k(voice: PiperVoice, text: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def speak_trimmed(piper_voice: PiperVoice):  # type: ignore[no-untyped-def]
+    """Piper speech at 16 kHz, float32, without leading or trailing silence."""
+    return lambda text: piper_16k(piper_voice, text)
+
+
+@pytest.fixture(scope="session")
 def wake_recording(piper_voice: PiperVoice) -> WakeRecording:
     def silence(seconds: float) -> np.ndarray:
         return np.zeros(int(seconds * 16_000), dtype=np.float32)

@@ -63,6 +63,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             recognition = stt_pb2.RecognitionConfig(audio_format=config.audio_format, request_id=request_id)
             if config.HasField("wake_word"):
                 recognition.wake_word.CopyFrom(config.wake_word)
+            recognition.interim_results = config.interim_results
+            recognition.endpointing.CopyFrom(config.endpointing)
             yield stt_pb2.StreamingRecognizeRequest(config=recognition)
             while (chunk := await forward.get()) is not None:
                 yield stt_pb2.StreamingRecognizeRequest(audio_content=chunk)

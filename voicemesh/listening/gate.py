@@ -124,6 +124,9 @@ class Gate:
         self._opened_at, self._heard_speech = start, False
         return [Opened(self._utterances, start, audio, wake), *self._through(audio)]
 
+    def in_progress(self) -> tuple[int, int, list[np.ndarray]] | None:
+        return self._segmenter.in_progress() if self._segmenter is not None else None
+
     def flush(self) -> list[GateEvent]:
         """End of stream: finish an utterance in progress."""
         if self._segmenter is None:

@@ -73,6 +73,12 @@ class Segmenter:
         self._pending = audio[whole:].copy()
         return events
 
+    def in_progress(self) -> tuple[int, int, list[np.ndarray]] | None:
+        """The utterance being heard: its index, start position and audio so far (not copied)."""
+        if not self._in_speech:
+            return None
+        return self._count, self._start_sample, list(self._speech)
+
     def flush(self) -> list[SegmentEvent]:
         """End of stream: finish an utterance in progress."""
         if self._in_speech:

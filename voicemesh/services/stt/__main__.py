@@ -37,6 +37,7 @@ def build_engine(settings: SttSettings) -> SpeechRecognizer:
         wake_words=WakeWordModels(settings.wake_words) if settings.wake_words else None,
         wake_threshold=settings.wake_threshold,
         wake_patience=settings.wake_patience,
+        partial_interval_ms=settings.partial_interval_ms,
     )
 
 

@@ -23,6 +23,9 @@ class SttSettings(ServiceSettings):
     min_silence_ms: int = Field(500, ge=32, description="Silence that ends an utterance.")
     speech_pad_ms: int = Field(200, ge=0, description="Audio kept around each utterance.")
     max_utterance_s: float = Field(30.0, gt=1, description="Longest utterance before it is cut.")
+    partial_interval_ms: int = Field(
+        500, ge=100, description="New speech between two partial decodes of a stream that asked for them."
+    )
     wake_words: list[str] = Field(
         ["hey_jarvis", "alexa", "hey_mycroft", "hey_rhasspy"],
         description="Wake word models streams may ask for: bundled names or .onnx paths; the first is "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from voicemesh.listening.gate import Gate, GateConfig, GateEvent, Opened
 from voicemesh.listening.segmenter import Segmenter, SegmenterConfig, SpeechStart, Utterance
 from voicemesh.listening.vad import SileroVad
 from voicemesh.listening.wakeword import WakeWordModels
+from voicemesh.services.stt.agreement import LocalAgreement
 from voicemesh.services.stt.recognizer import Transcript, WhisperRecognizer
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,15 @@ class SpeechStarted:
 class FinalTranscript:
     index: int
     transcript: Transcript
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class PartialTranscript:
+    index: int
+    words: list[str]
+    committed: list[str]  # the leading words that will not change
     start_s: float
     end_s: float
 
@@ -57,7 +67,18 @@ class WakeOptions:
     threshold: float = 0.0  # 0: the process's default
 
 
-RecognitionEvent = SpeechStarted | FinalTranscript | SpeechEnded | WakeWordHeard
+@dataclass(frozen=True)
+class StreamOptions:
+    """What one stream asked for; zeros keep the process's defaults."""
+
+    language: str | None = None
+    wake: WakeOptions | None = None
+    interim_results: bool = False
+    min_silence_ms: int = 0
+    max_utterance_s: float = 0.0
+
+
+RecognitionEvent = SpeechStarted | PartialTranscript | FinalTranscript | SpeechEnded | WakeWordHeard
 
 
 class SpeechRecognizer:
@@ -73,6 +94,7 @@ class SpeechRecognizer:
         wake_words: WakeWordModels | None = None,
         wake_threshold: float = 0.5,
         wake_patience: int = 2,
+        partial_interval_ms: int = 500,
     ) -> None:
         self._recognizer = recognizer
         self._vad = vad
@@ -80,47 +102,87 @@ class SpeechRecognizer:
         self._wake_words = wake_words
         self._wake_threshold = wake_threshold
         self._wake_patience = wake_patience
+        self._partial_interval = partial_interval_ms * MODEL_RATE_HZ // 1000
         self._whisper_pool = BlockingPool(workers, "whisper")
         # VAD frames are short; their own pool keeps them flowing while Whisper is busy.
         self._vad_pool = BlockingPool(max(2, workers), "vad")
 
-    def _listener(self, wake: WakeOptions | None) -> Segmenter | Gate:
+    def _listener(self, options: StreamOptions) -> Segmenter | Gate:
         """A plain segmenter, or a gate that opens on the wake word (checked before any audio)."""
+        segmenting = replace(
+            self._segmenter_config,
+            min_silence_ms=options.min_silence_ms or self._segmenter_config.min_silence_ms,
+            max_utterance_s=options.max_utterance_s or self._segmenter_config.max_utterance_s,
+        )
+        wake = options.wake
         if wake is None:
-            return Segmenter(self._vad.stream(), self._segmenter_config)
+            return Segmenter(self._vad.stream(), segmenting)
         if self._wake_words is None:
             raise InvalidRequest("this STT service has no wake word models loaded; leave wake_word unset")
         models = wake.models or self._wake_words.names[:1]
         threshold = wake.threshold or self._wake_threshold
         stream = self._wake_words.stream(threshold, models, patience=self._wake_patience)
-        return Gate(self._vad, stream, GateConfig(segmenter=self._segmenter_config))
+        return Gate(self._vad, stream, GateConfig(segmenter=segmenting))
 
     async def recognize(
-        self,
-        fmt: PcmFormat,
-        chunks: AsyncIterable[bytes],
-        language: str | None = None,
-        wake: WakeOptions | None = None,
+        self, fmt: PcmFormat, chunks: AsyncIterable[bytes], options: StreamOptions | None = None
     ) -> AsyncIterator[RecognitionEvent]:
         """Segment the stream while earlier utterances are transcribed, and yield events in order.
 
-        With ``wake``, audio is dropped until the wake word is heard; only the utterance after it
-        is transcribed, and then the stream listens for the wake word again.
+        With ``options.wake``, audio is dropped until the wake word is heard; only the utterance
+        after it is transcribed, and then the stream listens for the wake word again. With
+        ``options.interim_results``, the utterance being heard is re-decoded every
+        ``partial_interval_ms`` of new speech and partial results come out as it grows.
         """
+        options = options or StreamOptions()
+        language = options.language
         normalizer = PcmNormalizer(fmt)
-        listener = self._listener(wake)
+        listener = self._listener(options)
         push: Callable[[np.ndarray], Sequence[GateEvent]] = listener.push
         events: asyncio.Queue[RecognitionEvent | BaseException | None] = asyncio.Queue()
         utterances: asyncio.Queue[Utterance | None] = asyncio.Queue()
+        ended: set[int] = set()  # utterances whose final is on its way: their drafts are stale
+        drafted: dict[int, int] = {}  # samples of each utterance already sent to a draft
+        agreements: dict[int, LocalAgreement] = {}
+        drafting: asyncio.Task[None] | None = None
 
-        async def segment() -> None:
+        async def route(events_in: Sequence[GateEvent]) -> None:
+            for event in events_in:
+                if isinstance(event, Utterance):
+                    ended.add(event.index)
+                    await utterances.put(event)
+                elif (heard := self._event(event)) is not None:
+                    await events.put(heard)
+
+        async def draft(index: int, start: int, audio: np.ndarray) -> None:
+            words = await self._whisper_pool.run(self._recognizer.draft, audio, language)
+            if index in ended:
+                return
+            agreement = agreements.setdefault(index, LocalAgreement())
+            shown = agreement.update(words)
+            start_s = start / MODEL_RATE_HZ
+            end_s = start_s + audio.size / MODEL_RATE_HZ
+            events.put_nowait(PartialTranscript(index, shown, list(agreement.committed), start_s, end_s))
+
+        def maybe_draft(group: asyncio.TaskGroup) -> None:
+            nonlocal drafting
+            progress = listener.in_progress()
+            if progress is None or (drafting is not None and not drafting.done()):
+                return  # one draft at a time per stream; a busy pool skips rather than queues
+            index, start, parts = progress
+            size = sum(part.size for part in parts)
+            if size - drafted.get(index, 0) >= self._partial_interval:
+                drafted[index] = size
+                drafting = group.create_task(draft(index, start, np.concatenate(parts)))
+
+        async def segment(group: asyncio.TaskGroup) -> None:
             async for chunk in chunks:
                 samples = normalizer.push(chunk)
-                for event in await self._vad_pool.run(push, samples):
-                    await self._route(event, events, utterances)
+                await route(await self._vad_pool.run(push, samples))
+                if options.interim_results:
+                    maybe_draft(group)
             tail = normalizer.flush()
-            for event in [*await self._vad_pool.run(push, tail), *listener.flush()]:
-                await self._route(event, events, utterances)
+            await route([*await self._vad_pool.run(push, tail), *listener.flush()])
             await utterances.put(None)
 
         async def transcribe() -> None:
@@ -136,7 +198,7 @@ class SpeechRecognizer:
         async def run() -> None:
             try:
                 async with asyncio.TaskGroup() as group:
-                    group.create_task(segment())
+                    group.create_task(segment(group))
                     group.create_task(transcribe())
             except BaseExceptionGroup as group_error:
                 await events.put(group_error.exceptions[0])
@@ -153,21 +215,13 @@ class SpeechRecognizer:
             worker.cancel()
 
     @staticmethod
-    async def _route(
-        event: GateEvent,
-        events: asyncio.Queue[RecognitionEvent | BaseException | None],
-        utterances: asyncio.Queue[Utterance | None],
-    ) -> None:
+    def _event(event: GateEvent) -> RecognitionEvent | None:
         if isinstance(event, SpeechStart):
-            await events.put(SpeechStarted(event.index, event.offset_s))
-        elif isinstance(event, Utterance):
-            await utterances.put(event)
-        elif isinstance(event, Opened) and event.wake is not None:
-            await events.put(
-                WakeWordHeard(
-                    event.index, event.wake.model, event.wake.score, event.start_sample / MODEL_RATE_HZ
-                )
-            )
+            return SpeechStarted(event.index, event.offset_s)
+        if isinstance(event, Opened) and event.wake is not None:
+            wake = event.wake
+            return WakeWordHeard(event.index, wake.model, wake.score, event.start_sample / MODEL_RATE_HZ)
+        return None
 
     def close(self) -> None:
         self._whisper_pool.shutdown()

@@ -72,3 +72,16 @@ class WhisperRecognizer:
             for w in segment.words or ()
         )
         return Transcript(" ".join(w.text for w in words if w.text), words)
+
+    def draft(self, audio: np.ndarray, language: str | None = None) -> list[str]:
+        """Blocking: a quick decode for a partial result, words only (no timing alignment)."""
+        segments, _ = self._model.transcribe(
+            audio,
+            language=language or self._language,
+            beam_size=1,
+            word_timestamps=False,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+        )
+        return " ".join(segment.text for segment in segments).split()

@@ -12,10 +12,12 @@ from voicemesh.common.streams import split_config
 from voicemesh.rpc.convert import audio_format
 from voicemesh.rpc.status import grpc_errors
 from voicemesh.services.stt.engine import (
+    PartialTranscript,
     RecognitionEvent,
     SpeechEnded,
     SpeechRecognizer,
     SpeechStarted,
+    StreamOptions,
     WakeOptions,
     WakeWordHeard,
 )
@@ -34,8 +36,7 @@ class SpeechToTextServicer(pb_grpc.SpeechToTextServiceServicer):
         config, audio = await split_config(request_iterator, "audio_content")
         request_id_var.set(config.request_id or "-")
         fmt = audio_format(config.audio_format)
-        wake = wake_options(config.wake_word) if config.HasField("wake_word") else None
-        async for event in self._engine.recognize(fmt, audio, config.language_code or None, wake):
+        async for event in self._engine.recognize(fmt, audio, stream_options(config)):
             yield self._response(config.request_id, event)
 
     @staticmethod
@@ -54,6 +55,17 @@ class SpeechToTextServicer(pb_grpc.SpeechToTextServiceServicer):
                 utterance_index=event.index,
             )
             return pb.StreamingRecognizeResponse(request_id=request_id, wake_word=heard)
+        if isinstance(event, PartialTranscript):
+            partial = pb.RecognitionResult(
+                transcript=" ".join(event.words),
+                committed_transcript=" ".join(event.committed),
+                is_final=False,
+                stability=len(event.committed) / len(event.words) if event.words else 0.0,
+                utterance_index=event.index,
+                audio_start_s=event.start_s,
+                audio_end_s=event.end_s,
+            )
+            return pb.StreamingRecognizeResponse(request_id=request_id, result=partial)
         transcript = event.transcript
         result = pb.RecognitionResult(
             transcript=transcript.text,
@@ -69,6 +81,27 @@ class SpeechToTextServicer(pb_grpc.SpeechToTextServiceServicer):
             audio_end_s=event.end_s,
         )
         return pb.StreamingRecognizeResponse(request_id=request_id, result=result)
+
+
+def stream_options(config: pb.RecognitionConfig) -> StreamOptions:
+    """A stream's options, each checked before any audio is read."""
+    endpointing = config.endpointing
+    silence, longest = endpointing.min_silence_ms, endpointing.max_utterance_s
+    if silence and not 100 <= silence <= 5000:
+        raise InvalidRequest(
+            f"endpointing.min_silence_ms {silence} is out of range; use 100 to 5000, or 0 for the default"
+        )
+    if longest and not 1 <= longest <= 60:
+        raise InvalidRequest(
+            f"endpointing.max_utterance_s {longest:g} is out of range; use 1 to 60, or 0 for the default"
+        )
+    return StreamOptions(
+        language=config.language_code or None,
+        wake=wake_options(config.wake_word) if config.HasField("wake_word") else None,
+        interim_results=config.interim_results,
+        min_silence_ms=silence,
+        max_utterance_s=longest,
+    )
 
 
 def wake_options(config: pb.WakeWordConfig) -> WakeOptions:

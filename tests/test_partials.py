@@ -1,0 +1,145 @@
+"""Partial transcripts (LocalAgreement-2) and per-stream endpointing, over real gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+
+import grpc
+import numpy as np
+import pytest
+
+from voicemesh.clients.sdk import AsyncClient, wav_chunks
+from voicemesh.common.audio import WavAudio, float_to_pcm16
+from voicemesh.services.stt.agreement import LocalAgreement
+from voicemesh.v1 import speech_to_text_pb2 as pb
+from voicemesh.v1 import speech_to_text_pb2_grpc as pb_grpc
+
+LONG = (
+    "Yesterday I went to the market to buy some apples, a loaf of bread, "
+    "and a bottle of olive oil for the salad."
+)
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def test_local_agreement_commits_what_two_decodes_share_and_never_takes_it_back() -> None:
+    agreement = LocalAgreement()
+    assert agreement.update(["Yes,", "true."]) == ["Yes,", "true."]
+    assert agreement.committed == []
+    assert agreement.update(["Yesterday", "I", "went"]) == ["Yesterday", "I", "went"]
+    assert agreement.committed == []
+    agreement.update(["Yesterday", "I", "went", "to", "the"])
+    assert agreement.committed == ["Yesterday", "I", "went"]
+    # Punctuation and case do not count as disagreement.
+    agreement.update(["yesterday", "I", "went", "to", "the,", "market"])
+    assert agreement.committed == ["Yesterday", "I", "went", "to", "the,"]
+    # A decode that contradicts committed words shows only what was promised, and commits nothing.
+    assert agreement.update(["Yes", "today"]) == ["Yesterday", "I", "went", "to", "the,"]
+    assert agreement.committed == ["Yesterday", "I", "went", "to", "the,"]
+
+
+async def _stream(
+    channel: grpc.aio.Channel, pcm: bytes, config: pb.RecognitionConfig, pace: float = 0.0
+) -> list[pb.StreamingRecognizeResponse]:
+    async def requests():  # type: ignore[no-untyped-def]
+        yield pb.StreamingRecognizeRequest(config=config)
+        for offset in range(0, len(pcm), 3200):  # 100 ms chunks
+            yield pb.StreamingRecognizeRequest(audio_content=pcm[offset : offset + 3200])
+            await asyncio.sleep(0.1 * pace)
+
+    stub = pb_grpc.SpeechToTextServiceStub(channel)
+    return [r async for r in stub.StreamingRecognize(requests(), timeout=120)]
+
+
+async def test_partials_grow_while_the_user_speaks_and_come_before_the_final(stt_channel, speak) -> None:  # type: ignore[no-untyped-def]
+    speech = speak(LONG)
+    config = pb.RecognitionConfig(interim_results=True)
+    responses = await _stream(stt_channel, speech.pcm, config, pace=0.5)  # twice real time
+    results = [r.result for r in responses if r.WhichOneof("event") == "result"]
+    partials, finals = [r for r in results if not r.is_final], [r for r in results if r.is_final]
+    assert len(finals) == 1 and results[-1].is_final
+    assert len(partials) >= 4, [p.transcript for p in partials]
+    final = words(finals[0].transcript)
+    committed = [words(p.committed_transcript) for p in partials]
+    for earlier, later in itertools.pairwise(committed):
+        assert later[: len(earlier)] == earlier  # committed words are never taken back
+    assert len(committed[-1]) >= len(final) // 2  # most of it was settled before the end
+    assert final[: len(committed[-1])] == committed[-1]
+    for partial in partials:
+        assert 0.0 <= partial.stability <= 1.0
+        assert words(partial.transcript)[: len(words(partial.committed_transcript))] == words(
+            partial.committed_transcript
+        )
+    ends = [p.audio_end_s for p in partials]
+    assert ends == sorted(ends) and ends[-1] <= finals[0].audio_end_s + 0.6
+
+
+async def test_no_partials_unless_asked(stt_channel, speak) -> None:  # type: ignore[no-untyped-def]
+    responses = await _stream(stt_channel, speak(LONG).pcm, pb.RecognitionConfig())
+    assert all(r.result.is_final for r in responses if r.WhichOneof("event") == "result")
+
+
+async def test_endpointing_is_tuned_per_stream(stt_channel, speak_trimmed) -> None:  # type: ignore[no-untyped-def]
+    gap = np.zeros(int(0.35 * 16_000), dtype=np.float32)
+    pad = np.zeros(8_000, dtype=np.float32)
+    parts = [
+        pad,
+        speak_trimmed("Open the window."),
+        gap,
+        speak_trimmed("Close the door."),
+        pad,
+    ]
+    pcm = float_to_pcm16(np.concatenate(parts))
+
+    async def finals(endpointing: pb.Endpointing) -> list[str]:
+        config = pb.RecognitionConfig(endpointing=endpointing)
+        responses = await _stream(stt_channel, pcm, config)
+        return [" ".join(words(r.result.transcript)) for r in responses if r.WhichOneof("event") == "result"]
+
+    assert await finals(pb.Endpointing()) == ["open the window close the door"]  # 350 ms < 500 ms
+    assert await finals(pb.Endpointing(min_silence_ms=200)) == ["open the window", "close the door"]
+
+
+async def test_a_long_utterance_is_cut_at_max_utterance_s(stt_channel, speak) -> None:  # type: ignore[no-untyped-def]
+    config = pb.RecognitionConfig(endpointing=pb.Endpointing(max_utterance_s=2))
+    responses = await _stream(stt_channel, speak(LONG).pcm, config)
+    results = [r.result for r in responses if r.WhichOneof("event") == "result"]
+    assert len(results) >= 3
+    assert all(r.audio_end_s - r.audio_start_s <= 2.3 for r in results)
+
+
+@pytest.mark.parametrize(
+    ("endpointing", "message"),
+    [
+        (pb.Endpointing(min_silence_ms=50), "endpointing.min_silence_ms 50 is out of range"),
+        (pb.Endpointing(max_utterance_s=120), "endpointing.max_utterance_s 120 is out of range"),
+    ],
+)
+async def test_bad_endpointing_is_refused(stt_channel, endpointing, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _stream(stt_channel, b"\0\0" * 1600, pb.RecognitionConfig(endpointing=endpointing))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in (caught.value.details() or "")
+
+
+async def test_gateway_relays_partials_and_answers_once(mesh, speak) -> None:  # type: ignore[no-untyped-def]
+    speech = speak(LONG)
+
+    async def paced():  # type: ignore[no-untyped-def]
+        for chunk in wav_chunks(WavAudio(speech.pcm, speech.sample_rate_hz)):
+            yield chunk
+            await asyncio.sleep(0.05)
+
+    transcripts, kinds = [], []
+    async with AsyncClient(mesh.gateway, timeout_s=120) as client:
+        async for event in client.converse(paced(), speak=False, interim_results=True):
+            kinds.append(event.WhichOneof("event"))
+            if kinds[-1] == "transcript":
+                transcripts.append(event.transcript)
+    assert [t.is_final for t in transcripts].count(True) == 1 and transcripts[-1].is_final
+    assert len(transcripts) >= 3
+    assert kinds.count("turn_done") == 1
