@@ -69,6 +69,9 @@ async def test_full_turn_from_wav_to_spoken_reply(mesh, speak, stt_engine, tmp_p
         "reply_audio",
     } <= set(kinds)
     assert done.reply_text.strip()
+    t = done.timings  # measured from the endpoint: each stage after the one it waits for
+    assert 0 < t.final_transcript_ms <= t.first_token_ms <= t.first_sentence_ms <= t.done_ms
+    assert t.first_token_ms <= t.first_audio_ms <= t.done_ms
     answer = WavAudio(bytes(reply_audio), rate)
     write_wav(tmp_path / "answer.wav", answer)
     spoken = await transcribe(stt_engine, read_wav(tmp_path / "answer.wav"))

@@ -57,9 +57,9 @@ async def test_events_carry_words_times_and_confidence(stt_channel: grpc.aio.Cha
     speech = speak("Turn on the radio.", pad_s=1.0)
     responses = await recognize(stt_channel, speech.pcm, speech.sample_rate_hz)
     kinds = [r.WhichOneof("event") for r in responses]
-    assert kinds == ["speech_started", "result", "speech_ended"]
+    assert kinds == ["speech_started", "speech_ended", "result"]
     assert all(r.request_id == "t-1" for r in responses)
-    started, result, ended = responses[0].speech_started, responses[1].result, responses[2].speech_ended
+    started, ended, result = responses[0].speech_started, responses[1].speech_ended, responses[2].result
     assert 0.6 < started.audio_offset_s < 1.2  # one second of silence, minus the 200 ms pad
     assert result.is_final and result.stability == 1.0
     assert 0 < result.confidence <= 1

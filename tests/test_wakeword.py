@@ -148,8 +148,8 @@ async def test_stt_service_transcribes_only_what_follows_the_wake_word(stt_chann
     config = pb.RecognitionConfig(request_id="w", wake_word=pb.WakeWordConfig(models=["hey_jarvis"]))
     responses = await _recognize(stt_channel, rec.pcm, config)
     kinds = [r.WhichOneof("event") for r in responses]
-    assert kinds == ["wake_word", "speech_started", "result", "speech_ended"]
-    wake, result = responses[0].wake_word, responses[2].result
+    assert kinds == ["wake_word", "speech_started", "speech_ended", "result"]
+    wake, result = responses[0].wake_word, responses[3].result
     assert wake.model == "hey_jarvis" and wake.score >= 0.5 and wake.utterance_index == 0
     assert rec.seconds(rec.wake_end) - 0.5 < wake.audio_offset_s < rec.seconds(rec.wake_end)
     assert words(result.transcript) == rec.command

@@ -57,9 +57,18 @@ class Printer:
             self._mid_reply = True
         elif kind == "reply_text_delta":
             print(event.reply_text_delta, end="", flush=True)
-        elif kind == "turn_done" and self._mid_reply:
-            print(flush=True)
-            self._mid_reply = False
+        elif kind == "turn_done":
+            if self._mid_reply:
+                print(flush=True)
+                self._mid_reply = False
+            t = event.turn_done.timings
+            stages = [
+                ("transcript", t.final_transcript_ms),
+                ("first token", t.first_token_ms),
+                ("first audio", t.first_audio_ms),
+                ("done", t.done_ms),
+            ]
+            print("  (" + ", ".join(f"{name} {ms:.0f} ms" for name, ms in stages if ms) + ")", flush=True)
 
     def save(self, path: Path | None) -> None:
         if path is None:

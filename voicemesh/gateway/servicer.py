@@ -15,7 +15,7 @@ from voicemesh.common.logs import request_id_var
 from voicemesh.common.pump import Emit, pump
 from voicemesh.common.streams import split_config
 from voicemesh.gateway.downstream import Downstream, relayed
-from voicemesh.gateway.turns import Fields, Turn, run_turn
+from voicemesh.gateway.turns import Fields, Turn, TurnClock, run_turn
 from voicemesh.rpc.convert import audio_format
 from voicemesh.rpc.status import grpc_errors
 from voicemesh.v1 import gateway_pb2 as pb
@@ -70,7 +70,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 yield stt_pb2.StreamingRecognizeRequest(audio_content=chunk)
 
         async def converse(emit: Emit[pb.ConverseResponse]) -> None:
-            turns: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue()
+            turns: asyncio.Queue[tuple[int, str, TurnClock] | None] = asyncio.Queue()
+            clocks: dict[int, TurnClock] = {}  # started when the STT says the user stopped
 
             async def send(turn_index: int, fields: Fields) -> None:
                 await emit(pb.ConverseResponse(request_id=request_id, turn_index=turn_index, **fields))  # type: ignore[arg-type]
@@ -82,19 +83,24 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                             kind = response.WhichOneof("event")
                             if kind in ("speech_started", "speech_ended", "wake_word"):
                                 event = getattr(response, kind)
+                                if kind == "speech_ended":
+                                    clocks[event.utterance_index] = TurnClock()
                                 await send(event.utterance_index, {kind: event})
                             elif kind == "result":
                                 result = response.result
                                 await send(result.utterance_index, {"transcript": result})
-                                if result.is_final and result.transcript.strip():
-                                    await turns.put((result.utterance_index, result.transcript))
+                                if result.is_final:
+                                    clock = clocks.pop(result.utterance_index, None) or TurnClock()
+                                    clock.mark("final_transcript")
+                                    if result.transcript.strip():
+                                        await turns.put((result.utterance_index, result.transcript, clock))
                 finally:
                     turns.put_nowait(None)
 
             async def answer() -> None:
                 while (item := await turns.get()) is not None:
-                    index, text = item
-                    turn = Turn(text, session_id, f"{request_id}.{index}", config.reply)
+                    index, text, clock = item
+                    turn = Turn(text, session_id, f"{request_id}.{index}", config.reply, clock)
                     await run_turn(self._downstream, turn, functools.partial(send, index))
 
             async with asyncio.TaskGroup() as group:

@@ -7,8 +7,9 @@ share, so both RPCs use this one implementation.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from voicemesh.gateway.downstream import Downstream, relayed
 from voicemesh.v1 import core_pb2, gateway_pb2
@@ -18,12 +19,27 @@ Fields = dict[str, object]
 EmitFields = Callable[[Fields], Awaitable[None]]
 
 
+@dataclass
+class TurnClock:
+    """When each stage of a turn first happened, in ms from the end of the user's speech."""
+
+    started: float = field(default_factory=time.monotonic)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, stage: str) -> None:
+        self.marks.setdefault(f"{stage}_ms", (time.monotonic() - self.started) * 1000)
+
+    def timings(self) -> gateway_pb2.TurnTimings:
+        return gateway_pb2.TurnTimings(**self.marks)
+
+
 @dataclass(frozen=True)
 class Turn:
     text: str
     session_id: str
     request_id: str
     reply: gateway_pb2.ReplyConfig
+    clock: TurnClock = field(default_factory=TurnClock)
 
 
 async def run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> None:
@@ -42,10 +58,12 @@ async def run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> None
                     if kind == "route":
                         await emit({"route": response.route})
                     elif kind == "text_delta":
+                        turn.clock.mark("first_token")
                         if turn.reply.synthesize_audio:
                             await to_tts.put(response.text_delta)
                         await emit({"reply_text_delta": response.text_delta})
                     elif kind == "sentence":
+                        turn.clock.mark("first_sentence")
                         await emit({"reply_sentence": response.sentence})
                     elif kind == "done":
                         reply_text = response.done.text
@@ -63,11 +81,18 @@ async def run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> None
 
         async with relayed("tts"):
             async for response in downstream.tts.StreamingSynthesize(requests()):
+                turn.clock.mark("first_audio")
                 await emit({"reply_audio": response.audio})
 
     async with asyncio.TaskGroup() as group:
         group.create_task(think())
         if turn.reply.synthesize_audio:
             group.create_task(speak())
-    done = gateway_pb2.TurnDone(transcript=turn.text, reply_text=reply_text, session_id=turn.session_id)
+    turn.clock.mark("done")
+    done = gateway_pb2.TurnDone(
+        transcript=turn.text,
+        reply_text=reply_text,
+        session_id=turn.session_id,
+        timings=turn.clock.timings(),
+    )
     await emit({"turn_done": done})

@@ -99,11 +99,27 @@ class AskResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ...) -> None: ...
 
 class TurnDone(_message.Message):
-    __slots__ = ("transcript", "reply_text", "session_id")
+    __slots__ = ("transcript", "reply_text", "session_id", "timings")
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     REPLY_TEXT_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
     transcript: str
     reply_text: str
     session_id: str
-    def __init__(self, transcript: _Optional[str] = ..., reply_text: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+    timings: TurnTimings
+    def __init__(self, transcript: _Optional[str] = ..., reply_text: _Optional[str] = ..., session_id: _Optional[str] = ..., timings: _Optional[_Union[TurnTimings, _Mapping]] = ...) -> None: ...
+
+class TurnTimings(_message.Message):
+    __slots__ = ("final_transcript_ms", "first_token_ms", "first_sentence_ms", "first_audio_ms", "done_ms")
+    FINAL_TRANSCRIPT_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SENTENCE_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_AUDIO_MS_FIELD_NUMBER: _ClassVar[int]
+    DONE_MS_FIELD_NUMBER: _ClassVar[int]
+    final_transcript_ms: float
+    first_token_ms: float
+    first_sentence_ms: float
+    first_audio_ms: float
+    done_ms: float
+    def __init__(self, final_transcript_ms: _Optional[float] = ..., first_token_ms: _Optional[float] = ..., first_sentence_ms: _Optional[float] = ..., first_audio_ms: _Optional[float] = ..., done_ms: _Optional[float] = ...) -> None: ...

@@ -150,6 +150,8 @@ class SpeechRecognizer:
             for event in events_in:
                 if isinstance(event, Utterance):
                     ended.add(event.index)
+                    # Said at the endpoint, not after Whisper: the client's turn clock starts here.
+                    await events.put(SpeechEnded(event.index, event.end_s))
                     await utterances.put(event)
                 elif (heard := self._event(event)) is not None:
                     await events.put(heard)
@@ -193,7 +195,6 @@ class SpeechRecognizer:
                 await events.put(
                     FinalTranscript(utterance.index, transcript, utterance.start_s, utterance.end_s)
                 )
-                await events.put(SpeechEnded(utterance.index, utterance.end_s))
 
         async def run() -> None:
             try:
