@@ -27,7 +27,7 @@ def words(text: str) -> list[str]:
 
 
 def test_local_agreement_commits_what_two_decodes_share_and_never_takes_it_back() -> None:
-    agreement = LocalAgreement()
+    agreement = LocalAgreement(holdback=0)
     assert agreement.update(["Yes,", "true."]) == ["Yes,", "true."]
     assert agreement.committed == []
     assert agreement.update(["Yesterday", "I", "went"]) == ["Yesterday", "I", "went"]
@@ -40,6 +40,15 @@ def test_local_agreement_commits_what_two_decodes_share_and_never_takes_it_back(
     # A decode that contradicts committed words shows only what was promised, and commits nothing.
     assert agreement.update(["Yes", "today"]) == ["Yesterday", "I", "went", "to", "the,"]
     assert agreement.committed == ["Yesterday", "I", "went", "to", "the,"]
+
+
+def test_local_agreement_holds_back_the_words_at_the_edge_of_the_audio() -> None:
+    agreement = LocalAgreement(holdback=2)
+    agreement.update(["to", "buy", "some", "apples,", "I", "love"])
+    agreement.update(["to", "buy", "some", "apples,", "I", "love"])  # the same guess at a cut word
+    assert agreement.committed == ["to", "buy", "some", "apples,"]
+    agreement.update(["to", "buy", "some", "apples,", "a", "loaf", "of", "bread"])
+    assert agreement.committed == ["to", "buy", "some", "apples,"]
 
 
 async def _stream(
@@ -58,7 +67,7 @@ async def _stream(
 async def test_partials_grow_while_the_user_speaks_and_come_before_the_final(stt_channel, speak) -> None:  # type: ignore[no-untyped-def]
     speech = speak(LONG)
     config = pb.RecognitionConfig(interim_results=True)
-    responses = await _stream(stt_channel, speech.pcm, config, pace=0.5)  # twice real time
+    responses = await _stream(stt_channel, speech.pcm, config, pace=1.0)  # as a microphone would
     results = [r.result for r in responses if r.WhichOneof("event") == "result"]
     partials, finals = [r for r in results if not r.is_final], [r for r in results if r.is_final]
     assert len(finals) == 1 and results[-1].is_final
