@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voicemesh.common.audio import MODEL_RATE_HZ
+from voicemesh.listening.frames import Framer
 from voicemesh.listening.ring import SampleRing
 from voicemesh.listening.segmenter import Segmenter, SegmenterConfig, SpeechStart, Utterance
 from voicemesh.listening.vad import FRAME_SAMPLES as VAD_FRAME
@@ -75,19 +76,15 @@ class _VoiceTrigger:
     def __init__(self, vad: VadStream, threshold: float, position: int) -> None:
         self._vad = vad
         self._threshold = threshold
-        self._pending = np.zeros(0, dtype=np.float32)
-        self._position = position
+        self._framer = Framer(VAD_FRAME)
+        self._position = position  # of the next frame
 
     def push(self, samples: np.ndarray) -> int | None:
-        audio = np.concatenate([self._pending, samples]) if self._pending.size else samples
-        whole = audio.size // VAD_FRAME * VAD_FRAME
-        self._pending = audio[whole:].copy()
         onset = None
-        for offset in range(0, whole, VAD_FRAME):
-            voiced = self._vad.probability(audio[offset : offset + VAD_FRAME]) >= self._threshold
-            if voiced and onset is None:
-                onset = self._position + offset
-        self._position += whole
+        for frame in self._framer.split(samples):
+            if onset is None and self._vad.probability(frame) >= self._threshold:
+                onset = self._position
+            self._position += VAD_FRAME
         return onset
 
 
@@ -124,8 +121,12 @@ class Gate:
         self._opened_at, self._heard_speech = start, False
         return [Opened(self._utterances, start, audio, wake), *self._through(audio)]
 
-    def in_progress(self) -> tuple[int, int, list[np.ndarray]] | None:
+    def in_progress(self) -> tuple[int, int, int] | None:
         return self._segmenter.in_progress() if self._segmenter is not None else None
+
+    def speech_so_far(self) -> np.ndarray:
+        assert self._segmenter is not None
+        return self._segmenter.speech_so_far()
 
     def flush(self) -> list[GateEvent]:
         """End of stream: finish an utterance in progress."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voicemesh.common.audio import MODEL_RATE_HZ
+from voicemesh.listening.frames import Framer
 from voicemesh.listening.vad import FRAME_SAMPLES, VadStream
 
 
@@ -54,7 +55,7 @@ class Segmenter:
         self._pad = int(cfg.speech_pad_ms * MODEL_RATE_HZ / 1000)
         self._silence_frames = max(1, int(cfg.min_silence_ms * MODEL_RATE_HZ / 1000 / FRAME_SAMPLES))
         self._max_samples = int(cfg.max_utterance_s * MODEL_RATE_HZ)
-        self._pending = np.zeros(0, dtype=np.float32)  # < one frame, not yet seen by the VAD
+        self._framer = Framer(FRAME_SAMPLES)
         self._preroll = np.zeros(0, dtype=np.float32)  # the last speech_pad_ms before speech
         self._speech: list[np.ndarray] = []
         self._speech_samples = 0
@@ -66,26 +67,25 @@ class Segmenter:
 
     def push(self, samples: np.ndarray) -> list[SegmentEvent]:
         events: list[SegmentEvent] = []
-        audio = np.concatenate([self._pending, samples]) if self._pending.size else samples
-        whole = (audio.size // FRAME_SAMPLES) * FRAME_SAMPLES
-        for offset in range(0, whole, FRAME_SAMPLES):
-            events.extend(self._frame(audio[offset : offset + FRAME_SAMPLES]))
-        self._pending = audio[whole:].copy()
+        for frame in self._framer.split(samples):
+            events.extend(self._frame(frame))
         return events
 
-    def in_progress(self) -> tuple[int, int, list[np.ndarray]] | None:
-        """The utterance being heard: its index, start position and audio so far (not copied)."""
+    def in_progress(self) -> tuple[int, int, int] | None:
+        """The utterance being heard: its index, start position and samples so far."""
         if not self._in_speech:
             return None
-        return self._count, self._start_sample, list(self._speech)
+        return self._count, self._start_sample, self._speech_samples
+
+    def speech_so_far(self) -> np.ndarray:
+        return np.concatenate(self._speech) if self._speech else np.zeros(0, dtype=np.float32)
 
     def flush(self) -> list[SegmentEvent]:
         """End of stream: finish an utterance in progress."""
+        rest = self._framer.take_pending()
         if self._in_speech:
-            if self._pending.size:
-                self._consumed += self._pending.size
-                self._append(self._pending)
-            self._pending = np.zeros(0, dtype=np.float32)
+            self._consumed += rest.size
+            self._append(rest)
             return self._finish()
         return []
 

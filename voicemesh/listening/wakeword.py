@@ -18,6 +18,7 @@ import onnxruntime
 
 from voicemesh.common.errors import InvalidRequest
 from voicemesh.common.packages import package_file
+from voicemesh.listening.frames import Framer
 
 FRAME_SAMPLES = 1280  # 80 ms at 16 kHz: one embedding, one score per model
 _MEL_CONTEXT = 3 * 160  # the melspectrogram's window reaches 3 hops back into the previous frame
@@ -161,7 +162,7 @@ class WakeWordStream:
         self._classifiers = classifiers
         self.threshold = threshold
         self._refractory_frames = int(refractory_s * 16_000 / FRAME_SAMPLES)
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._framer = Framer(FRAME_SAMPLES)
         self._context = np.zeros(_MEL_CONTEXT, dtype=np.float32)
         self._mel = np.ones((_MEL_WINDOW, _MEL_BINS), dtype=np.float32)
         self._features = models._initial_features.copy()
@@ -177,16 +178,13 @@ class WakeWordStream:
         return self._frames * FRAME_SAMPLES
 
     def nbytes(self) -> int:
-        return self._pending.nbytes + self._context.nbytes + self._mel.nbytes + self._features.nbytes
+        return self._framer.pending.nbytes + self._context.nbytes + self._mel.nbytes + self._features.nbytes
 
     def push(self, samples: np.ndarray) -> list[Detection]:
         """Feed 16 kHz float32 audio in [-1, 1]; returns the detections it completed."""
-        audio = np.concatenate([self._pending, samples]) if self._pending.size else samples
-        whole = audio.size // FRAME_SAMPLES * FRAME_SAMPLES
         detections = []
-        for offset in range(0, whole, FRAME_SAMPLES):
-            detections.extend(self._frame(audio[offset : offset + FRAME_SAMPLES]))
-        self._pending = audio[whole:].copy()
+        for frame in self._framer.split(samples):
+            detections.extend(self._frame(frame))
         return detections
 
     def _frame(self, frame: np.ndarray) -> list[Detection]:

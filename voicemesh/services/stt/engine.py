@@ -171,11 +171,10 @@ class SpeechRecognizer:
             progress = listener.in_progress()
             if progress is None or (drafting is not None and not drafting.done()):
                 return  # one draft at a time per stream; a busy pool skips rather than queues
-            index, start, parts = progress
-            size = sum(part.size for part in parts)
+            index, start, size = progress
             if size - drafted.get(index, 0) >= self._partial_interval:
                 drafted[index] = size
-                drafting = group.create_task(draft(index, start, np.concatenate(parts)))
+                drafting = group.create_task(draft(index, start, listener.speech_so_far()))
 
         async def segment(group: asyncio.TaskGroup) -> None:
             async for chunk in chunks:
