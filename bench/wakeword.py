@@ -129,20 +129,15 @@ def negatives(speaker: Speaker, minutes: float) -> Negatives:
 
 
 def scores_and_cpu(models: EdgeModels, audio: np.ndarray) -> tuple[np.ndarray, float, float]:
-    assert models.wake_words is not None
-    stream = models.wake_words.stream()
-    scores = []
+    """The wake word's score trace, and the CPU seconds it and Silero VAD take over ``audio``."""
     started = time.process_time()
-    for offset in range(0, audio.size - FRAME_SAMPLES + 1, FRAME_SAMPLES):
-        stream.push(audio[offset : offset + FRAME_SAMPLES])
-        scores.append(stream.last_scores["hey_jarvis"])
+    scores = trace(models, audio)
     wake_cpu = time.process_time() - started
     vad = models.vad.stream()
     started = time.process_time()
     for offset in range(0, audio.size - VAD_FRAME + 1, VAD_FRAME):
         vad.probability(audio[offset : offset + VAD_FRAME])
-    vad_cpu = time.process_time() - started
-    return np.array(scores), wake_cpu, vad_cpu
+    return scores, wake_cpu, time.process_time() - started
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -94,6 +95,27 @@ async def stt_channel(stt_engine: SpeechRecognizer) -> AsyncIterator[grpc.aio.Ch
 async def tts_channel(tts_engine: Synthesizer) -> AsyncIterator[grpc.aio.Channel]:
     async for channel in _serve(tts_host(TtsSettings.load(port=0), tts_engine)):
         yield channel
+
+
+@pytest.fixture(scope="session")
+def stt_stream(stt_channel: grpc.aio.Channel):  # type: ignore[no-untyped-def]
+    """Stream 16 kHz mono PCM to the STT service in 100 ms chunks (``pace`` 1.0 = real time)."""
+    from voicemesh.v1 import speech_to_text_pb2 as pb
+    from voicemesh.v1 import speech_to_text_pb2_grpc as pb_grpc
+
+    async def stream(
+        pcm: bytes, config: pb.RecognitionConfig | None = None, pace: float = 0.0
+    ) -> list[pb.StreamingRecognizeResponse]:
+        async def requests() -> AsyncIterator[pb.StreamingRecognizeRequest]:
+            yield pb.StreamingRecognizeRequest(config=config or pb.RecognitionConfig())
+            for offset in range(0, len(pcm), 3200):
+                yield pb.StreamingRecognizeRequest(audio_content=pcm[offset : offset + 3200])
+                await asyncio.sleep(0.1 * pace)
+
+        stub = pb_grpc.SpeechToTextServiceStub(stt_channel)
+        return [r async for r in stub.StreamingRecognize(requests(), timeout=120)]
+
+    return stream
 
 
 @dataclass

@@ -14,7 +14,6 @@ from voicemesh.clients.sdk import AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio, float_to_pcm16
 from voicemesh.services.stt.agreement import LocalAgreement
 from voicemesh.v1 import speech_to_text_pb2 as pb
-from voicemesh.v1 import speech_to_text_pb2_grpc as pb_grpc
 
 LONG = (
     "Yesterday I went to the market to buy some apples, a loaf of bread, "
@@ -51,23 +50,10 @@ def test_local_agreement_holds_back_the_words_at_the_edge_of_the_audio() -> None
     assert agreement.committed == ["to", "buy", "some", "apples,"]
 
 
-async def _stream(
-    channel: grpc.aio.Channel, pcm: bytes, config: pb.RecognitionConfig, pace: float = 0.0
-) -> list[pb.StreamingRecognizeResponse]:
-    async def requests():  # type: ignore[no-untyped-def]
-        yield pb.StreamingRecognizeRequest(config=config)
-        for offset in range(0, len(pcm), 3200):  # 100 ms chunks
-            yield pb.StreamingRecognizeRequest(audio_content=pcm[offset : offset + 3200])
-            await asyncio.sleep(0.1 * pace)
-
-    stub = pb_grpc.SpeechToTextServiceStub(channel)
-    return [r async for r in stub.StreamingRecognize(requests(), timeout=120)]
-
-
-async def test_partials_grow_while_the_user_speaks_and_come_before_the_final(stt_channel, speak) -> None:  # type: ignore[no-untyped-def]
+async def test_partials_grow_while_the_user_speaks_and_come_before_the_final(stt_stream, speak) -> None:  # type: ignore[no-untyped-def]
     speech = speak(LONG)
     config = pb.RecognitionConfig(interim_results=True)
-    responses = await _stream(stt_channel, speech.pcm, config, pace=1.0)  # as a microphone would
+    responses = await stt_stream(speech.pcm, config, pace=1.0)  # as a microphone would
     results = [r.result for r in responses if r.WhichOneof("event") == "result"]
     partials, finals = [r for r in results if not r.is_final], [r for r in results if r.is_final]
     assert len(finals) == 1 and results[-1].is_final
@@ -90,12 +76,12 @@ async def test_partials_grow_while_the_user_speaks_and_come_before_the_final(stt
     assert ends == sorted(ends) and ends[-1] <= finals[0].audio_end_s + 0.6
 
 
-async def test_no_partials_unless_asked(stt_channel, speak) -> None:  # type: ignore[no-untyped-def]
-    responses = await _stream(stt_channel, speak(LONG).pcm, pb.RecognitionConfig())
+async def test_no_partials_unless_asked(stt_stream, speak) -> None:  # type: ignore[no-untyped-def]
+    responses = await stt_stream(speak(LONG).pcm, pb.RecognitionConfig())
     assert all(r.result.is_final for r in responses if r.WhichOneof("event") == "result")
 
 
-async def test_endpointing_is_tuned_per_stream(stt_channel, speak_trimmed) -> None:  # type: ignore[no-untyped-def]
+async def test_endpointing_is_tuned_per_stream(stt_stream, speak_trimmed) -> None:  # type: ignore[no-untyped-def]
     gap = np.zeros(int(0.35 * 16_000), dtype=np.float32)
     pad = np.zeros(8_000, dtype=np.float32)
     parts = [
@@ -109,16 +95,16 @@ async def test_endpointing_is_tuned_per_stream(stt_channel, speak_trimmed) -> No
 
     async def finals(endpointing: pb.Endpointing) -> list[str]:
         config = pb.RecognitionConfig(endpointing=endpointing)
-        responses = await _stream(stt_channel, pcm, config)
+        responses = await stt_stream(pcm, config)
         return [" ".join(words(r.result.transcript)) for r in responses if r.WhichOneof("event") == "result"]
 
     assert await finals(pb.Endpointing()) == ["open the window close the door"]  # 350 ms < 500 ms
     assert await finals(pb.Endpointing(min_silence_ms=200)) == ["open the window", "close the door"]
 
 
-async def test_a_long_utterance_is_cut_at_max_utterance_s(stt_channel, speak) -> None:  # type: ignore[no-untyped-def]
+async def test_a_long_utterance_is_cut_at_max_utterance_s(stt_stream, speak) -> None:  # type: ignore[no-untyped-def]
     config = pb.RecognitionConfig(endpointing=pb.Endpointing(max_utterance_s=2))
-    responses = await _stream(stt_channel, speak(LONG).pcm, config)
+    responses = await stt_stream(speak(LONG).pcm, config)
     results = [r.result for r in responses if r.WhichOneof("event") == "result"]
     assert len(results) >= 3
     assert all(r.audio_end_s - r.audio_start_s <= 2.3 for r in results)
@@ -131,9 +117,9 @@ async def test_a_long_utterance_is_cut_at_max_utterance_s(stt_channel, speak) ->
         (pb.Endpointing(max_utterance_s=120), "endpointing.max_utterance_s 120 is out of range"),
     ],
 )
-async def test_bad_endpointing_is_refused(stt_channel, endpointing, message) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_endpointing_is_refused(stt_stream, endpointing, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await _stream(stt_channel, b"\0\0" * 1600, pb.RecognitionConfig(endpointing=endpointing))
+        await stt_stream(b"\0\0" * 1600, pb.RecognitionConfig(endpointing=endpointing))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in (caught.value.details() or "")
 

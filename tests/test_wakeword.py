@@ -18,7 +18,6 @@ from voicemesh.listening.ring import SampleRing
 from voicemesh.listening.vad import SileroVad
 from voicemesh.listening.wakeword import WakeWordModels, bundled_models
 from voicemesh.v1 import speech_to_text_pb2 as pb
-from voicemesh.v1 import speech_to_text_pb2_grpc as pb_grpc
 
 RATE = 16_000
 
@@ -129,24 +128,14 @@ def test_detectors_are_shared_and_each_stream_is_small(jarvis) -> None:  # type:
     assert gates[0].nbytes() < 100 * 1024
 
 
-async def _recognize(channel: grpc.aio.Channel, pcm: bytes, config: pb.RecognitionConfig) -> list:  # type: ignore[type-arg]
-    async def requests():  # type: ignore[no-untyped-def]
-        yield pb.StreamingRecognizeRequest(config=config)
-        for offset in range(0, len(pcm), 3200):
-            yield pb.StreamingRecognizeRequest(audio_content=pcm[offset : offset + 3200])
-
-    stub = pb_grpc.SpeechToTextServiceStub(channel)
-    return [r async for r in stub.StreamingRecognize(requests(), timeout=120)]
-
-
-async def test_stt_service_transcribes_only_what_follows_the_wake_word(stt_channel, wake_recording) -> None:  # type: ignore[no-untyped-def]
+async def test_stt_service_transcribes_only_what_follows_the_wake_word(stt_stream, wake_recording) -> None:  # type: ignore[no-untyped-def]
     rec = wake_recording
-    everything = await _recognize(stt_channel, rec.pcm, pb.RecognitionConfig())
+    everything = await stt_stream(rec.pcm, pb.RecognitionConfig())
     heard = [words(r.result.transcript) for r in everything if r.WhichOneof("event") == "result"]
     assert len(heard) == 3 and "weather" in heard[0] and "meeting" in heard[2]  # all three without it
 
     config = pb.RecognitionConfig(request_id="w", wake_word=pb.WakeWordConfig(models=["hey_jarvis"]))
-    responses = await _recognize(stt_channel, rec.pcm, config)
+    responses = await stt_stream(rec.pcm, config)
     kinds = [r.WhichOneof("event") for r in responses]
     assert kinds == ["wake_word", "speech_started", "speech_ended", "result"]
     wake, result = responses[0].wake_word, responses[3].result
@@ -156,11 +145,11 @@ async def test_stt_service_transcribes_only_what_follows_the_wake_word(stt_chann
     assert result.audio_start_s >= wake.audio_offset_s  # times stay those of the whole stream
 
 
-async def test_stt_listens_again_after_each_command(stt_channel, wake_recording) -> None:  # type: ignore[no-untyped-def]
+async def test_stt_listens_again_after_each_command(stt_stream, wake_recording) -> None:  # type: ignore[no-untyped-def]
     rec = wake_recording
     twice = float_to_pcm16(np.concatenate([rec.audio, rec.audio]))
     config = pb.RecognitionConfig(wake_word=pb.WakeWordConfig())  # the service's default model
-    responses = await _recognize(stt_channel, twice, config)
+    responses = await stt_stream(twice, config)
     wakes = [r.wake_word for r in responses if r.WhichOneof("event") == "wake_word"]
     results = [r.result for r in responses if r.WhichOneof("event") == "result"]
     assert [w.utterance_index for w in wakes] == [0, 1]
@@ -175,8 +164,8 @@ async def test_stt_listens_again_after_each_command(stt_channel, wake_recording)
         (pb.WakeWordConfig(threshold=1.5), "wake_word.threshold 1.5 is out of range"),
     ],
 )
-async def test_stt_rejects_a_bad_wake_word_config(stt_channel, wake, message) -> None:  # type: ignore[no-untyped-def]
+async def test_stt_rejects_a_bad_wake_word_config(stt_stream, wake, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await _recognize(stt_channel, b"\0\0" * 1600, pb.RecognitionConfig(wake_word=wake))
+        await stt_stream(b"\0\0" * 1600, pb.RecognitionConfig(wake_word=wake))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in (caught.value.details() or "")

@@ -39,7 +39,6 @@ class Utterance:
     audio: np.ndarray
     start_s: float
     end_s: float
-    closed_at: int  # stream position where the segmenter decided it was over
 
 
 SegmentEvent = SpeechStart | Utterance
@@ -129,4 +128,4 @@ class Segmenter:
         index = self._count
         self._count += 1
         start = self._start_sample / MODEL_RATE_HZ
-        return [Utterance(index, audio, start, start + audio.size / MODEL_RATE_HZ, self._consumed)]
+        return [Utterance(index, audio, start, start + audio.size / MODEL_RATE_HZ)]
