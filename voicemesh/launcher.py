@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from voicemesh.rpc.server import READY_PREFIX
+from voicemesh.rpc.server import METRICS_PREFIX, READY_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class Process:
     name: str
     proc: asyncio.subprocess.Process
     address: str = ""
+    metrics: str = ""  # host:port of /metrics, if the process serves it
     _drain: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -53,7 +54,9 @@ async def _start(name: str, module: str, env: dict[str, str], timeout_s: float) 
     try:
         async with asyncio.timeout(timeout_s):
             while line := (await proc.stdout.readline()).decode():
-                if line.startswith(READY_PREFIX):
+                if line.startswith(METRICS_PREFIX):
+                    process.metrics = line.split()[1]
+                elif line.startswith(READY_PREFIX):
                     process.address = line.split()[1]
                     break
     except TimeoutError:
@@ -96,6 +99,13 @@ class Mesh:
     def gateway(self) -> str:
         return next(p.address for p in self.processes if p.name == "gateway")
 
+    def _listen_env(self, name: str) -> dict[str, str]:
+        prefix = f"VOICEMESH_{name.upper()}_"
+        env = {f"{prefix}HOST": self.host, f"{prefix}PORT": str(self.ports[name])}
+        if self.ports[name] == 0:  # a free gRPC port means a free metrics port too (several meshes at once)
+            env[f"{prefix}METRICS_PORT"] = "0"
+        return env
+
     def addresses(self) -> dict[str, str]:
         return {p.name: p.address for p in self.processes}
 
@@ -103,27 +113,13 @@ class Mesh:
         try:
             base = {**os.environ, "PYTHONUNBUFFERED": "1"}
             starts = [
-                _start(
-                    name,
-                    module,
-                    {
-                        **base,
-                        f"VOICEMESH_{name.upper()}_HOST": self.host,
-                        f"VOICEMESH_{name.upper()}_PORT": str(self.ports[name]),
-                    },
-                    timeout_s,
-                )
+                _start(name, module, {**base, **self._listen_env(name)}, timeout_s)
                 for name, module in BACKENDS.items()
             ]
             for started in asyncio.as_completed(starts):
                 self.processes.append(await started)
             targets = {f"VOICEMESH_GATEWAY_{p.name.upper()}_TARGET": p.address for p in self.processes}
-            gateway_env = {
-                **base,
-                **targets,
-                "VOICEMESH_GATEWAY_HOST": self.host,
-                "VOICEMESH_GATEWAY_PORT": str(self.ports["gateway"]),
-            }
+            gateway_env = {**base, **targets, **self._listen_env("gateway")}
             self.processes.append(await _start("gateway", GATEWAY, gateway_env, timeout_s))
             for process in self.processes:
                 await wait_serving(process.address, timeout_s)
@@ -174,8 +170,9 @@ async def up(host: str, ports: dict[str, int]) -> int:
     except (StartupError, TimeoutError) as exc:
         print(f"voicemesh: {exc or 'services did not report SERVING in time'}", file=sys.stderr, flush=True)
         return 1
-    for name, address in mesh.addresses().items():
-        print(f"  {name:<8} {address}  SERVING", flush=True)
+    for process in mesh.processes:
+        metrics = f"  metrics {process.metrics}" if process.metrics else ""
+        print(f"  {process.name:<8} {process.address}  SERVING{metrics}", flush=True)
     print(f"voicemesh is up: gateway listening on {mesh.gateway} (Ctrl-C stops everything)", flush=True)
     crashed = asyncio.create_task(mesh.wait_for_exit())
     await asyncio.wait([crashed, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)

@@ -2,7 +2,7 @@
 
 Whisper, piper and llama.cpp hold the GIL-free parts of a CPU for hundreds of milliseconds; on the
 event loop they would stall every other stream. The pool's size is the service's concurrency limit,
-and streamed work checks a stop flag between items so a cancelled RPC stops the work itself.
+and streamed work stops between items so a cancelled RPC stops the work itself.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from voicemesh.common.metrics import WORK_STOPPED
+
 T = TypeVar("T")
 _END = object()
 
@@ -21,16 +23,17 @@ class BlockingPool:
     """A fixed number of threads for blocking model work."""
 
     def __init__(self, workers: int, name: str) -> None:
+        self.name = name
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def iterate(self, make_iterator: Callable[[threading.Event], Iterator[T]]) -> AsyncIterator[T]:
+    async def iterate(self, make_iterator: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
         """Run a blocking iterator in the pool and yield its items as they come.
 
-        ``make_iterator`` receives a stop event that is set when the consumer goes away (cancelled
-        RPC, closed generator); the iterator should check it between items.
+        When the consumer goes away (cancelled RPC, closed generator) the worker stops at the next
+        item, or does not start at all if it was still queued, and counts itself in WORK_STOPPED.
         """
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -42,8 +45,12 @@ class BlockingPool:
 
         def pump() -> None:
             try:
-                for item in make_iterator(stop):
+                if stop.is_set():
+                    WORK_STOPPED.labels(self.name).inc()
+                    return
+                for item in make_iterator():
                     if stop.is_set():
+                        WORK_STOPPED.labels(self.name).inc()  # counted where the work really ends
                         return
                     deliver(item)
             except BaseException as exc:  # handed to the consumer, which re-raises it

@@ -59,6 +59,18 @@ class ServiceSettings(Settings):
 
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(0, ge=0, le=65535, description="Port to listen on; 0 picks a free one.")
+    metrics_port: int = Field(
+        0,
+        ge=-1,
+        le=65535,
+        description="Port of the Prometheus /metrics endpoint; 0 picks one, -1 turns it off.",
+    )
+    nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="Lower the process's CPU priority by this much (os.nice) when it shares a host.",
+    )
     workers: int = Field(2, ge=1, le=64, description="Concurrent model calls (the blocking pool's size).")
     grace_s: float = Field(5.0, ge=0, description="Seconds to finish in-flight calls on shutdown.")
     log_format: str = Field("text", pattern="^(text|json)$", description="'text' or 'json' logs.")

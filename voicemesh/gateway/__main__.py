@@ -12,7 +12,7 @@ from voicemesh.v1 import gateway_pb2, gateway_pb2_grpc
 def build_host(settings: GatewaySettings, downstream: Downstream) -> ServiceHost:
     return single_service_host(
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
-        GatewayServicer(downstream),
+        GatewayServicer(downstream, preemptive=settings.preemptive_generation),
         gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
         host=settings.host,
         port=settings.port,

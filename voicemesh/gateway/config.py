@@ -13,6 +13,12 @@ class GatewaySettings(ServiceSettings):
     section = "gateway"
 
     port: int = 50051
+    metrics_port: int = 9451
     stt_target: str = Field("127.0.0.1:50052", description="gRPC target of the STT service.")
     core_target: str = Field("127.0.0.1:50054", description="gRPC target of the core service.")
     tts_target: str = Field("127.0.0.1:50053", description="gRPC target of the TTS service.")
+    preemptive_generation: bool = Field(
+        True,
+        description="Start the reply on the transcript decoded in the user's pause, before the endpoint; "
+        "keep it only if the final transcript matches.",
+    )

@@ -18,6 +18,7 @@ from voicemesh.rpc.decoding import DecodeErrorInterceptor
 log = logging.getLogger(__name__)
 
 READY_PREFIX = "VOICEMESH_LISTENING"
+METRICS_PREFIX = "VOICEMESH_METRICS"
 # Room for our own 1 MiB audio-chunk check to answer with a precise message before gRPC's limit does.
 MAX_MESSAGE_BYTES = 16 << 20
 SERVER_OPTIONS = [

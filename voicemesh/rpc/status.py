@@ -1,17 +1,14 @@
 """Exceptions to gRPC status codes, in one place.
 
-Servicer methods are wrapped with ``@grpc_errors``: a ``VoicemeshError`` becomes its status code with
-its message; a downstream failure relayed by the gateway keeps the downstream's code; anything else
-is a bug, logged with its traceback and answered INTERNAL without leaking internals.
+Servicer methods are wrapped with ``@rpc_handler`` (voicemesh.rpc.handler), which calls ``abort``: a
+``VoicemeshError`` becomes its status code with its message; a downstream failure relayed by the
+gateway keeps the downstream's code; anything else is a bug, logged with its traceback and answered
+INTERNAL without leaking internals.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any, NoReturn, TypeVar
 
 import grpc
 
@@ -49,43 +46,11 @@ def status_code(error: VoicemeshError) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> NoReturn:
+def to_status(exc: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status code and message a failed call is answered with."""
     if isinstance(exc, VoicemeshError):
-        await context.abort(status_code(exc), str(exc))
+        return status_code(exc), str(exc)
     if isinstance(exc, RelayedStatus):
-        await context.abort(exc.code, str(exc))
+        return exc.code, str(exc)
     log.exception("unhandled error")
-    await context.abort(
-        grpc.StatusCode.INTERNAL, f"internal error (request id {request_id_var.get()}); see the server log"
-    )
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def grpc_errors(method: F) -> F:
-    """Wrap a servicer method (coroutine or async generator) so errors become precise statuses."""
-    if inspect.isasyncgenfunction(method):
-
-        @functools.wraps(method)
-        async def stream(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            try:
-                async for response in method(self, request, context):
-                    yield response
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await _abort(context, exc)
-
-        return stream  # type: ignore[return-value]
-
-    @functools.wraps(method)
-    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return await method(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:
-            await _abort(context, exc)
-
-    return unary  # type: ignore[return-value]
+    return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id_var.get()}); see the server log"

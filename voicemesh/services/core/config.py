@@ -18,11 +18,15 @@ class CoreSettings(ServiceSettings):
     section = "core"
 
     port: int = 50054
+    metrics_port: int = 9454
+    # Beside STT and TTS on one host, the LLM yields the CPU to them: past its first sentence its
+    # speed is not what the user waits for, while the first sentence's synthesis is.
+    nice: int = Field(10, ge=0, le=19, description="Lower the process's CPU priority by this much.")
     llm_path: str = Field(
         "", description="GGUF file for the local tier; empty means the bundled SmolLM2-135M."
     )
     llm_context: int = Field(2048, ge=256, description="Context window of the local model, in tokens.")
-    llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 lets it choose.")
+    llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 means one per CPU core.")
     openai_base_url: str = Field(
         "", description="An OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama …); set, it answers."
     )

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from voicemesh.common.errors import InvalidRequest
+from voicemesh.common.metrics import TOKENS
 from voicemesh.common.sentences import SentenceSplitter
 from voicemesh.services.core.models import ChatModel
 
@@ -81,6 +82,7 @@ class Responder:
             if not delta.text:
                 continue
             tokens += 1
+            TOKENS.labels(self._model.tier).inc()
             parts.append(delta.text)
             yield TextDelta(delta.text)
             for sentence in splitter.push(delta.text):

@@ -6,7 +6,7 @@ too), so one function reads the stream for either and the core cannot tell them 
 
 from __future__ import annotations
 
-import threading
+import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +66,12 @@ class LlamaCppModel:
             raise FileNotFoundError(f"no GGUF model at {self.path}")
         self.name = self.path.stem
         self._llama = Llama(
-            model_path=str(self.path), n_ctx=context, n_threads=threads or None, seed=seed, verbose=False
+            model_path=str(self.path),
+            n_ctx=context,
+            # llama.cpp's own default is half the cores: one thread on a 2-core box, half the speed.
+            n_threads=threads or os.cpu_count() or 1,
+            seed=seed,
+            verbose=False,
         )
         # One context cannot decode two prompts at once: requests take turns on a single thread.
         self._pool = BlockingPool(1, "llama")
@@ -74,7 +79,7 @@ class LlamaCppModel:
     async def stream(
         self, messages: Sequence[Message], max_tokens: int, temperature: float
     ) -> AsyncIterator[Delta]:
-        def generate(stop: threading.Event) -> Iterator[Delta]:
+        def generate() -> Iterator[Delta]:
             chunks = self._llama.create_chat_completion(
                 messages=list(messages),  # type: ignore[arg-type]
                 stream=True,
@@ -82,9 +87,8 @@ class LlamaCppModel:
                 temperature=temperature,
                 repeat_penalty=1.1,  # small models loop without it
             )
+            # The pool checks ``stop`` between chunks: a cancelled RPC stops decoding, not just sending.
             for chunk in chunks:
-                if stop.is_set():  # the RPC was cancelled: stop decoding, not just sending
-                    return
                 yield delta_from_chunk(chunk)
 
         async for delta in self._pool.iterate(generate):

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from voicemesh.common.logs import request_id_var
-from voicemesh.rpc.status import grpc_errors
+from voicemesh.rpc.handler import rpc_handler
 from voicemesh.services.core.engine import Done, ReplyEvent, Responder, Route, Sentence, TextDelta
 from voicemesh.v1 import core_pb2 as pb
 from voicemesh.v1 import core_pb2_grpc as pb_grpc
@@ -32,7 +32,7 @@ class CoreServicer(pb_grpc.CoreServiceServicer):
     def __init__(self, engine: Responder) -> None:
         self._engine = engine
 
-    @grpc_errors
+    @rpc_handler
     async def Respond(
         self, request: pb.RespondRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RespondResponse]:

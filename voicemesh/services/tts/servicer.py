@@ -8,7 +8,7 @@ import grpc
 
 from voicemesh.common.logs import request_id_var
 from voicemesh.common.streams import split_config
-from voicemesh.rpc.status import grpc_errors
+from voicemesh.rpc.handler import rpc_handler
 from voicemesh.services.tts.engine import AudioPiece, Synthesizer
 from voicemesh.v1 import audio_pb2
 from voicemesh.v1 import text_to_speech_pb2 as pb
@@ -29,7 +29,7 @@ class TextToSpeechServicer(pb_grpc.TextToSpeechServiceServicer):
     def __init__(self, engine: Synthesizer) -> None:
         self._engine = engine
 
-    @grpc_errors
+    @rpc_handler
     async def Synthesize(
         self, request: pb.SynthesizeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.SynthesizeResponse]:
@@ -38,7 +38,7 @@ class TextToSpeechServicer(pb_grpc.TextToSpeechServiceServicer):
         async for piece in self._engine.synthesize(request.text, config.voice, config.sample_rate_hz):
             yield pb.SynthesizeResponse(request_id=config.request_id, audio=audio_message(piece))
 
-    @grpc_errors
+    @rpc_handler
     async def StreamingSynthesize(
         self,
         request_iterator: AsyncIterator[pb.StreamingSynthesizeRequest],

@@ -1,0 +1,46 @@
+"""Prometheus metrics every voicemesh process exports on its own /metrics port.
+
+One registry per process (prometheus_client's default, which also carries the process collector:
+resident memory, CPU seconds, open fds). Stage latencies are histograms so P50/P95/P99 can be read
+with ``histogram_quantile``; the ``stage`` label names the hop and the moment, e.g.
+``gateway.first_audio`` or ``stt.final_decode``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+)  # fmt: skip
+
+RPCS = Counter("voicemesh_rpcs", "Finished RPCs by method and status code.", ["method", "code"])
+ACTIVE_RPCS = Gauge("voicemesh_active_rpcs", "RPCs (streams) in progress.", ["method"])
+RPC_SECONDS = Histogram(
+    "voicemesh_rpc_duration_seconds", "Wall time of each RPC.", ["method"], buckets=LATENCY_BUCKETS
+)
+STAGE_SECONDS = Histogram(
+    "voicemesh_stage_seconds", "Latency of each stage of a turn.", ["stage"], buckets=LATENCY_BUCKETS
+)
+TOKENS = Counter("voicemesh_tokens_generated", "Reply tokens generated.", ["tier"])
+SENTENCES = Counter("voicemesh_sentences_synthesized", "Sentences turned into speech.")
+WORK_STOPPED = Counter(
+    "voicemesh_work_stopped",
+    "Model work stopped early because its caller cancelled (the work itself, not just the sending).",
+    ["kind"],
+)
+BARGE_INS = Counter("voicemesh_barge_ins", "Replies interrupted because the user spoke over them.")
+SPECULATIONS = Counter(
+    "voicemesh_stt_speculations",
+    "Utterances decoded in a pause before the endpoint: 'used' as the final, or 'wasted'.",
+    ["outcome"],
+)
+PREEMPTIVE = Counter(
+    "voicemesh_preemptive_turns", "Replies started on a speculative transcript, by outcome.", ["outcome"]
+)
+
+
+def serve_metrics(host: str, port: int) -> str:
+    """Start the /metrics HTTP endpoint on a daemon thread; returns ``host:port`` (port 0 picks one)."""
+    server, _thread = start_http_server(port, addr=host)
+    return f"{host}:{server.server_port}"
