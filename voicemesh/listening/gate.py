@@ -22,7 +22,7 @@ import numpy as np
 from voicemesh.common.audio import MODEL_RATE_HZ
 from voicemesh.listening.frames import Framer
 from voicemesh.listening.ring import SampleRing
-from voicemesh.listening.segmenter import Segmenter, SegmenterConfig, SpeechStart, Utterance
+from voicemesh.listening.segmenter import InProgress, Segmenter, SegmenterConfig, SpeechStart, Utterance
 from voicemesh.listening.vad import FRAME_SAMPLES as VAD_FRAME
 from voicemesh.listening.vad import SileroVad, VadStream
 from voicemesh.listening.wakeword import Detection, WakeWordStream
@@ -121,12 +121,16 @@ class Gate:
         self._opened_at, self._heard_speech = start, False
         return [Opened(self._utterances, start, audio, wake), *self._through(audio)]
 
-    def in_progress(self) -> tuple[int, int, int] | None:
+    def in_progress(self) -> InProgress | None:
         return self._segmenter.in_progress() if self._segmenter is not None else None
 
     def speech_so_far(self) -> np.ndarray:
         assert self._segmenter is not None
         return self._segmenter.speech_so_far()
+
+    def as_if_ended(self) -> np.ndarray:
+        assert self._segmenter is not None
+        return self._segmenter.as_if_ended()
 
     def flush(self) -> list[GateEvent]:
         """End of stream: finish an utterance in progress."""

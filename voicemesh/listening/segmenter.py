@@ -1,9 +1,11 @@
 """Cuts a 16 kHz stream into utterances with Silero VAD.
 
 A pure state machine: feed samples, get back events. Speech starts when a frame's probability
-reaches the threshold; it ends after ``min_silence_ms`` of frames below ``threshold - 0.15`` (the
-hysteresis Silero recommends), or when an utterance reaches ``max_utterance_s``. Each utterance keeps
-``speech_pad_ms`` of audio on both sides so Whisper hears the first and last phonemes whole.
+reaches the threshold, and counts once ``min_speech_ms`` of frames have (a cough or a click never
+does: it makes no events at all). It ends after ``min_silence_ms`` of frames below
+``threshold - 0.15`` (the hysteresis Silero recommends), or when an utterance reaches
+``max_utterance_s``. Each utterance keeps ``speech_pad_ms`` of audio on both sides so Whisper hears
+the first and last phonemes whole.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from voicemesh.listening.vad import FRAME_SAMPLES, VadStream
 class SegmenterConfig:
     threshold: float = 0.5
     min_silence_ms: int = 500
+    min_speech_ms: int = 200
     speech_pad_ms: int = 200
     max_utterance_s: float = 30.0
 
@@ -39,6 +42,21 @@ class Utterance:
     audio: np.ndarray
     start_s: float
     end_s: float
+    voiced_end: int = 0  # samples from its start to the end of its last voiced frame
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """The utterance being heard."""
+
+    index: int
+    start: int  # stream position of its first sample
+    samples: int  # heard so far
+    pause: int  # samples of the silence it currently ends in (0 while the user speaks)
+
+    @property
+    def voiced_end(self) -> int:
+        return self.samples - self.pause
 
 
 SegmentEvent = SpeechStart | Utterance
@@ -53,12 +71,15 @@ class Segmenter:
         self._config = cfg = config or SegmenterConfig()
         self._pad = int(cfg.speech_pad_ms * MODEL_RATE_HZ / 1000)
         self._silence_frames = max(1, int(cfg.min_silence_ms * MODEL_RATE_HZ / 1000 / FRAME_SAMPLES))
+        self._speech_frames = max(1, round(cfg.min_speech_ms * MODEL_RATE_HZ / 1000 / FRAME_SAMPLES))
         self._max_samples = int(cfg.max_utterance_s * MODEL_RATE_HZ)
         self._framer = Framer(FRAME_SAMPLES)
         self._preroll = np.zeros(0, dtype=np.float32)  # the last speech_pad_ms before speech
         self._speech: list[np.ndarray] = []
         self._speech_samples = 0
         self._in_speech = False
+        self._confirmed = False  # enough voiced frames for this to be speech
+        self._voiced_frames = 0
         self._silent_frames = 0
         self._consumed = origin  # stream position of the next frame the VAD sees
         self._start_sample = origin
@@ -70,22 +91,29 @@ class Segmenter:
             events.extend(self._frame(frame))
         return events
 
-    def in_progress(self) -> tuple[int, int, int] | None:
-        """The utterance being heard: its index, start position and samples so far."""
-        if not self._in_speech:
+    def in_progress(self) -> InProgress | None:
+        if not self._confirmed:
             return None
-        return self._count, self._start_sample, self._speech_samples
+        pause = self._silent_frames * FRAME_SAMPLES
+        return InProgress(self._count, self._start_sample, self._speech_samples, pause)
 
     def speech_so_far(self) -> np.ndarray:
         return np.concatenate(self._speech) if self._speech else np.zeros(0, dtype=np.float32)
 
+    def as_if_ended(self) -> np.ndarray:
+        """The audio the utterance would have if its pause turned out to be the endpoint."""
+        audio = self.speech_so_far()
+        trailing = max(0, self._silent_frames * FRAME_SAMPLES - self._pad)
+        return audio[: audio.size - trailing]
+
     def flush(self) -> list[SegmentEvent]:
         """End of stream: finish an utterance in progress."""
         rest = self._framer.take_pending()
-        if self._in_speech:
+        if self._confirmed:
             self._consumed += rest.size
             self._append(rest)
             return self._finish()
+        self._reset()
         return []
 
     def _frame(self, frame: np.ndarray) -> list[SegmentEvent]:
@@ -95,37 +123,47 @@ class Segmenter:
         if not self._in_speech:
             if prob >= cfg.threshold:
                 self._in_speech = True
-                self._silent_frames = 0
+                self._voiced_frames = 0
                 self._start_sample = self._consumed - FRAME_SAMPLES - self._preroll.size
                 self._speech, self._speech_samples = [], 0
                 self._append(self._preroll)
-                self._append(frame)
-                return [SpeechStart(self._count, self._start_sample / MODEL_RATE_HZ)]
-            if self._pad:
+            elif self._pad:
                 self._preroll = np.concatenate([self._preroll, frame])[-self._pad :]
+        if not self._in_speech:
             return []
         self._append(frame)
+        events: list[SegmentEvent] = []
+        if prob >= cfg.threshold:
+            self._voiced_frames += 1
+            if not self._confirmed and self._voiced_frames >= self._speech_frames:
+                self._confirmed = True
+                events.append(SpeechStart(self._count, self._start_sample / MODEL_RATE_HZ))
         self._silent_frames = self._silent_frames + 1 if prob < cfg.threshold - 0.15 else 0
         if self._silent_frames >= self._silence_frames or self._speech_samples >= self._max_samples:
-            return self._finish()
-        return []
+            if self._confirmed:
+                events.extend(self._finish())
+            else:  # too little voice to be speech: forget it, keeping the pad before what comes next
+                self._preroll = self.speech_so_far()[-self._pad :] if self._pad else self._preroll
+                self._reset()
+        return events
 
     def _append(self, samples: np.ndarray) -> None:
         if samples.size:
             self._speech.append(samples)
             self._speech_samples += samples.size
 
+    def _reset(self) -> None:
+        self._in_speech = self._confirmed = False
+        self._silent_frames = self._voiced_frames = 0
+        self._speech, self._speech_samples = [], 0
+
     def _finish(self) -> list[SegmentEvent]:
         # Trim trailing silence down to the pad, so Whisper is not fed half a second of nothing.
-        audio = np.concatenate(self._speech)
-        trailing = max(0, self._silent_frames * FRAME_SAMPLES - self._pad)
-        if trailing:
-            audio = audio[:-trailing]
-        self._in_speech = False
-        self._silent_frames = 0
+        audio = self.as_if_ended()
+        voiced_end = self._speech_samples - self._silent_frames * FRAME_SAMPLES
+        self._reset()
         self._preroll = np.zeros(0, dtype=np.float32)
-        self._speech, self._speech_samples = [], 0
         index = self._count
         self._count += 1
         start = self._start_sample / MODEL_RATE_HZ
-        return [Utterance(index, audio, start, start + audio.size / MODEL_RATE_HZ)]
+        return [Utterance(index, audio, start, start + audio.size / MODEL_RATE_HZ, voiced_end)]

@@ -8,28 +8,32 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecognitionConfig(_message.Message):
-    __slots__ = ("audio_format", "language_code", "request_id", "wake_word", "interim_results", "endpointing")
+    __slots__ = ("audio_format", "language_code", "request_id", "wake_word", "interim_results", "endpointing", "speculative_results")
     AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     WAKE_WORD_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTING_FIELD_NUMBER: _ClassVar[int]
+    SPECULATIVE_RESULTS_FIELD_NUMBER: _ClassVar[int]
     audio_format: _audio_pb2.AudioFormat
     language_code: str
     request_id: str
     wake_word: WakeWordConfig
     interim_results: bool
     endpointing: Endpointing
-    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., language_code: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[WakeWordConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., endpointing: _Optional[_Union[Endpointing, _Mapping]] = ...) -> None: ...
+    speculative_results: bool
+    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., language_code: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[WakeWordConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., endpointing: _Optional[_Union[Endpointing, _Mapping]] = ..., speculative_results: _Optional[bool] = ...) -> None: ...
 
 class Endpointing(_message.Message):
-    __slots__ = ("min_silence_ms", "max_utterance_s")
+    __slots__ = ("min_silence_ms", "max_utterance_s", "min_speech_ms")
     MIN_SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_UTTERANCE_S_FIELD_NUMBER: _ClassVar[int]
+    MIN_SPEECH_MS_FIELD_NUMBER: _ClassVar[int]
     min_silence_ms: int
     max_utterance_s: float
-    def __init__(self, min_silence_ms: _Optional[int] = ..., max_utterance_s: _Optional[float] = ...) -> None: ...
+    min_speech_ms: int
+    def __init__(self, min_silence_ms: _Optional[int] = ..., max_utterance_s: _Optional[float] = ..., min_speech_ms: _Optional[int] = ...) -> None: ...
 
 class WakeWordConfig(_message.Message):
     __slots__ = ("models", "threshold")
@@ -102,7 +106,7 @@ class WordInfo(_message.Message):
     def __init__(self, word: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class RecognitionResult(_message.Message):
-    __slots__ = ("transcript", "is_final", "stability", "confidence", "words", "utterance_index", "audio_start_s", "audio_end_s", "committed_transcript")
+    __slots__ = ("transcript", "is_final", "stability", "confidence", "words", "utterance_index", "audio_start_s", "audio_end_s", "committed_transcript", "speculative")
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     IS_FINAL_FIELD_NUMBER: _ClassVar[int]
     STABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +116,7 @@ class RecognitionResult(_message.Message):
     AUDIO_START_S_FIELD_NUMBER: _ClassVar[int]
     AUDIO_END_S_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    SPECULATIVE_FIELD_NUMBER: _ClassVar[int]
     transcript: str
     is_final: bool
     stability: float
@@ -121,4 +126,5 @@ class RecognitionResult(_message.Message):
     audio_start_s: float
     audio_end_s: float
     committed_transcript: str
-    def __init__(self, transcript: _Optional[str] = ..., is_final: _Optional[bool] = ..., stability: _Optional[float] = ..., confidence: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., utterance_index: _Optional[int] = ..., audio_start_s: _Optional[float] = ..., audio_end_s: _Optional[float] = ..., committed_transcript: _Optional[str] = ...) -> None: ...
+    speculative: bool
+    def __init__(self, transcript: _Optional[str] = ..., is_final: _Optional[bool] = ..., stability: _Optional[float] = ..., confidence: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., utterance_index: _Optional[int] = ..., audio_start_s: _Optional[float] = ..., audio_end_s: _Optional[float] = ..., committed_transcript: _Optional[str] = ..., speculative: _Optional[bool] = ...) -> None: ...

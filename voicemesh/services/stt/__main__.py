@@ -26,6 +26,7 @@ def build_engine(settings: SttSettings) -> SpeechRecognizer:
     segmenter = SegmenterConfig(
         threshold=settings.vad_threshold,
         min_silence_ms=settings.min_silence_ms,
+        min_speech_ms=settings.min_speech_ms,
         speech_pad_ms=settings.speech_pad_ms,
         max_utterance_s=settings.max_utterance_s,
     )
@@ -38,6 +39,7 @@ def build_engine(settings: SttSettings) -> SpeechRecognizer:
         wake_threshold=settings.wake_threshold,
         wake_patience=settings.wake_patience,
         partial_interval_ms=settings.partial_interval_ms,
+        speculate_after_ms=settings.speculate_after_ms,
     )
 
 

@@ -13,14 +13,23 @@ class SttSettings(ServiceSettings):
     section = "stt"
 
     port: int = 50052
+    metrics_port: int = 9452
     model: str = Field("", description="CTranslate2 Whisper model folder; empty means the bundled tiny.en.")
     device: str = Field("cpu", description="'cpu' or 'cuda'.")
     compute_type: str = Field("int8", description="CTranslate2 compute type: int8, int8_float16, float16 …")
-    cpu_threads: int = Field(0, ge=0, description="Threads per transcription; 0 lets CTranslate2 choose.")
+    cpu_threads: int = Field(
+        0, ge=0, description="Threads per transcription; 0 means one per core, at most 4."
+    )
     beam_size: int = Field(1, ge=1, le=10, description="Beam width; 1 is greedy and fastest.")
     language: str = Field("en", description="Default language; a stream's language_code overrides it.")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability that starts speech.")
     min_silence_ms: int = Field(500, ge=32, description="Silence that ends an utterance.")
+    min_speech_ms: int = Field(
+        200, ge=32, le=2000, description="Voiced audio before a sound counts as speech (and can barge in)."
+    )
+    speculate_after_ms: int = Field(
+        64, ge=32, description="Pause after which the utterance is decoded as if it had ended."
+    )
     speech_pad_ms: int = Field(200, ge=0, description="Audio kept around each utterance.")
     max_utterance_s: float = Field(30.0, gt=1, description="Longest utterance before it is cut.")
     partial_interval_ms: int = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -12,6 +13,7 @@ import numpy as np
 from voicemesh.common.audio import MODEL_RATE_HZ, PcmFormat, PcmNormalizer
 from voicemesh.common.blocking import BlockingPool
 from voicemesh.common.errors import InvalidRequest
+from voicemesh.common.metrics import SPECULATIONS, STAGE_SECONDS
 from voicemesh.listening.gate import Gate, GateConfig, GateEvent, Opened
 from voicemesh.listening.segmenter import Segmenter, SegmenterConfig, SpeechStart, Utterance
 from voicemesh.listening.vad import SileroVad
@@ -46,6 +48,17 @@ class PartialTranscript:
 
 
 @dataclass(frozen=True)
+class SpeculativeTranscript:
+    """The utterance decoded in a pause, before the endpoint: the final, unless the user speaks on."""
+
+    index: int
+    transcript: Transcript
+    committed: list[str]
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
 class SpeechEnded:
     index: int
     offset_s: float
@@ -74,11 +87,21 @@ class StreamOptions:
     language: str | None = None
     wake: WakeOptions | None = None
     interim_results: bool = False
+    speculative_results: bool = False
     min_silence_ms: int = 0
+    min_speech_ms: int = 0
     max_utterance_s: float = 0.0
 
 
-RecognitionEvent = SpeechStarted | PartialTranscript | FinalTranscript | SpeechEnded | WakeWordHeard
+RecognitionEvent = (
+    SpeechStarted | PartialTranscript | SpeculativeTranscript | FinalTranscript | SpeechEnded | WakeWordHeard
+)
+
+
+@dataclass
+class _Speculation:
+    voiced_end: int  # samples of the utterance before the pause it was decoded in
+    decode: asyncio.Future[Transcript]
 
 
 class SpeechRecognizer:
@@ -95,6 +118,7 @@ class SpeechRecognizer:
         wake_threshold: float = 0.5,
         wake_patience: int = 2,
         partial_interval_ms: int = 500,
+        speculate_after_ms: int = 64,
     ) -> None:
         self._recognizer = recognizer
         self._vad = vad
@@ -103,6 +127,7 @@ class SpeechRecognizer:
         self._wake_threshold = wake_threshold
         self._wake_patience = wake_patience
         self._partial_interval = partial_interval_ms * MODEL_RATE_HZ // 1000
+        self._speculate_after = speculate_after_ms * MODEL_RATE_HZ // 1000
         self._whisper_pool = BlockingPool(workers, "whisper")
         # VAD frames are short; their own pool keeps them flowing while Whisper is busy.
         self._vad_pool = BlockingPool(max(2, workers), "vad")
@@ -112,6 +137,7 @@ class SpeechRecognizer:
         segmenting = replace(
             self._segmenter_config,
             min_silence_ms=options.min_silence_ms or self._segmenter_config.min_silence_ms,
+            min_speech_ms=options.min_speech_ms or self._segmenter_config.min_speech_ms,
             max_utterance_s=options.max_utterance_s or self._segmenter_config.max_utterance_s,
         )
         wake = options.wake
@@ -133,6 +159,12 @@ class SpeechRecognizer:
         after it is transcribed, and then the stream listens for the wake word again. With
         ``options.interim_results``, the utterance being heard is re-decoded every
         ``partial_interval_ms`` of new speech and partial results come out as it grows.
+
+        Once a pause reaches ``speculate_after_ms``, the utterance is decoded as if the pause were
+        its end. If the endpoint follows with no more speech, that decode is the final result (the
+        rest of the pause is silence), so the final comes out at the endpoint instead of a decode
+        later; with
+        ``options.speculative_results`` it is also sent at once as a speculative partial.
         """
         options = options or StreamOptions()
         language = options.language
@@ -145,6 +177,7 @@ class SpeechRecognizer:
         drafted: dict[int, int] = {}  # samples of each utterance already sent to a draft
         agreements: dict[int, LocalAgreement] = {}
         drafting: asyncio.Task[None] | None = None
+        speculations: dict[int, _Speculation] = {}
 
         async def route(events_in: Sequence[GateEvent]) -> None:
             for event in events_in:
@@ -169,12 +202,48 @@ class SpeechRecognizer:
         def maybe_draft(group: asyncio.TaskGroup) -> None:
             nonlocal drafting
             progress = listener.in_progress()
-            if progress is None or (drafting is not None and not drafting.done()):
-                return  # one draft at a time per stream; a busy pool skips rather than queues
-            index, start, size = progress
-            if size - drafted.get(index, 0) >= self._partial_interval:
-                drafted[index] = size
-                drafting = group.create_task(draft(index, start, listener.speech_so_far()))
+            if progress is None or progress.pause or (drafting is not None and not drafting.done()):
+                return  # one draft at a time per stream, none in pauses; a busy pool skips, not queues
+            if progress.samples - drafted.get(progress.index, 0) >= self._partial_interval:
+                drafted[progress.index] = progress.samples
+                audio = listener.speech_so_far()
+                drafting = group.create_task(draft(progress.index, progress.start, audio))
+
+        def maybe_speculate() -> None:
+            progress = listener.in_progress()
+            if progress is None or progress.pause < self._speculate_after:
+                return
+            index, voiced_end = progress.index, progress.voiced_end
+            known = speculations.get(index)
+            if known is not None:
+                if known.voiced_end == voiced_end:
+                    return  # this pause is already being decoded
+                known.decode.cancel()
+                SPECULATIONS.labels("wasted").inc()
+            audio = listener.as_if_ended()
+            start_s = progress.start / MODEL_RATE_HZ
+            decode = asyncio.ensure_future(
+                self._whisper_pool.run(self._recognizer.transcribe, audio, start_s, language)
+            )
+            decode.add_done_callback(lambda done: done.cancelled() or done.exception())  # never unheard
+            speculation = speculations[index] = _Speculation(voiced_end, decode)
+            if options.speculative_results:
+                end_s = start_s + audio.size / MODEL_RATE_HZ
+
+                def announce(done: asyncio.Future[Transcript]) -> None:
+                    if done.cancelled() or done.exception() is not None or index in ended:
+                        return
+                    now = listener.in_progress()
+                    if (
+                        speculations.get(index) is not speculation
+                        or now is None
+                        or now.voiced_end != voiced_end
+                    ):
+                        return  # the user spoke on while it was decoded: it is stale already
+                    committed = list(agreements[index].committed) if index in agreements else []
+                    events.put_nowait(SpeculativeTranscript(index, done.result(), committed, start_s, end_s))
+
+                decode.add_done_callback(announce)
 
         async def segment(group: asyncio.TaskGroup) -> None:
             async for chunk in chunks:
@@ -182,15 +251,26 @@ class SpeechRecognizer:
                 await route(await self._vad_pool.run(push, samples))
                 if options.interim_results:
                     maybe_draft(group)
+                maybe_speculate()
             tail = normalizer.flush()
             await route([*await self._vad_pool.run(push, tail), *listener.flush()])
             await utterances.put(None)
 
         async def transcribe() -> None:
             while (utterance := await utterances.get()) is not None:
-                transcript = await self._whisper_pool.run(
-                    self._recognizer.transcribe, utterance.audio, utterance.start_s, language
-                )
+                endpoint = time.monotonic()
+                known = speculations.pop(utterance.index, None)
+                if known is not None and known.voiced_end == utterance.voiced_end:
+                    SPECULATIONS.labels("used").inc()
+                    transcript = await known.decode  # the same audio, decoded in the pause
+                else:
+                    if known is not None:
+                        known.decode.cancel()
+                        SPECULATIONS.labels("wasted").inc()
+                    transcript = await self._whisper_pool.run(
+                        self._recognizer.transcribe, utterance.audio, utterance.start_s, language
+                    )
+                STAGE_SECONDS.labels("stt.final_after_endpoint").observe(time.monotonic() - endpoint)
                 await events.put(
                     FinalTranscript(utterance.index, transcript, utterance.start_s, utterance.end_s)
                 )
@@ -213,6 +293,8 @@ class SpeechRecognizer:
                 yield event
         finally:
             worker.cancel()
+            for known in speculations.values():
+                known.decode.cancel()
 
     @staticmethod
     def _event(event: GateEvent) -> RecognitionEvent | None:

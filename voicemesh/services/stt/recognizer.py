@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,12 @@ class WhisperRecognizer:
         if not (path / "model.bin").is_file():
             raise FileNotFoundError(f"no CTranslate2 Whisper model at {path} (expected model.bin there)")
         self._model = WhisperModel(
-            str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=workers
+            str(path),
+            device=device,
+            compute_type=compute_type,
+            # CTranslate2's own default is 4 threads: on a 2-core box they fight each other.
+            cpu_threads=cpu_threads or min(4, os.cpu_count() or 1),
+            num_workers=workers,
         )
         self._beam_size = beam_size
         self._language = language

@@ -10,10 +10,11 @@ from voicemesh.common.errors import InvalidRequest
 from voicemesh.common.logs import request_id_var
 from voicemesh.common.streams import split_config
 from voicemesh.rpc.convert import audio_format
-from voicemesh.rpc.status import grpc_errors
+from voicemesh.rpc.handler import rpc_handler
 from voicemesh.services.stt.engine import (
     PartialTranscript,
     RecognitionEvent,
+    SpeculativeTranscript,
     SpeechEnded,
     SpeechRecognizer,
     SpeechStarted,
@@ -29,7 +30,7 @@ class SpeechToTextServicer(pb_grpc.SpeechToTextServiceServicer):
     def __init__(self, engine: SpeechRecognizer) -> None:
         self._engine = engine
 
-    @grpc_errors
+    @rpc_handler
     async def StreamingRecognize(
         self, request_iterator: AsyncIterator[pb.StreamingRecognizeRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamingRecognizeResponse]:
@@ -80,6 +81,10 @@ class SpeechToTextServicer(pb_grpc.SpeechToTextServiceServicer):
             audio_start_s=event.start_s,
             audio_end_s=event.end_s,
         )
+        if isinstance(event, SpeculativeTranscript):
+            result.is_final, result.speculative = False, True
+            result.committed_transcript = " ".join(event.committed)
+            result.stability = len(event.committed) / len(transcript.words) if transcript.words else 0.0
         return pb.StreamingRecognizeResponse(request_id=request_id, result=result)
 
 
@@ -87,9 +92,14 @@ def stream_options(config: pb.RecognitionConfig) -> StreamOptions:
     """A stream's options, each checked before any audio is read."""
     endpointing = config.endpointing
     silence, longest = endpointing.min_silence_ms, endpointing.max_utterance_s
+    speech = endpointing.min_speech_ms
     if silence and not 100 <= silence <= 5000:
         raise InvalidRequest(
             f"endpointing.min_silence_ms {silence} is out of range; use 100 to 5000, or 0 for the default"
+        )
+    if speech and not 32 <= speech <= 2000:
+        raise InvalidRequest(
+            f"endpointing.min_speech_ms {speech} is out of range; use 32 to 2000, or 0 for the default"
         )
     if longest and not 1 <= longest <= 60:
         raise InvalidRequest(
@@ -99,7 +109,9 @@ def stream_options(config: pb.RecognitionConfig) -> StreamOptions:
         language=config.language_code or None,
         wake=wake_options(config.wake_word) if config.HasField("wake_word") else None,
         interim_results=config.interim_results,
+        speculative_results=config.speculative_results,
         min_silence_ms=silence,
+        min_speech_ms=speech,
         max_utterance_s=longest,
     )
 
