@@ -14,3 +14,18 @@ def test_sentences_are_released_only_when_their_end_is_certain() -> None:
 def test_quotes_newlines_and_abbreviations() -> None:
     text = 'He said "stop." Then left.\nNew line e.g. this one? Yes'
     assert split_sentences(text) == ['He said "stop."', "Then left.", "New line e.g. this one?", "Yes"]
+
+
+def test_the_first_piece_may_end_at_a_clause_so_speech_starts_sooner() -> None:
+    splitter = SentenceSplitter(first_clause_words=4)
+    assert list(splitter.push("In the heart of a market,")) == []  # no space yet: "," could be "3,5"
+    assert list(splitter.push(" where dragons roamed, there lived")) == ["In the heart of a market,"]
+    assert list(splitter.push(" Zephyr, a dragon. Then, he flew. ")) == [
+        "where dragons roamed, there lived Zephyr, a dragon.",  # only the first piece is a clause
+        "Then, he flew.",
+    ]
+    short = SentenceSplitter(first_clause_words=4)
+    assert list(short.push("Yes, it is. Well, I think so, and more. ")) == [
+        "Yes, it is.",  # too few words before the comma: the sentence goes whole
+        "Well, I think so, and more.",
+    ]

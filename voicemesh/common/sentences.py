@@ -12,6 +12,7 @@ from collections.abc import Iterator
 # Terminal punctuation, optional closing quotes/brackets, then whitespace: the whitespace is what
 # proves the sentence ended (a "." may still be followed by "5" in "3.5").
 _BOUNDARY = re.compile(r"[.!?…]+[\"'\u201d\u2019)\]]*\s+|\n\s*")
+_CLAUSE = re.compile(r"[,;:]\s+")
 _ABBREVIATIONS = frozenset(
     [
         "mr",
@@ -49,13 +50,21 @@ def _ends_with_abbreviation(text: str) -> bool:
 
 
 class SentenceSplitter:
-    """Feed text deltas; get back each sentence once its end is certain."""
+    """Feed text deltas; get back each sentence once its end is certain.
 
-    def __init__(self) -> None:
+    With ``first_clause_words``, the first piece may end at a comma, semicolon or colon once it has
+    that many words: speech can start on "In the heart of a bustling market," instead of waiting
+    for a long first sentence to be written and synthesized whole.
+    """
+
+    def __init__(self, first_clause_words: int = 0) -> None:
         self._buffer = ""
+        self._first_clause_words = first_clause_words
 
     def push(self, delta: str) -> Iterator[str]:
         self._buffer += delta
+        if self._first_clause_words:
+            yield from self._first_clause()
         start = 0
         for match in _BOUNDARY.finditer(self._buffer):
             candidate = self._buffer[start : match.end()].strip()
@@ -65,6 +74,20 @@ class SentenceSplitter:
                 yield candidate
             start = match.end()
         self._buffer = self._buffer[start:]
+
+    def _first_clause(self) -> Iterator[str]:
+        sentence_end = _BOUNDARY.search(self._buffer)
+        for match in _CLAUSE.finditer(self._buffer):
+            if sentence_end is not None and sentence_end.start() < match.start():
+                break
+            clause = self._buffer[: match.end()].strip()
+            if len(clause.split()) >= self._first_clause_words:
+                self._first_clause_words = 0
+                self._buffer = self._buffer[match.end() :]
+                yield clause
+                return
+        if sentence_end is not None:
+            self._first_clause_words = 0  # the first sentence is short: no clause to cut
 
     def flush(self) -> Iterator[str]:
         rest, self._buffer = self._buffer.strip(), ""

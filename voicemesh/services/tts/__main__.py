@@ -14,7 +14,12 @@ from voicemesh.v1 import text_to_speech_pb2, text_to_speech_pb2_grpc
 def build_engine(settings: TtsSettings) -> Synthesizer:
     name, path = bundled_voice()
     voices = {name: path, **{voice: Path(p) for voice, p in settings.voices.items()}}
-    return Synthesizer(voices, settings.default_voice or name, workers=settings.workers)
+    return Synthesizer(
+        voices,
+        settings.default_voice or name,
+        workers=settings.workers,
+        first_clause_words=settings.first_clause_words,
+    )
 
 
 def build_host(settings: TtsSettings, engine: Synthesizer) -> ServiceHost:

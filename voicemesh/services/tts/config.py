@@ -13,8 +13,15 @@ class TtsSettings(ServiceSettings):
     section = "tts"
 
     port: int = 50053
+    metrics_port: int = 9453
     voices: dict[str, str] = Field(
         default_factory=dict,
         description='Extra piper voices, name → .onnx path (JSON in the env: {"amy": "/models/amy.onnx"}).',
     )
     default_voice: str = Field("", description="Voice used when a request names none; empty means joe.")
+    first_clause_words: int = Field(
+        4,
+        ge=0,
+        description="Speak a reply's first clause (up to a comma) on its own once it has this many words, "
+        "so audio starts sooner; 0 waits for the whole first sentence.",
+    )

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from piper import PiperVoice
 
 from voicemesh.common.audio import MAX_RATE_HZ, MIN_RATE_HZ, float_to_pcm16, resample_pcm16
 from voicemesh.common.blocking import BlockingPool
 from voicemesh.common.errors import InvalidRequest
+from voicemesh.common.metrics import SENTENCES, WORK_STOPPED
 from voicemesh.common.sentences import SentenceSplitter
 
 MAX_TEXT_CHARS = 64 * 1024
@@ -38,7 +39,10 @@ class AudioPiece:
 class Synthesizer:
     """Loaded piper voices, shared by every stream."""
 
-    def __init__(self, voices: dict[str, Path], default_voice: str, *, workers: int) -> None:
+    def __init__(
+        self, voices: dict[str, Path], default_voice: str, *, workers: int, first_clause_words: int = 0
+    ) -> None:
+        self._first_clause_words = first_clause_words
         self._voices = {name: PiperVoice.load(path) for name, path in voices.items()}
         if default_voice not in self._voices:
             raise ValueError(f"default voice {default_voice!r} is not among {sorted(self._voices)}")
@@ -81,7 +85,17 @@ class Synthesizer:
         """Speak each sentence as soon as its end is seen in the incoming text."""
         piper_voice = self._voice(voice)
         self.check_rate(sample_rate_hz)
-        splitter = SentenceSplitter()
+        try:
+            async for piece in self._stream(piper_voice, deltas, sample_rate_hz):
+                yield piece
+        except (asyncio.CancelledError, GeneratorExit):
+            WORK_STOPPED.labels("synthesis").inc()  # no sentence after this one is started
+            raise
+
+    async def _stream(
+        self, piper_voice: PiperVoice, deltas: AsyncIterable[str], sample_rate_hz: int
+    ) -> AsyncIterator[AudioPiece]:
+        splitter = SentenceSplitter(self._first_clause_words)
         index = 0
         received = 0
         async for delta in deltas:
@@ -100,24 +114,26 @@ class Synthesizer:
     async def _speak(
         self, voice: PiperVoice, sentence: str, index: int, sample_rate_hz: int
     ) -> AsyncIterator[AudioPiece]:
+        """Piper's own chunks (it splits at sentence punctuation it finds) go out as each is made."""
         native = voice.config.sample_rate
         rate = sample_rate_hz or native
 
-        def render() -> bytes:
-            audio = [chunk.audio_float_array for chunk in voice.synthesize(sentence)]
-            return resample_pcm16(float_to_pcm16(np.concatenate(audio)), native, rate) if audio else b""
+        def render() -> Iterator[bytes]:
+            for chunk in voice.synthesize(sentence):
+                yield resample_pcm16(float_to_pcm16(chunk.audio_float_array), native, rate)
 
-        pcm = await self._pool.run(render)
         step = 2 * CHUNK_SAMPLES
-        offsets = range(0, len(pcm), step)
-        for number, offset in enumerate(offsets):
-            yield AudioPiece(
-                pcm[offset : offset + step],
-                rate,
-                index,
-                sentence if number == 0 else "",
-                number == len(offsets) - 1,
-            )
+        first = True
+        pending = b""  # held back one piece so the last can be marked sentence_end
+        async for pcm in self._pool.iterate(render):
+            for offset in range(0, len(pcm), step):
+                if pending:
+                    yield AudioPiece(pending, rate, index, sentence if first else "", False)
+                    first = False
+                pending = pcm[offset : offset + step]
+        SENTENCES.inc()
+        if pending:
+            yield AudioPiece(pending, rate, index, sentence if first else "", True)
 
     def close(self) -> None:
         self._pool.shutdown()
