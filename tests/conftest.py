@@ -8,13 +8,17 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 import soxr
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from piper import PiperVoice, SynthesisConfig
 
 from voicemesh.common.audio import float_to_pcm16, pcm16_to_float
@@ -122,29 +126,86 @@ def stt_stream(stt_channel: grpc.aio.Channel):  # type: ignore[no-untyped-def]
 class RunningMesh:
     gateway: str
     addresses: dict[str, str]
+    metrics: dict[str, str]  # service name → host:port of its /metrics
     process: subprocess.Popen[str]
 
 
+class OtlpCollector(trace_service_pb2_grpc.TraceServiceServicer):
+    """A real OTLP/gRPC trace receiver: what the services export, kept as (service.name, span)."""
+
+    def __init__(self) -> None:
+        self._spans: list[tuple[str, Any]] = []
+        self._lock = threading.Lock()
+        self.port = 0
+
+    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with self._lock:
+            for resource_spans in request.resource_spans:
+                service = next(
+                    (
+                        a.value.string_value
+                        for a in resource_spans.resource.attributes
+                        if a.key == "service.name"
+                    ),
+                    "",
+                )
+                for scope in resource_spans.scope_spans:
+                    self._spans.extend((service, span) for span in scope.spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def spans(self) -> list[tuple[str, Any]]:
+        with self._lock:
+            return list(self._spans)
+
+    async def wait_for(self, found: Callable[[], Any], timeout_s: float = 15.0) -> Any:
+        """Poll ``found`` until it returns something truthy (exports arrive on another thread)."""
+        async with asyncio.timeout(timeout_s):
+            while not (result := found()):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        return result
+
+
 @pytest.fixture(scope="session")
-def mesh() -> Iterator[RunningMesh]:
-    """The whole mesh, started exactly as a user starts it: ``voicemesh up`` (on free ports)."""
+def otlp_collector() -> Iterator[OtlpCollector]:
+    collector = OtlpCollector()
+    server = grpc.server(ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    collector.port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield collector
+    server.stop(None)
+
+
+@pytest.fixture(scope="session")
+def mesh(otlp_collector: OtlpCollector) -> Iterator[RunningMesh]:
+    """The whole mesh, started exactly as a user starts it: ``voicemesh up`` (on free ports).
+
+    Its services export traces to the test's OTLP collector, flushing every 100 ms.
+    """
+    tracing = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_collector.port}",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "voicemesh.cli", "up", "--port", "0", "--backend-ports", "0"],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **tracing},
     )
     assert process.stdout is not None
     addresses: dict[str, str] = {}
+    metrics: dict[str, str] = {}
     for line in process.stdout:
         sys.stderr.write(f"[voicemesh up] {line}")
-        if match := re.match(r"\s+(\w+)\s+(\S+)\s+SERVING", line):
+        if match := re.match(r"\s+(\w+)\s+(\S+)\s+SERVING(?:\s+metrics (\S+))?", line):
             addresses[match[1]] = match[2]
+            if match[3]:
+                metrics[match[1]] = match[3]
         if "voicemesh is up" in line:
             break
     else:
         pytest.fail(f"voicemesh up exited with {process.wait()} before the mesh was up")
-    yield RunningMesh(addresses["gateway"], addresses, process)
+    yield RunningMesh(addresses["gateway"], addresses, metrics, process)
     process.send_signal(signal.SIGINT)
     rest, _ = process.communicate(timeout=60)
     assert "voicemesh: stopped" in rest

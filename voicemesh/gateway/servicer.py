@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import uuid
 from collections.abc import AsyncIterator
 
@@ -14,10 +13,12 @@ from voicemesh.common.errors import InvalidRequest
 from voicemesh.common.logs import request_id_var
 from voicemesh.common.pump import Emit, pump
 from voicemesh.common.streams import split_config
+from voicemesh.common.tracing import outgoing_metadata
+from voicemesh.gateway.conversation import Conversation
 from voicemesh.gateway.downstream import Downstream, relayed
-from voicemesh.gateway.turns import Fields, Turn, TurnClock, run_turn
+from voicemesh.gateway.turns import Fields, Turn, TurnOutput, run_turn
 from voicemesh.rpc.convert import audio_format
-from voicemesh.rpc.status import grpc_errors
+from voicemesh.rpc.handler import rpc_handler
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
 from voicemesh.v1 import speech_to_text_pb2 as stt_pb2
@@ -35,10 +36,11 @@ def _check_reply(reply: pb.ReplyConfig) -> None:
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
-    def __init__(self, downstream: Downstream) -> None:
+    def __init__(self, downstream: Downstream, *, preemptive: bool = True) -> None:
         self._downstream = downstream
+        self._preemptive = preemptive
 
-    @grpc_errors
+    @rpc_handler
     async def Converse(
         self, request_iterator: AsyncIterator[pb.ConverseRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ConverseResponse]:
@@ -59,8 +61,10 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 await forward.put(chunk)
             await forward.put(None)
 
-        async def stt_requests() -> AsyncIterator[stt_pb2.StreamingRecognizeRequest]:
-            recognition = stt_pb2.RecognitionConfig(audio_format=config.audio_format, request_id=request_id)
+        async def stt_requests(speculative: bool) -> AsyncIterator[stt_pb2.StreamingRecognizeRequest]:
+            recognition = stt_pb2.RecognitionConfig(
+                audio_format=config.audio_format, request_id=request_id, speculative_results=speculative
+            )
             if config.HasField("wake_word"):
                 recognition.wake_word.CopyFrom(config.wake_word)
             recognition.interim_results = config.interim_results
@@ -70,48 +74,55 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 yield stt_pb2.StreamingRecognizeRequest(audio_content=chunk)
 
         async def converse(emit: Emit[pb.ConverseResponse]) -> None:
-            turns: asyncio.Queue[tuple[int, str, TurnClock] | None] = asyncio.Queue()
-            clocks: dict[int, TurnClock] = {}  # started when the STT says the user stopped
-
             async def send(turn_index: int, fields: Fields) -> None:
                 await emit(pb.ConverseResponse(request_id=request_id, turn_index=turn_index, **fields))  # type: ignore[arg-type]
+
+            conversation = Conversation(
+                self._downstream, config, request_id, session_id, send, preemptive=self._preemptive
+            )
 
             async def listen() -> None:
                 try:
                     async with relayed("stt"):
-                        async for response in self._downstream.stt.StreamingRecognize(stt_requests()):
-                            kind = response.WhichOneof("event")
-                            if kind in ("speech_started", "speech_ended", "wake_word"):
-                                event = getattr(response, kind)
-                                if kind == "speech_ended":
-                                    clocks[event.utterance_index] = TurnClock()
-                                await send(event.utterance_index, {kind: event})
-                            elif kind == "result":
-                                result = response.result
-                                await send(result.utterance_index, {"transcript": result})
-                                if result.is_final:
-                                    clock = clocks.pop(result.utterance_index, None) or TurnClock()
-                                    clock.mark("final_transcript")
-                                    if result.transcript.strip():
-                                        await turns.put((result.utterance_index, result.transcript, clock))
+                        async for response in self._downstream.stt.StreamingRecognize(
+                            stt_requests(conversation.preemptive), metadata=outgoing_metadata()
+                        ):
+                            await hear(response)
                 finally:
-                    turns.put_nowait(None)
+                    conversation.close()
 
-            async def answer() -> None:
-                while (item := await turns.get()) is not None:
-                    index, text, clock = item
-                    turn = Turn(text, session_id, f"{request_id}.{index}", config.reply, clock)
-                    await run_turn(self._downstream, turn, functools.partial(send, index))
+            async def hear(response: stt_pb2.StreamingRecognizeResponse) -> None:
+                kind = response.WhichOneof("event")
+                if kind == "result":
+                    result = response.result
+                    index = result.utterance_index
+                    if result.is_final:
+                        await send(index, {"transcript": result})
+                        await conversation.final(index, result.transcript)
+                        return
+                    if result.speculative:
+                        conversation.speculative(index, result.transcript)
+                    else:
+                        conversation.partial(index)
+                    if config.interim_results:
+                        await send(index, {"transcript": result})
+                    return
+                event = getattr(response, kind)
+                if kind == "speech_ended":
+                    conversation.speech_ended(event.utterance_index)
+                await send(event.utterance_index, {kind: event})
+                if kind == "speech_started":
+                    await conversation.speech_started(event.utterance_index)
 
             async with asyncio.TaskGroup() as group:
                 group.create_task(feed())
                 group.create_task(listen())
-                group.create_task(answer())
+                group.create_task(conversation.run())
 
         async for response in pump(converse):
             yield response
 
-    @grpc_errors
+    @rpc_handler
     async def Ask(
         self, request: pb.AskRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.AskResponse]:
@@ -129,7 +140,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             async def send(fields: Fields) -> None:
                 await emit(pb.AskResponse(request_id=request_id, **fields))  # type: ignore[arg-type]
 
-            await run_turn(self._downstream, turn, send)
+            await run_turn(self._downstream, turn, TurnOutput(send))
 
         async for response in pump(ask):
             yield response

@@ -19,7 +19,7 @@ class ReplyConfig(_message.Message):
     def __init__(self, synthesize_audio: _Optional[bool] = ..., voice: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ...) -> None: ...
 
 class ConverseConfig(_message.Message):
-    __slots__ = ("audio_format", "reply", "session_id", "request_id", "wake_word", "interim_results", "endpointing")
+    __slots__ = ("audio_format", "reply", "session_id", "request_id", "wake_word", "interim_results", "endpointing", "no_barge_in")
     AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class ConverseConfig(_message.Message):
     WAKE_WORD_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTING_FIELD_NUMBER: _ClassVar[int]
+    NO_BARGE_IN_FIELD_NUMBER: _ClassVar[int]
     audio_format: _audio_pb2.AudioFormat
     reply: ReplyConfig
     session_id: str
@@ -34,7 +35,8 @@ class ConverseConfig(_message.Message):
     wake_word: _speech_to_text_pb2.WakeWordConfig
     interim_results: bool
     endpointing: _speech_to_text_pb2.Endpointing
-    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., endpointing: _Optional[_Union[_speech_to_text_pb2.Endpointing, _Mapping]] = ...) -> None: ...
+    no_barge_in: bool
+    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., endpointing: _Optional[_Union[_speech_to_text_pb2.Endpointing, _Mapping]] = ..., no_barge_in: _Optional[bool] = ...) -> None: ...
 
 class ConverseRequest(_message.Message):
     __slots__ = ("config", "audio_content")
@@ -45,7 +47,7 @@ class ConverseRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[ConverseConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
 
 class ConverseResponse(_message.Message):
-    __slots__ = ("request_id", "turn_index", "speech_started", "transcript", "speech_ended", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done", "wake_word")
+    __slots__ = ("request_id", "turn_index", "speech_started", "transcript", "speech_ended", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done", "wake_word", "interrupted")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
     SPEECH_STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +59,7 @@ class ConverseResponse(_message.Message):
     REPLY_AUDIO_FIELD_NUMBER: _ClassVar[int]
     TURN_DONE_FIELD_NUMBER: _ClassVar[int]
     WAKE_WORD_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     turn_index: int
     speech_started: _speech_to_text_pb2.SpeechStarted
@@ -68,7 +71,18 @@ class ConverseResponse(_message.Message):
     reply_audio: _audio_pb2.SynthesizedAudio
     turn_done: TurnDone
     wake_word: _speech_to_text_pb2.WakeWordDetected
-    def __init__(self, request_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., speech_started: _Optional[_Union[_speech_to_text_pb2.SpeechStarted, _Mapping]] = ..., transcript: _Optional[_Union[_speech_to_text_pb2.RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[_speech_to_text_pb2.SpeechEnded, _Mapping]] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordDetected, _Mapping]] = ...) -> None: ...
+    interrupted: ReplyInterrupted
+    def __init__(self, request_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., speech_started: _Optional[_Union[_speech_to_text_pb2.SpeechStarted, _Mapping]] = ..., transcript: _Optional[_Union[_speech_to_text_pb2.RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[_speech_to_text_pb2.SpeechEnded, _Mapping]] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordDetected, _Mapping]] = ..., interrupted: _Optional[_Union[ReplyInterrupted, _Mapping]] = ...) -> None: ...
+
+class ReplyInterrupted(_message.Message):
+    __slots__ = ("by_utterance_index", "audio_sent_s", "reply_text")
+    BY_UTTERANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_SENT_S_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TEXT_FIELD_NUMBER: _ClassVar[int]
+    by_utterance_index: int
+    audio_sent_s: float
+    reply_text: str
+    def __init__(self, by_utterance_index: _Optional[int] = ..., audio_sent_s: _Optional[float] = ..., reply_text: _Optional[str] = ...) -> None: ...
 
 class AskRequest(_message.Message):
     __slots__ = ("text", "reply", "session_id", "request_id")

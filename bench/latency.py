@@ -1,0 +1,278 @@
+"""Voice-to-voice latency through the whole mesh, at real-time pace, beside the Wyoming peers.
+
+    python bench/latency.py [--turns 30] [--preemptive both|on|off] [--no-peers] [--seed N]
+
+Starts the mesh as ``voicemesh up`` does (one process per service, on loopback) and streams piper
+speech into Converse like a microphone: 20 ms chunks at real time, silence before and after. For
+each turn it measures, from the last speech sample sent:
+
+    endpoint        the STT's speech_ended arrives (the endpointing silence, plus transport)
+    final           the final transcript arrives
+    first_token     the first reply text arrives
+    first_sentence  the first complete reply sentence arrives
+    voice_to_voice  the first reply audio arrives
+
+Then the same speech and the same reply texts go to the peers, one at a time on an idle machine:
+wyoming-faster-whisper (end of speech → transcript, with the same 0.5 s of trailing silence a
+satellite would send before AudioStop) against voicemesh's speech_ended → final transcript, and
+wyoming-piper (text → first audio) against voicemesh's TTS Synthesize. Prints tables and ratios;
+writes bench/results/latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import numpy as np
+import peers
+import soxr
+from piper import PiperVoice, SynthesisConfig
+
+from voicemesh.clients.live import RATE_HZ, LiveCall
+from voicemesh.common.audio import float_to_pcm16
+from voicemesh.launcher import Mesh
+from voicemesh.services.tts.engine import bundled_voice
+from voicemesh.v1 import gateway_pb2 as pb
+from voicemesh.v1 import text_to_speech_pb2 as tts_pb2
+from voicemesh.v1 import text_to_speech_pb2_grpc as tts_grpc
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "How far away is the moon?",
+    "Tell me a fun fact about cats.",
+    "What time is it?",
+    "Set a timer for ten minutes.",
+    "Turn on the kitchen lights.",
+    "What is the weather like today?",
+    "Who wrote Romeo and Juliet?",
+    "How many legs does a spider have?",
+    "Play some jazz music.",
+    "What is two plus two?",
+    "Tell me a joke.",
+    "Why is the sky blue?",
+    "How do I boil an egg?",
+    "What is the tallest mountain in the world?",
+]
+STAGES = ["endpoint", "final", "first_token", "first_sentence", "voice_to_voice"]
+SILENCE_S = 0.5  # what a satellite sends after the speech before it calls the end (= our endpoint)
+
+
+@dataclass
+class Utterance:
+    text: str
+    pcm: bytes  # 16 kHz mono, trimmed to the speech itself
+
+
+def synthesize(voice: PiperVoice, text: str) -> Utterance:
+    audio = np.concatenate([c.audio_float_array for c in voice.synthesize(text, SynthesisConfig())])
+    audio = np.asarray(soxr.resample(audio, voice.config.sample_rate, RATE_HZ), dtype=np.float32)
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
+    return Utterance(text, float_to_pcm16(audio[loud[0] : loud[-1] + 1]))
+
+
+@dataclass
+class TurnResult:
+    question: str
+    transcript: str
+    reply: str
+    stages: dict[str, float]  # seconds from the last speech sample sent
+    stt_final_after_endpoint: float
+    server: dict[str, float] = field(default_factory=dict)  # TurnDone.timings, ms
+
+
+async def one_turn(channel: grpc.aio.Channel, utterance: Utterance) -> TurnResult:
+    config = pb.ConverseConfig(reply=pb.ReplyConfig(synthesize_audio=True))
+    async with LiveCall(channel, config) as call:
+        call.say(b"\0\0" * int(0.3 * RATE_HZ))
+        last = call.say(utterance.pcm) + len(utterance.pcm) // 2 - 1
+        done = await call.wait(lambda h: h.kind == "turn_done", timeout_s=60)
+        await call.finish()
+    sent = call.sent_at(last)
+    assert sent is not None
+
+    def first(kind: str, final: bool = False) -> float:
+        heard = next(
+            h for h in call.events if h.kind == kind and (not final or h.response.transcript.is_final)
+        )
+        return heard.at - sent
+
+    stages = {
+        "endpoint": first("speech_ended"),
+        "final": first("transcript", final=True),
+        "first_token": first("reply_text_delta"),
+        "first_sentence": first("reply_sentence"),
+        "voice_to_voice": first("reply_audio"),
+    }
+    turn_done = done.response.turn_done
+    timings = turn_done.timings
+    server = {f.name: getattr(timings, f.name) for f in timings.DESCRIPTOR.fields}
+    return TurnResult(
+        utterance.text,
+        turn_done.transcript,
+        turn_done.reply_text,
+        stages,
+        stages["final"] - stages["endpoint"],
+        server,
+    )
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = np.asarray(sorted(values))
+    return {
+        "p50": float(np.percentile(ordered, 50)),
+        "p95": float(np.percentile(ordered, 95)),
+        "p99": float(np.percentile(ordered, 99)),
+        "mean": float(ordered.mean()),
+    }
+
+
+async def run_mesh(
+    utterances: list[Utterance], turns: int, preemptive: bool, rng: random.Random
+) -> tuple[list[TurnResult], dict[str, list[float]]]:
+    os.environ["VOICEMESH_GATEWAY_PREEMPTIVE_GENERATION"] = "true" if preemptive else "false"
+    mesh = Mesh(ports={"gateway": 0, "stt": 0, "core": 0, "tts": 0})
+    await mesh.start()
+    try:
+        async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+            await one_turn(channel, utterances[0])  # warm-up: first-call allocations
+            results = []
+            for n in range(turns):
+                utterance = rng.choice(utterances)
+                result = await one_turn(channel, utterance)
+                results.append(result)
+                print(
+                    f"  turn {n + 1:>3}: v2v {result.stages['voice_to_voice'] * 1000:5.0f} ms  "
+                    f"final {result.stages['final'] * 1000:4.0f} ms  {result.transcript!r}",
+                    flush=True,
+                )
+        counters = {
+            "preemptive": scrape(mesh, "gateway", "voicemesh_preemptive_turns_total"),
+            "speculations": scrape(mesh, "stt", "voicemesh_stt_speculations_total"),
+        }
+        tts_times = await voicemesh_tts(mesh.addresses()["tts"], [r.reply for r in results])
+    finally:
+        await mesh.stop()
+    print(f"  counters: {counters}")
+    return results, {"tts_first_audio": tts_times}
+
+
+def scrape(mesh: Mesh, service: str, metric: str) -> dict[str, float]:
+    """A counter's values by label from one service's /metrics."""
+    process = next(p for p in mesh.processes if p.name == service)
+    text = urllib.request.urlopen(f"http://{process.metrics}/metrics", timeout=5).read().decode()
+    return {
+        line.split("{", 1)[1].split("}", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(metric + "{")
+    }
+
+
+async def voicemesh_tts(address: str, texts: list[str]) -> list[float]:
+    times = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = tts_grpc.TextToSpeechServiceStub(channel)
+        for text in texts:
+            sent = time.monotonic()
+            call = stub.Synthesize(tts_pb2.SynthesizeRequest(text=text))
+            first = None
+            async for _ in call:
+                first = first or time.monotonic() - sent
+            assert first is not None
+            times.append(first)
+    return times
+
+
+async def run_peers(utterances: list[Utterance], replies: list[str]) -> dict[str, list[float]]:
+    stt, tts = [], []
+    async with peers.faster_whisper_server(os.cpu_count() or 2) as port:
+        await peers.transcribe(port, utterances[0].pcm, SILENCE_S)  # warm-up
+        for utterance in utterances:
+            _, elapsed = await peers.transcribe(port, utterance.pcm, SILENCE_S)
+            stt.append(elapsed)
+    async with peers.piper_server() as port:
+        await peers.first_audio(port, replies[0])
+        for reply in replies:
+            tts.append(await peers.first_audio(port, reply))
+    return {"stt_final_after_endpoint": stt, "tts_first_audio": tts}
+
+
+def table(title: str, rows: dict[str, dict[str, float]]) -> None:
+    print(f"\n{title}")
+    print(f"  {'stage':<28}{'p50':>8}{'p95':>8}{'p99':>8}{'mean':>8}   (ms)")
+    for name, stats in rows.items():
+        cells = "".join(f"{stats[k] * 1000:8.0f}" for k in ("p50", "p95", "p99", "mean"))
+        print(f"  {name:<28}{cells}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--preemptive", choices=["both", "on", "off"], default="both")
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "latency.json")
+    args = parser.parse_args()
+
+    voice = PiperVoice.load(bundled_voice()[1])
+    utterances = [synthesize(voice, q) for q in QUESTIONS]
+    report: dict[str, object] = {"turns": args.turns, "cpus": os.cpu_count(), "runs": {}}
+    runs: dict[str, dict[str, object]] = {}
+    modes = {"both": [True, False], "on": [True], "off": [False]}[args.preemptive]
+    replies: list[str] = []
+    ours: dict[str, list[float]] = {}
+    for preemptive in modes:
+        label = "preemptive on" if preemptive else "preemptive off"
+        print(f"voicemesh, {label}: {args.turns} turns at real-time pace", flush=True)
+        results, extra = await run_mesh(utterances, args.turns, preemptive, random.Random(args.seed))
+        rows = {stage: percentiles([r.stages[stage] for r in results]) for stage in STAGES}
+        rows["stt: endpoint → final"] = percentiles([r.stt_final_after_endpoint for r in results])
+        rows["tts: text → first audio"] = percentiles(extra["tts_first_audio"])
+        table(f"voicemesh, {label} (from the last speech sample sent)", rows)
+        runs[label] = {"stages": rows, "turns": [r.__dict__ for r in results]}
+        if not replies:
+            replies = [r.reply for r in results]
+            ours = {
+                "stt_final_after_endpoint": [r.stt_final_after_endpoint for r in results],
+                "tts_first_audio": extra["tts_first_audio"],
+            }
+    report["runs"] = runs
+    if len(modes) == 2:
+        on = runs["preemptive on"]["stages"]["voice_to_voice"]  # type: ignore[index]
+        off = runs["preemptive off"]["stages"]["voice_to_voice"]  # type: ignore[index]
+        saved = {k: off[k] - on[k] for k in ("p50", "p95", "mean")}
+        report["preemptive_saves_s"] = saved
+        p50, mean = saved["p50"] * 1000, saved["mean"] * 1000
+        print(f"\npreemptive generation saves: p50 {p50:.0f} ms, mean {mean:.0f} ms")
+
+    if not args.no_peers:
+        print("\nWyoming peers on the same models, one request at a time …", flush=True)
+        theirs = await run_peers(utterances, replies)
+        comparison = {}
+        for key in ("stt_final_after_endpoint", "tts_first_audio"):
+            mine, other = percentiles(ours[key]), percentiles(theirs[key])
+            comparison[key] = {"voicemesh": mine, "wyoming": other, "ratio_p50": other["p50"] / mine["p50"]}
+        print(f"\n  {'':<36}{'voicemesh p50':>14}{'wyoming p50':>13}{'ratio':>8}")
+        for key, name in (("stt_final_after_endpoint", "STT: end of speech → final"),
+                          ("tts_first_audio", "TTS: text → first audio")):  # fmt: skip
+            row = comparison[key]
+            mine_ms, theirs_ms = row["voicemesh"]["p50"] * 1000, row["wyoming"]["p50"] * 1000
+            print(f"  {name:<36}{mine_ms:11.0f} ms{theirs_ms:10.0f} ms{row['ratio_p50']:7.1f}x")
+        report["peers"] = comparison
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
