@@ -101,8 +101,10 @@ class Gate:
         self._utterances = 0
 
     def nbytes(self) -> int:
-        """Memory held per stream while listening (the buffers, not the shared models)."""
-        return self._ring.nbytes + (self._wake.nbytes() if self._wake else 0)
+        """Memory held per stream (the buffers, not the shared models)."""
+        wake = self._wake.nbytes() if self._wake else 0
+        speech = self._segmenter.nbytes if self._segmenter is not None else 0
+        return self._ring.nbytes + wake + speech
 
     def push(self, samples: np.ndarray) -> list[GateEvent]:
         self._ring.extend(samples)

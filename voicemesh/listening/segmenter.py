@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voicemesh.common.audio import MODEL_RATE_HZ
+from voicemesh.listening.buffers import SpeechBuffer
 from voicemesh.listening.frames import Framer
 from voicemesh.listening.vad import FRAME_SAMPLES, VadStream
 
@@ -75,8 +76,8 @@ class Segmenter:
         self._max_samples = int(cfg.max_utterance_s * MODEL_RATE_HZ)
         self._framer = Framer(FRAME_SAMPLES)
         self._preroll = np.zeros(0, dtype=np.float32)  # the last speech_pad_ms before speech
-        self._speech: list[np.ndarray] = []
-        self._speech_samples = 0
+        # Room for the longest utterance, its pad and the frame that ends it.
+        self._speech = SpeechBuffer(self._max_samples + self._pad + FRAME_SAMPLES)
         self._in_speech = False
         self._confirmed = False  # enough voiced frames for this to be speech
         self._voiced_frames = 0
@@ -91,27 +92,30 @@ class Segmenter:
             events.extend(self._frame(frame))
         return events
 
+    @property
+    def nbytes(self) -> int:
+        return self._speech.nbytes + self._preroll.nbytes + self._framer.pending.nbytes
+
     def in_progress(self) -> InProgress | None:
         if not self._confirmed:
             return None
         pause = self._silent_frames * FRAME_SAMPLES
-        return InProgress(self._count, self._start_sample, self._speech_samples, pause)
+        return InProgress(self._count, self._start_sample, self._speech.size, pause)
 
     def speech_so_far(self) -> np.ndarray:
-        return np.concatenate(self._speech) if self._speech else np.zeros(0, dtype=np.float32)
+        return self._speech.head(self._speech.size)
 
     def as_if_ended(self) -> np.ndarray:
         """The audio the utterance would have if its pause turned out to be the endpoint."""
-        audio = self.speech_so_far()
         trailing = max(0, self._silent_frames * FRAME_SAMPLES - self._pad)
-        return audio[: audio.size - trailing]
+        return self._speech.head(self._speech.size - trailing)
 
     def flush(self) -> list[SegmentEvent]:
         """End of stream: finish an utterance in progress."""
         rest = self._framer.take_pending()
         if self._confirmed:
             self._consumed += rest.size
-            self._append(rest)
+            self._speech.append(rest)
             return self._finish()
         self._reset()
         return []
@@ -125,13 +129,12 @@ class Segmenter:
                 self._in_speech = True
                 self._voiced_frames = 0
                 self._start_sample = self._consumed - FRAME_SAMPLES - self._preroll.size
-                self._speech, self._speech_samples = [], 0
-                self._append(self._preroll)
+                self._speech.append(self._preroll)
             elif self._pad:
                 self._preroll = np.concatenate([self._preroll, frame])[-self._pad :]
         if not self._in_speech:
             return []
-        self._append(frame)
+        self._speech.append(frame)
         events: list[SegmentEvent] = []
         if prob >= cfg.threshold:
             self._voiced_frames += 1
@@ -139,28 +142,23 @@ class Segmenter:
                 self._confirmed = True
                 events.append(SpeechStart(self._count, self._start_sample / MODEL_RATE_HZ))
         self._silent_frames = self._silent_frames + 1 if prob < cfg.threshold - 0.15 else 0
-        if self._silent_frames >= self._silence_frames or self._speech_samples >= self._max_samples:
+        if self._silent_frames >= self._silence_frames or self._speech.size >= self._max_samples:
             if self._confirmed:
                 events.extend(self._finish())
             else:  # too little voice to be speech: forget it, keeping the pad before what comes next
-                self._preroll = self.speech_so_far()[-self._pad :] if self._pad else self._preroll
+                self._preroll = self._speech.tail(self._pad) if self._pad else self._preroll
                 self._reset()
         return events
-
-    def _append(self, samples: np.ndarray) -> None:
-        if samples.size:
-            self._speech.append(samples)
-            self._speech_samples += samples.size
 
     def _reset(self) -> None:
         self._in_speech = self._confirmed = False
         self._silent_frames = self._voiced_frames = 0
-        self._speech, self._speech_samples = [], 0
+        self._speech.clear()
 
     def _finish(self) -> list[SegmentEvent]:
         # Trim trailing silence down to the pad, so Whisper is not fed half a second of nothing.
         audio = self.as_if_ended()
-        voiced_end = self._speech_samples - self._silent_frames * FRAME_SAMPLES
+        voiced_end = self._speech.size - self._silent_frames * FRAME_SAMPLES
         self._reset()
         self._preroll = np.zeros(0, dtype=np.float32)
         index = self._count

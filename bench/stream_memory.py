@@ -1,0 +1,93 @@
+"""Memory per live Converse stream, read off the gateway's and the STT's own /metrics.
+
+    python bench/stream_memory.py [--streams 40]
+
+Starts the mesh, reads each process's resident memory, opens N Converse streams that send
+microphone-paced audio (first silence, then all of them mid-way through 3 s of speech), and reads
+it again at both points. The difference over N is what one live stream costs in each process.
+Replies are text only, so no TTS runs. Prints a table; writes bench/results/stream_memory.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import soxr
+from piper import PiperVoice, SynthesisConfig
+
+from voicemesh.clients.live import RATE_HZ, LiveCall
+from voicemesh.common.audio import float_to_pcm16
+from voicemesh.launcher import Mesh
+from voicemesh.services.tts.engine import bundled_voice
+from voicemesh.v1 import gateway_pb2 as pb
+
+TEXT = "I would like to hear about the history of the old lighthouse on the northern coast, please."
+
+
+def rss(mesh: Mesh, service: str) -> float:
+    process = next(p for p in mesh.processes if p.name == service)
+    text = urllib.request.urlopen(f"http://{process.metrics}/metrics", timeout=5).read().decode()
+    line = next(line for line in text.splitlines() if line.startswith("process_resident_memory_bytes "))
+    return float(line.split()[1])
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--streams", type=int, default=40)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "stream_memory.json")
+    args = parser.parse_args()
+    voice = PiperVoice.load(bundled_voice()[1])
+    audio = np.concatenate([c.audio_float_array for c in voice.synthesize(TEXT, SynthesisConfig())])
+    speech = float_to_pcm16(np.asarray(soxr.resample(audio, voice.config.sample_rate, RATE_HZ), np.float32))
+    mesh = Mesh(ports={"gateway": 0, "stt": 0, "core": 0, "tts": 0})
+    await mesh.start()
+    services = ("gateway", "stt")
+    try:
+        async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+            # One stream first, so one-off allocations (channels, thread pools) are not counted.
+            async with LiveCall(channel, pb.ConverseConfig()) as warm:
+                warm.say(b"\0\0" * RATE_HZ)
+                await warm.finish()
+            await asyncio.sleep(1)
+            idle = {s: rss(mesh, s) for s in services}
+            calls = [LiveCall(channel, pb.ConverseConfig()) for _ in range(args.streams)]
+            for call in calls:
+                await call.__aenter__()
+            await asyncio.sleep(3)  # all listening to silence
+            listening = {s: rss(mesh, s) for s in services}
+            for call in calls:
+                call.say(speech)
+            await asyncio.sleep(3)  # all mid-utterance, about 3 s of speech buffered each
+            speaking = {s: rss(mesh, s) for s in services}
+            for call in calls:
+                await call.__aexit__(None, None, None)
+    finally:
+        await mesh.stop()
+    report: dict[str, object] = {"streams": args.streams}
+    print(f"{args.streams} live Converse streams (resident memory, from each process's /metrics)")
+    print(f"  {'process':<10}{'idle MiB':>10}{'per listening stream':>22}{'per speaking stream':>21}")
+    for service in services:
+        per_listening = (listening[service] - idle[service]) / args.streams
+        per_speaking = (speaking[service] - idle[service]) / args.streams
+        report[service] = {
+            "idle_bytes": idle[service],
+            "per_listening_stream_bytes": per_listening,
+            "per_speaking_stream_bytes": per_speaking,
+        }
+        print(
+            f"  {service:<10}{idle[service] / 2**20:10.0f}{per_listening / 1024:17.0f} KiB"
+            f"{per_speaking / 1024:16.0f} KiB"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
