@@ -29,3 +29,15 @@ def test_the_first_piece_may_end_at_a_clause_so_speech_starts_sooner() -> None:
         "Yes, it is.",  # too few words before the comma: the sentence goes whole
         "Well, I think so, and more.",
     ]
+
+
+def test_a_long_first_sentence_may_end_before_a_connective() -> None:
+    splitter = SentenceSplitter(first_clause_words=4)
+    text = "The story of Romeo and Juliet is a classic romance that has been filmed often. It is sad. "
+    assert list(splitter.push(text)) == [
+        "The story of Romeo and Juliet is a classic romance",  # "and" came after only 3 words
+        "that has been filmed often.",
+        "It is sad.",
+    ]
+    waiting = SentenceSplitter(first_clause_words=4)
+    assert list(waiting.push("I think the answer is clearly tha")) == []  # "tha…" may be "thatch"

@@ -13,6 +13,11 @@ from collections.abc import Iterator
 # proves the sentence ended (a "." may still be followed by "5" in "3.5").
 _BOUNDARY = re.compile(r"[.!?…]+[\"'\u201d\u2019)\]]*\s+|\n\s*")
 _CLAUSE = re.compile(r"[,;:]\s+")
+# Words a speaker naturally pauses before: the first piece may end just ahead of one.
+_CONNECTIVE = re.compile(
+    r"\s+(?=(?:that|which|who|because|when|where|while|with|and|but|so|although|since|if|until)\s)",
+    re.IGNORECASE,
+)
 _ABBREVIATIONS = frozenset(
     [
         "mr",
@@ -53,8 +58,9 @@ class SentenceSplitter:
     """Feed text deltas; get back each sentence once its end is certain.
 
     With ``first_clause_words``, the first piece may end at a comma, semicolon or colon once it has
-    that many words: speech can start on "In the heart of a bustling market," instead of waiting
-    for a long first sentence to be written and synthesized whole.
+    that many words, or before a connective ("that", "because", "with" …) once it has two more:
+    speech can start on "In the heart of a bustling market," or "The story is a classic romance"
+    instead of waiting for a long first sentence to be written and synthesized whole.
     """
 
     def __init__(self, first_clause_words: int = 0) -> None:
@@ -77,13 +83,16 @@ class SentenceSplitter:
 
     def _first_clause(self) -> Iterator[str]:
         sentence_end = _BOUNDARY.search(self._buffer)
-        for match in _CLAUSE.finditer(self._buffer):
-            if sentence_end is not None and sentence_end.start() < match.start():
-                break
-            clause = self._buffer[: match.end()].strip()
-            if len(clause.split()) >= self._first_clause_words:
+        limit = sentence_end.start() if sentence_end is not None else len(self._buffer)
+        cuts = [(m.end(), self._first_clause_words) for m in _CLAUSE.finditer(self._buffer, 0, limit + 1)]
+        cuts += [
+            (m.end(), self._first_clause_words + 2) for m in _CONNECTIVE.finditer(self._buffer, 0, limit)
+        ]
+        for cut, needed in sorted(cuts):
+            clause = self._buffer[:cut].strip()
+            if len(clause.split()) >= needed:
                 self._first_clause_words = 0
-                self._buffer = self._buffer[match.end() :]
+                self._buffer = self._buffer[cut:]
                 yield clause
                 return
         if sentence_end is not None:

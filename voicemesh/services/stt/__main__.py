@@ -19,6 +19,7 @@ def build_engine(settings: SttSettings) -> SpeechRecognizer:
         device=settings.device,
         compute_type=settings.compute_type,
         cpu_threads=settings.cpu_threads,
+        min_window_s=settings.min_window_s,
         workers=settings.workers,
         beam_size=settings.beam_size,
         language=settings.language or None,

@@ -20,6 +20,12 @@ class SttSettings(ServiceSettings):
     cpu_threads: int = Field(
         0, ge=0, description="Threads per transcription; 0 means one per core, at most 4."
     )
+    min_window_s: float = Field(
+        10.0,
+        ge=1,
+        le=30,
+        description="Shortest audio window Whisper encodes (30 = Whisper's fixed window, 4x slower).",
+    )
     beam_size: int = Field(1, ge=1, le=10, description="Beam width; 1 is greedy and fastest.")
     language: str = Field("en", description="Default language; a stream's language_code overrides it.")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability that starts speech.")
