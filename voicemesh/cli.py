@@ -57,6 +57,9 @@ class Printer:
             self._mid_reply = True
         elif kind == "reply_text_delta":
             print(event.reply_text_delta, end="", flush=True)
+        elif kind == "interrupted":
+            print(" [interrupted]" if self._mid_reply else "[reply interrupted]", flush=True)
+            self._mid_reply = False
         elif kind == "turn_done":
             if self._mid_reply:
                 print(flush=True)
@@ -157,6 +160,8 @@ async def listen(args: argparse.Namespace) -> int:
                 _print_edge_event(event, args.json)
                 continue
             printer(event.response)
+            if event.response.WhichOneof("event") == "interrupted" and speaker is not None:
+                speaker.stop()
             if event.response.WhichOneof("event") == "reply_audio":
                 chunk = event.response.reply_audio
                 if speaker is not None:

@@ -295,6 +295,12 @@ class Speaker:
     def say(self, pcm: bytes, sample_rate_hz: int) -> None:
         self._queue.put_nowait((pcm, sample_rate_hz))
 
+    def stop(self) -> None:
+        """Drop the reply audio not yet played (the user interrupted it)."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            self._queue.task_done()
+
     async def _play(self) -> None:
         stream = None
         try:

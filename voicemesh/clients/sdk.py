@@ -65,15 +65,19 @@ class AsyncClient:
         wake_threshold: float = 0.0,
         interim_results: bool = False,
         min_silence_ms: int = 0,
+        min_speech_ms: int = 0,
         max_utterance_s: float = 0.0,
+        barge_in: bool = True,
     ) -> AsyncIterator[gateway_pb2.ConverseResponse]:
         """Stream PCM s16le audio; yield transcripts, reply text and reply audio as they come.
 
         ``wake_words`` (``[]`` for the server's default) asks the server to listen for a wake word
         and drop everything before it: for a client that streams all its audio. The SDK's own edge
         (``voicemesh.clients.edge``) does that on the device instead. ``interim_results`` adds
-        partial transcripts while the user speaks; ``min_silence_ms`` and ``max_utterance_s`` tune
-        when an utterance ends (0 keeps the server's defaults).
+        partial transcripts while the user speaks; ``min_silence_ms``, ``min_speech_ms`` and
+        ``max_utterance_s`` tune what counts as speech and when an utterance ends (0 keeps the
+        server's defaults). With ``barge_in``, speech over a reply interrupts it: an ``interrupted``
+        event says to stop playing that turn's audio.
         """
         wake = None
         if wake_words is not None:
@@ -88,8 +92,9 @@ class AsyncClient:
             wake_word=wake,
             interim_results=interim_results,
             endpointing=speech_to_text_pb2.Endpointing(
-                min_silence_ms=min_silence_ms, max_utterance_s=max_utterance_s
+                min_silence_ms=min_silence_ms, min_speech_ms=min_speech_ms, max_utterance_s=max_utterance_s
             ),
+            no_barge_in=not barge_in,
         )
 
         async def requests() -> AsyncIterator[gateway_pb2.ConverseRequest]:
