@@ -45,7 +45,7 @@ class Process:
     _drain: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
-async def _start(name: str, module: str, env: dict[str, str], timeout_s: float) -> Process:
+async def start_service(name: str, module: str, env: dict[str, str], timeout_s: float) -> Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", module, env=env, stdout=asyncio.subprocess.PIPE, start_new_session=True
     )
@@ -113,14 +113,14 @@ class Mesh:
         try:
             base = {**os.environ, "PYTHONUNBUFFERED": "1"}
             starts = [
-                _start(name, module, {**base, **self._listen_env(name)}, timeout_s)
+                start_service(name, module, {**base, **self._listen_env(name)}, timeout_s)
                 for name, module in BACKENDS.items()
             ]
             for started in asyncio.as_completed(starts):
                 self.processes.append(await started)
             targets = {f"VOICEMESH_GATEWAY_{p.name.upper()}_TARGET": p.address for p in self.processes}
             gateway_env = {**base, **targets, **self._listen_env("gateway")}
-            self.processes.append(await _start("gateway", GATEWAY, gateway_env, timeout_s))
+            self.processes.append(await start_service("gateway", GATEWAY, gateway_env, timeout_s))
             for process in self.processes:
                 await wait_serving(process.address, timeout_s)
         except BaseException:

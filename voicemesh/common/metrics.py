@@ -29,6 +29,9 @@ WORK_STOPPED = Counter(
     "Model work stopped early because its caller cancelled (the work itself, not just the sending).",
     ["kind"],
 )
+BREAKER_STATE = Gauge(
+    "voicemesh_breaker_state", "Circuit breaker per downstream: 0 closed, 1 half-open, 2 open.", ["service"]
+)
 BARGE_INS = Counter("voicemesh_barge_ins", "Replies interrupted because the user spoke over them.")
 SPECULATIONS = Counter(
     "voicemesh_stt_speculations",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from voicemesh.gateway.config import GatewaySettings
-from voicemesh.gateway.downstream import Downstream
+from voicemesh.gateway.downstream import SERVICES, BreakerSettings, Downstream
 from voicemesh.gateway.servicer import GatewayServicer
 from voicemesh.rpc.server import ServiceHost, serve_until_signalled, single_service_host
 from voicemesh.v1 import gateway_pb2, gateway_pb2_grpc
@@ -20,9 +22,27 @@ def build_host(settings: GatewaySettings, downstream: Downstream) -> ServiceHost
 
 
 async def serve(settings: GatewaySettings) -> None:
-    downstream = Downstream.connect(settings.stt_target, settings.core_target, settings.tts_target)
+    loop = asyncio.get_running_loop()
+    host: ServiceHost | None = None
+    updates: set[asyncio.Task[None]] = set()
+
+    def breaker_moved(service: str, serving: bool) -> None:
+        # The gateway's health shows each downstream as it sees it: NOT_SERVING while its breaker is open.
+        if host is not None:
+            task = loop.create_task(host.set_serving(SERVICES[service], serving))
+            updates.add(task)
+            task.add_done_callback(updates.discard)
+
+    downstream = Downstream.connect(
+        settings.stt_target,
+        settings.core_target,
+        settings.tts_target,
+        BreakerSettings(settings.breaker_fail_max, settings.breaker_reset_timeout_s),
+        on_health=breaker_moved,
+    )
+    host = build_host(settings, downstream)
     try:
-        await serve_until_signalled(build_host(settings, downstream), settings.grace_s)
+        await serve_until_signalled(host, settings.grace_s)
     finally:
         await downstream.close()
 

@@ -22,3 +22,9 @@ class GatewaySettings(ServiceSettings):
         description="Start the reply on the transcript decoded in the user's pause, before the endpoint; "
         "keep it only if the final transcript matches.",
     )
+    breaker_fail_max: int = Field(
+        5, ge=1, le=1000, description="Failures in a row that open a downstream's circuit breaker."
+    )
+    breaker_reset_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds an open breaker waits before letting one call through."
+    )

@@ -1,13 +1,22 @@
-"""Channels to the STT, core and TTS services, and relaying their failures with the hop named."""
+"""Channels to the STT, core and TTS services, each call guarded by that service's circuit breaker.
+
+A breaker (pybreaker) counts the calls that fail the way a sick service fails: UNAVAILABLE,
+DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS. After ``fail_max`` of them in a row it opens, and
+calls fail at once with UNAVAILABLE naming the service, instead of each waiting on a dead peer.
+After ``reset_timeout_s`` one call is let through (half-open); its success closes the breaker.
+A caller's own mistakes (INVALID_ARGUMENT …) and cancellations (barge-in) are not failures.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
+import pybreaker
 
+from voicemesh.common.metrics import BREAKER_STATE
 from voicemesh.rpc.server import MAX_MESSAGE_BYTES
 from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import core_pb2_grpc, speech_to_text_pb2_grpc, text_to_speech_pb2_grpc
@@ -15,7 +24,47 @@ from voicemesh.v1 import core_pb2_grpc, speech_to_text_pb2_grpc, text_to_speech_
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # gRPC backs off reconnecting up to 120 s; a restarted pod should be found within seconds.
+    ("grpc.max_reconnect_backoff_ms", 2000),
 ]
+FAILURE_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+STATE_VALUES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
+# The gRPC service each downstream name stands for: the gateway's health reports each one's breaker.
+SERVICES = {
+    "stt": "voicemesh.v1.SpeechToTextService",
+    "core": "voicemesh.v1.CoreService",
+    "tts": "voicemesh.v1.TextToSpeechService",
+}
+
+
+def _not_a_failure(exc: BaseException) -> bool:
+    return not (isinstance(exc, grpc.aio.AioRpcError) and exc.code() in FAILURE_CODES)
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    fail_max: int = 5
+    reset_timeout_s: float = 10.0
+
+
+class _StateListener(pybreaker.CircuitBreakerListener):
+    def __init__(self, on_change: Callable[[str, bool], None]) -> None:
+        self._on_change = on_change
+
+    def state_change(
+        self, cb: pybreaker.CircuitBreaker, old: object, new: pybreaker.CircuitBreakerState
+    ) -> None:
+        name = cb.name or "?"
+        BREAKER_STATE.labels(name).set(STATE_VALUES[new.name])
+        self._on_change(name, new.name != pybreaker.STATE_OPEN)
 
 
 @dataclass
@@ -24,29 +73,61 @@ class Downstream:
     core: core_pb2_grpc.CoreServiceStub
     tts: text_to_speech_pb2_grpc.TextToSpeechServiceStub
     _channels: tuple[grpc.aio.Channel, ...]
+    breakers: dict[str, pybreaker.CircuitBreaker] = field(default_factory=dict)
 
     @classmethod
-    def connect(cls, stt_target: str, core_target: str, tts_target: str) -> Downstream:
+    def connect(
+        cls,
+        stt_target: str,
+        core_target: str,
+        tts_target: str,
+        breaker: BreakerSettings | None = None,
+        on_health: Callable[[str, bool], None] | None = None,
+    ) -> Downstream:
+        """``on_health(service, serving)`` hears each breaker open (False) and close (True)."""
         stt, core, tts = (
             grpc.aio.insecure_channel(t, options=CHANNEL_OPTIONS)
             for t in (stt_target, core_target, tts_target)
         )
+        settings = breaker or BreakerSettings()
+        listener = _StateListener(on_health or (lambda _service, _serving: None))
+        breakers = {
+            name: pybreaker.CircuitBreaker(
+                fail_max=settings.fail_max,
+                reset_timeout=settings.reset_timeout_s,
+                exclude=[_not_a_failure],
+                listeners=[listener],
+                name=name,
+                throw_new_error_on_trip=False,  # the call that trips it keeps its own status
+            )
+            for name in SERVICES
+        }
+        for name in SERVICES:
+            BREAKER_STATE.labels(name).set(0)
         return cls(
             speech_to_text_pb2_grpc.SpeechToTextServiceStub(stt),
             core_pb2_grpc.CoreServiceStub(core),
             text_to_speech_pb2_grpc.TextToSpeechServiceStub(tts),
             (stt, core, tts),
+            breakers,
         )
+
+    @asynccontextmanager
+    async def guard(self, service: str) -> AsyncIterator[None]:
+        """Run one call to ``service`` under its breaker; its failure is relayed with the hop named."""
+        breaker = self.breakers[service]
+        try:
+            with breaker.calling():
+                yield
+        except pybreaker.CircuitBreakerError:
+            raise RelayedStatus(
+                grpc.StatusCode.UNAVAILABLE,
+                f"{service}: circuit open after {breaker.fail_counter} failures in a row; "
+                f"the next try goes through within {breaker.reset_timeout:g}s",
+            ) from None
+        except grpc.aio.AioRpcError as exc:
+            raise RelayedStatus(exc.code(), f"{service}: {exc.details()}") from None
 
     async def close(self) -> None:
         for channel in self._channels:
             await channel.close(grace=None)
-
-
-@asynccontextmanager
-async def relayed(service: str) -> AsyncIterator[None]:
-    """Pass a downstream's status on to the caller, with the service named in the message."""
-    try:
-        yield
-    except grpc.aio.AioRpcError as exc:
-        raise RelayedStatus(exc.code(), f"{service}: {exc.details()}") from None

@@ -15,7 +15,7 @@ from voicemesh.common.pump import Emit, pump
 from voicemesh.common.streams import split_config
 from voicemesh.common.tracing import outgoing_metadata
 from voicemesh.gateway.conversation import Conversation
-from voicemesh.gateway.downstream import Downstream, relayed
+from voicemesh.gateway.downstream import Downstream
 from voicemesh.gateway.turns import Fields, Turn, TurnOutput, run_turn
 from voicemesh.rpc.convert import audio_format
 from voicemesh.rpc.handler import rpc_handler
@@ -83,7 +83,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
             async def listen() -> None:
                 try:
-                    async with relayed("stt"):
+                    async with self._downstream.guard("stt"):
                         async for response in self._downstream.stt.StreamingRecognize(
                             stt_requests(conversation.preemptive), metadata=outgoing_metadata()
                         ):

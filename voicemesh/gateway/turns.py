@@ -9,15 +9,19 @@ turn's events until the transcript it started from is confirmed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from voicemesh.common.metrics import STAGE_SECONDS
 from voicemesh.common.tracing import outgoing_metadata, tracer
-from voicemesh.gateway.downstream import Downstream, relayed
+from voicemesh.gateway.downstream import Downstream
+from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import audio_pb2, core_pb2, gateway_pb2
 from voicemesh.v1 import text_to_speech_pb2 as tts_pb2
+
+log = logging.getLogger(__name__)
 
 Fields = dict[str, object]
 EmitFields = Callable[[Fields], Awaitable[None]]
@@ -129,7 +133,7 @@ async def _run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> Non
             request_id=turn.request_id, session_id=turn.session_id, text=turn.text
         )
         try:
-            async with relayed("core"):
+            async with downstream.guard("core"):
                 async for response in downstream.core.Respond(request, metadata=outgoing_metadata()):
                     kind = response.WhichOneof("event")
                     if kind == "route":
@@ -154,11 +158,17 @@ async def _run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> Non
             while (delta := await to_tts.get()) is not None:
                 yield tts_pb2.StreamingSynthesizeRequest(text_delta=delta)
 
-        async with relayed("tts"):
-            async for response in downstream.tts.StreamingSynthesize(
-                requests(), metadata=outgoing_metadata()
-            ):
-                await emit({"reply_audio": response.audio})
+        try:
+            async with downstream.guard("tts"):
+                async for response in downstream.tts.StreamingSynthesize(
+                    requests(), metadata=outgoing_metadata()
+                ):
+                    await emit({"reply_audio": response.audio})
+        except RelayedStatus as exc:
+            # Speech is lost, not the answer: say so, and let the text reply run to its end.
+            log.warning("reply audio failed: %s", exc)
+            failed = gateway_pb2.ReplyAudioFailed(code=exc.code.value[0], message=str(exc))
+            await emit({"reply_audio_failed": failed})
 
     async with asyncio.TaskGroup() as group:
         group.create_task(think())

@@ -59,6 +59,13 @@ class ServiceHost:
         await self._set_status(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._server.stop(grace_s)
 
+    async def set_serving(self, name: str, serving: bool) -> None:
+        """Report one named service (e.g. a downstream as the gateway sees it) on the health service."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._health.set(name, status)
+
     async def _set_status(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for name in ["", *self._names]:
             await self._health.set(name, status)

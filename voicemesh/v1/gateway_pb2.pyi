@@ -47,7 +47,7 @@ class ConverseRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[ConverseConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
 
 class ConverseResponse(_message.Message):
-    __slots__ = ("request_id", "turn_index", "speech_started", "transcript", "speech_ended", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done", "wake_word", "interrupted")
+    __slots__ = ("request_id", "turn_index", "speech_started", "transcript", "speech_ended", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done", "wake_word", "interrupted", "reply_audio_failed")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
     SPEECH_STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class ConverseResponse(_message.Message):
     TURN_DONE_FIELD_NUMBER: _ClassVar[int]
     WAKE_WORD_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    REPLY_AUDIO_FAILED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     turn_index: int
     speech_started: _speech_to_text_pb2.SpeechStarted
@@ -72,7 +73,16 @@ class ConverseResponse(_message.Message):
     turn_done: TurnDone
     wake_word: _speech_to_text_pb2.WakeWordDetected
     interrupted: ReplyInterrupted
-    def __init__(self, request_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., speech_started: _Optional[_Union[_speech_to_text_pb2.SpeechStarted, _Mapping]] = ..., transcript: _Optional[_Union[_speech_to_text_pb2.RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[_speech_to_text_pb2.SpeechEnded, _Mapping]] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordDetected, _Mapping]] = ..., interrupted: _Optional[_Union[ReplyInterrupted, _Mapping]] = ...) -> None: ...
+    reply_audio_failed: ReplyAudioFailed
+    def __init__(self, request_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., speech_started: _Optional[_Union[_speech_to_text_pb2.SpeechStarted, _Mapping]] = ..., transcript: _Optional[_Union[_speech_to_text_pb2.RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[_speech_to_text_pb2.SpeechEnded, _Mapping]] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordDetected, _Mapping]] = ..., interrupted: _Optional[_Union[ReplyInterrupted, _Mapping]] = ..., reply_audio_failed: _Optional[_Union[ReplyAudioFailed, _Mapping]] = ...) -> None: ...
+
+class ReplyAudioFailed(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ReplyInterrupted(_message.Message):
     __slots__ = ("by_utterance_index", "audio_sent_s", "reply_text")
@@ -97,20 +107,22 @@ class AskRequest(_message.Message):
     def __init__(self, text: _Optional[str] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class AskResponse(_message.Message):
-    __slots__ = ("request_id", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done")
+    __slots__ = ("request_id", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done", "reply_audio_failed")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     REPLY_TEXT_DELTA_FIELD_NUMBER: _ClassVar[int]
     REPLY_SENTENCE_FIELD_NUMBER: _ClassVar[int]
     REPLY_AUDIO_FIELD_NUMBER: _ClassVar[int]
     TURN_DONE_FIELD_NUMBER: _ClassVar[int]
+    REPLY_AUDIO_FAILED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     route: _core_pb2.RouteChosen
     reply_text_delta: str
     reply_sentence: _core_pb2.SentenceMark
     reply_audio: _audio_pb2.SynthesizedAudio
     turn_done: TurnDone
-    def __init__(self, request_id: _Optional[str] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ...) -> None: ...
+    reply_audio_failed: ReplyAudioFailed
+    def __init__(self, request_id: _Optional[str] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ..., reply_audio_failed: _Optional[_Union[ReplyAudioFailed, _Mapping]] = ...) -> None: ...
 
 class TurnDone(_message.Message):
     __slots__ = ("transcript", "reply_text", "session_id", "timings")

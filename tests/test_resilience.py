@@ -1,0 +1,140 @@
+"""Faults injected into real processes: the TTS is killed mid-reply, stays down, and comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+import urllib.request
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from voicemesh.launcher import Process, start_service, wait_serving
+from voicemesh.v1 import gateway_pb2 as pb
+from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
+
+TTS_SERVICE = "voicemesh.v1.TextToSpeechService"
+RESET_S = 3.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env(name: str, **settings: object) -> dict[str, str]:
+    prefix = f"VOICEMESH_{name.upper()}_"
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        f"{prefix}METRICS_PORT": "0",
+        **{f"{prefix}{key.upper()}": str(value) for key, value in settings.items()},
+    }
+
+
+def metrics_text(address: str) -> str:
+    return str(urllib.request.urlopen(f"http://{address}/metrics", timeout=5).read().decode())
+
+
+async def start_tts(port: int) -> Process:
+    tts = await start_service("tts", "voicemesh.services.tts", env("tts", port=port), 120)
+    await wait_serving(tts.address, 60)
+    return tts
+
+
+async def ask(stub: pb_grpc.GatewayServiceStub, text: str) -> list[tuple[float, pb.AskResponse]]:
+    request = pb.AskRequest(text=text, reply=pb.ReplyConfig(synthesize_audio=True))
+    return [(time.monotonic(), event) async for event in stub.Ask(request, timeout=60)]
+
+
+def kinds(events: list[tuple[float, pb.AskResponse]]) -> list[str]:
+    return [event.WhichOneof("event") or "" for _, event in events]
+
+
+async def tts_health(channel: grpc.aio.Channel) -> int:
+    reply = await health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service=TTS_SERVICE)
+    )
+    return int(reply.status)
+
+
+@pytest.mark.timeout(240)
+async def test_a_dead_tts_costs_the_audio_not_the_answer_and_its_breaker_recovers() -> None:
+    tts_port = free_port()
+    core = await start_service("core", "voicemesh.services.core", env("core"), 120)
+    tts = await start_tts(tts_port)
+    gateway = await start_service(
+        "gateway",
+        "voicemesh.gateway",
+        env(
+            "gateway",
+            core_target=core.address,
+            tts_target=f"127.0.0.1:{tts_port}",
+            stt_target="127.0.0.1:1",
+            breaker_fail_max=2,
+            breaker_reset_timeout_s=RESET_S,
+        ),
+        120,
+    )
+    processes = [core, tts, gateway]
+    try:
+        await wait_serving(gateway.address, 60)
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            stub = pb_grpc.GatewayServiceStub(channel)
+            await ask(stub, "Say hello.")  # warm: the first reply loads what it needs
+
+            # Kill -9 the TTS once the reply has started to speak.
+            request = pb.AskRequest(
+                text="Tell me a long story about a dragon.", reply=pb.ReplyConfig(synthesize_audio=True)
+            )
+            events: list[tuple[float, pb.AskResponse]] = []
+            killed_at = 0.0
+            async for event in stub.Ask(request, timeout=60):
+                events.append((time.monotonic(), event))
+                if event.WhichOneof("event") == "reply_audio" and not killed_at:
+                    tts.proc.send_signal(signal.SIGKILL)
+                    killed_at = time.monotonic()
+            seen = kinds(events)
+            assert killed_at and "reply_audio_failed" in seen and seen[-1] == "turn_done"
+            failed_at, failed = next(
+                (t, e) for t, e in events if e.WhichOneof("event") == "reply_audio_failed"
+            )
+            assert failed_at - killed_at <= 1.0  # a clear status for the audio within 1 s
+            assert failed.reply_audio_failed.code == grpc.StatusCode.UNAVAILABLE.value[0]
+            assert failed.reply_audio_failed.message.startswith("tts: ")
+            assert events[-1][1].turn_done.reply_text.strip()  # the text reply went on to its end
+
+            # The second failure in a row opens the breaker; then calls fail fast, naming it.
+            second = await ask(stub, "What is two plus two?")
+            assert "reply_audio_failed" in kinds(second) and kinds(second)[-1] == "turn_done"
+            third = await ask(stub, "What is two plus two?")
+            message = next(e for _, e in third if e.WhichOneof("event") == "reply_audio_failed")
+            assert "tts: circuit open" in message.reply_audio_failed.message
+            assert kinds(third)[-1] == "turn_done"
+            assert await tts_health(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+            metrics = await asyncio.to_thread(metrics_text, gateway.metrics)
+            assert 'voicemesh_breaker_state{service="tts"} 2.0' in metrics
+
+            # The TTS comes back on its address; after the reset timeout one call goes through,
+            # succeeds, and closes the breaker: the next turn speaks again.
+            tts = await start_tts(tts_port)
+            processes[1] = tts
+            await asyncio.sleep(RESET_S)
+            back = await ask(stub, "What is two plus two?")
+            assert "reply_audio" in kinds(back) and "reply_audio_failed" not in kinds(back)
+            assert await tts_health(channel) == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        for process in processes:
+            if process.proc.returncode is None:
+                process.proc.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                await asyncio.wait_for(process.proc.wait(), 15)
+            except TimeoutError:
+                process.proc.kill()
+                await process.proc.wait()
