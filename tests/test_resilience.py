@@ -138,3 +138,63 @@ async def test_a_dead_tts_costs_the_audio_not_the_answer_and_its_breaker_recover
             except TimeoutError:
                 process.proc.kill()
                 await process.proc.wait()
+
+
+class StallingModelServer:
+    """An OpenAI-compatible endpoint that accepts requests and never answers them."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.closed: list[float] = []  # when each caller gave up and closed its connection
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        self.requests += 1
+        while await reader.read(1024):  # wait for the caller to go away
+            pass
+        self.closed.append(time.monotonic())
+        writer.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_stalled_core_yields_deadline_exceeded_naming_it_and_is_cancelled() -> None:
+    stall = StallingModelServer()
+    server = await asyncio.start_server(stall.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    core = await start_service(
+        "core",
+        "voicemesh.services.core",
+        env("core", openai_base_url=f"http://127.0.0.1:{port}/v1", openai_model="stalls"),
+        120,
+    )
+    gateway = await start_service(
+        "gateway",
+        "voicemesh.gateway",
+        env("gateway", core_target=core.address, tts_target="127.0.0.1:1", stt_target="127.0.0.1:1"),
+        120,
+    )
+    try:
+        await wait_serving(gateway.address, 60)
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            stub = pb_grpc.GatewayServiceStub(channel)
+            started = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as failure:
+                async for _ in stub.Ask(pb.AskRequest(text="Hello?"), timeout=2.0):
+                    pass
+            elapsed = time.monotonic() - started
+        assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert failure.value.details().startswith("core: ")  # the gateway's answer, naming the hop
+        assert elapsed <= 2.1
+        # The core gave up on the stalled generation: its model request was closed, and its RPC
+        # ended as CANCELLED.
+        async with asyncio.timeout(5):
+            while not stall.closed:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert stall.requests == 1 and stall.closed[0] - started <= 2.5
+        metrics = await asyncio.to_thread(metrics_text, core.metrics)
+        assert 'voicemesh_rpcs_total{code="CANCELLED",method="Core/Respond"} 1.0' in metrics
+    finally:
+        for process in (gateway, core):
+            process.proc.send_signal(signal.SIGTERM)
+            await process.proc.wait()
+        server.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from voicemesh.gateway.config import GatewaySettings
+from voicemesh.gateway.deadlines import Budgets
 from voicemesh.gateway.downstream import SERVICES, BreakerSettings, Downstream
 from voicemesh.gateway.servicer import GatewayServicer
 from voicemesh.rpc.server import ServiceHost, serve_until_signalled, single_service_host
@@ -14,7 +15,13 @@ from voicemesh.v1 import gateway_pb2, gateway_pb2_grpc
 def build_host(settings: GatewaySettings, downstream: Downstream) -> ServiceHost:
     return single_service_host(
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
-        GatewayServicer(downstream, preemptive=settings.preemptive_generation),
+        GatewayServicer(
+            downstream,
+            preemptive=settings.preemptive_generation,
+            budgets=Budgets(
+                settings.ask_deadline_s, settings.turn_deadline_s, settings.deadline_margin_ms / 1000
+            ),
+        ),
         gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
         host=settings.host,
         port=settings.port,

@@ -28,3 +28,10 @@ class GatewaySettings(ServiceSettings):
     breaker_reset_timeout_s: float = Field(
         10.0, gt=0, description="Seconds an open breaker waits before letting one call through."
     )
+    ask_deadline_s: float = Field(60.0, gt=0, description="Deadline of an Ask whose caller set none.")
+    turn_deadline_s: float = Field(
+        60.0, gt=0, description="Deadline of each Converse turn when the caller set none for the stream."
+    )
+    deadline_margin_ms: int = Field(
+        50, ge=0, le=5000, description="Time kept back from each hop to tell the caller which one ran out."
+    )

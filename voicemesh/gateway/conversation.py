@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from voicemesh.common.metrics import BARGE_INS, PREEMPTIVE
+from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.downstream import Downstream
 from voicemesh.gateway.turns import Fields, Turn, TurnClock, TurnOutput, run_turn
 from voicemesh.v1 import gateway_pb2 as pb
@@ -59,6 +60,7 @@ class Conversation:
         send: Send,
         *,
         preemptive: bool,
+        deadline: Callable[[], Deadline],
     ) -> None:
         self._downstream = downstream
         self._config = config
@@ -66,6 +68,7 @@ class Conversation:
         self._session_id = session_id
         self._send = send
         self.preemptive = preemptive
+        self._deadline = deadline  # a new turn's deadline
         self._clocks: dict[int, TurnClock] = {}  # started when the STT says the user stopped
         self._queue: asyncio.Queue[tuple[int, str, TurnClock] | None] = asyncio.Queue()
         self._current: _Running | None = None
@@ -130,7 +133,8 @@ class Conversation:
     # Internals.
 
     def _start(self, index: int, text: str, output: TurnOutput) -> _Running:
-        turn = Turn(text, self._session_id, f"{self._request_id}.{index}", self._config.reply)
+        request_id = f"{self._request_id}.{index}"
+        turn = Turn(text, self._session_id, request_id, self._config.reply, self._deadline())
         task = asyncio.create_task(run_turn(self._downstream, turn, output))
         return _Running(index, text, output, task)
 

@@ -17,6 +17,7 @@ import grpc
 import pybreaker
 
 from voicemesh.common.metrics import BREAKER_STATE
+from voicemesh.gateway.deadlines import Deadline
 from voicemesh.rpc.server import MAX_MESSAGE_BYTES
 from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import core_pb2_grpc, speech_to_text_pb2_grpc, text_to_speech_pb2_grpc
@@ -43,6 +44,10 @@ SERVICES = {
     "core": "voicemesh.v1.CoreService",
     "tts": "voicemesh.v1.TextToSpeechService",
 }
+
+
+class _CallerDeadline(Exception):
+    """A downstream call ran out of the caller's own deadline."""
 
 
 def _not_a_failure(exc: BaseException) -> bool:
@@ -113,12 +118,25 @@ class Downstream:
         )
 
     @asynccontextmanager
-    async def guard(self, service: str) -> AsyncIterator[None]:
-        """Run one call to ``service`` under its breaker; its failure is relayed with the hop named."""
+    async def guard(self, service: str, deadline: Deadline | None = None) -> AsyncIterator[None]:
+        """Run one call to ``service`` under its breaker; its failure is relayed with the hop named.
+
+        A call that runs out of a deadline its caller chose is not the service's fault and does not
+        count against its breaker; one that runs out of the server's default budget does.
+        """
         breaker = self.breakers[service]
         try:
             with breaker.calling():
-                yield
+                try:
+                    yield
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and deadline and deadline.from_caller:
+                        raise _CallerDeadline from exc
+                    raise
+        except _CallerDeadline:
+            raise RelayedStatus(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"{service}: ran out of the caller's deadline"
+            ) from None
         except pybreaker.CircuitBreakerError:
             raise RelayedStatus(
                 grpc.StatusCode.UNAVAILABLE,
@@ -126,6 +144,8 @@ class Downstream:
                 f"the next try goes through within {breaker.reset_timeout:g}s",
             ) from None
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise RelayedStatus(exc.code(), f"{service}: ran out of the time allowed for it") from None
             raise RelayedStatus(exc.code(), f"{service}: {exc.details()}") from None
 
     async def close(self) -> None:

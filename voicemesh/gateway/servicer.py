@@ -15,6 +15,7 @@ from voicemesh.common.pump import Emit, pump
 from voicemesh.common.streams import split_config
 from voicemesh.common.tracing import outgoing_metadata
 from voicemesh.gateway.conversation import Conversation
+from voicemesh.gateway.deadlines import Budgets
 from voicemesh.gateway.downstream import Downstream
 from voicemesh.gateway.turns import Fields, Turn, TurnOutput, run_turn
 from voicemesh.rpc.convert import audio_format
@@ -36,9 +37,12 @@ def _check_reply(reply: pb.ReplyConfig) -> None:
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
-    def __init__(self, downstream: Downstream, *, preemptive: bool = True) -> None:
+    def __init__(
+        self, downstream: Downstream, *, preemptive: bool = True, budgets: Budgets | None = None
+    ) -> None:
         self._downstream = downstream
         self._preemptive = preemptive
+        self._budgets = budgets or Budgets()
 
     @rpc_handler
     async def Converse(
@@ -78,14 +82,22 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 await emit(pb.ConverseResponse(request_id=request_id, turn_index=turn_index, **fields))  # type: ignore[arg-type]
 
             conversation = Conversation(
-                self._downstream, config, request_id, session_id, send, preemptive=self._preemptive
+                self._downstream,
+                config,
+                request_id,
+                session_id,
+                send,
+                preemptive=self._preemptive,
+                deadline=lambda: self._budgets.for_turn(context),
             )
 
             async def listen() -> None:
                 try:
                     async with self._downstream.guard("stt"):
                         async for response in self._downstream.stt.StreamingRecognize(
-                            stt_requests(conversation.preemptive), metadata=outgoing_metadata()
+                            stt_requests(conversation.preemptive),
+                            timeout=self._budgets.for_stream(context),
+                            metadata=outgoing_metadata(),
                         ):
                             await hear(response)
                 finally:
@@ -134,7 +146,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         if len(text) > MAX_TEXT_CHARS:
             raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_TEXT_CHARS} limit")
         _check_reply(request.reply)
-        turn = Turn(text, request.session_id or uuid.uuid4().hex, request_id, request.reply)
+        deadline = self._budgets.for_ask(context)
+        turn = Turn(text, request.session_id or uuid.uuid4().hex, request_id, request.reply, deadline)
 
         async def ask(emit: Emit[pb.AskResponse]) -> None:
             async def send(fields: Fields) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from voicemesh.common.metrics import STAGE_SECONDS
 from voicemesh.common.tracing import outgoing_metadata, tracer
+from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.downstream import Downstream
 from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import audio_pb2, core_pb2, gateway_pb2
@@ -116,6 +117,7 @@ class Turn:
     session_id: str
     request_id: str
     reply: gateway_pb2.ReplyConfig
+    deadline: Deadline
 
 
 async def run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> None:
@@ -133,8 +135,11 @@ async def _run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> Non
             request_id=turn.request_id, session_id=turn.session_id, text=turn.text
         )
         try:
-            async with downstream.guard("core"):
-                async for response in downstream.core.Respond(request, metadata=outgoing_metadata()):
+            async with downstream.guard("core", turn.deadline):
+                timeout = turn.deadline.timeout_for("core")
+                async for response in downstream.core.Respond(
+                    request, timeout=timeout, metadata=outgoing_metadata()
+                ):
                     kind = response.WhichOneof("event")
                     if kind == "route":
                         await emit({"route": response.route})
@@ -159,9 +164,10 @@ async def _run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> Non
                 yield tts_pb2.StreamingSynthesizeRequest(text_delta=delta)
 
         try:
-            async with downstream.guard("tts"):
+            async with downstream.guard("tts", turn.deadline):
+                timeout = turn.deadline.timeout_for("tts")
                 async for response in downstream.tts.StreamingSynthesize(
-                    requests(), metadata=outgoing_metadata()
+                    requests(), timeout=timeout, metadata=outgoing_metadata()
                 ):
                     await emit({"reply_audio": response.audio})
         except RelayedStatus as exc:
