@@ -178,13 +178,16 @@ def otlp_collector() -> Iterator[OtlpCollector]:
 
 @pytest.fixture(scope="session")
 def mesh(otlp_collector: OtlpCollector) -> Iterator[RunningMesh]:
-    """The whole mesh, started exactly as a user starts it: ``voicemesh up`` (on free ports).
+    """The whole mesh, started as a user starts it: ``voicemesh up`` (on free ports).
 
     Its services export traces to the test's OTLP collector, flushing every 100 ms.
     """
     tracing = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_collector.port}",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
+        # The suite takes more turns a minute than one person would; its limits are tested apart.
+        "VOICEMESH_GATEWAY_LIMIT_LLM_PER_MIN": "1000",
+        "VOICEMESH_GATEWAY_LIMIT_TTS_PER_MIN": "1000",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "voicemesh.cli", "up", "--port", "0", "--backend-ports", "0"],

@@ -198,3 +198,41 @@ async def test_a_stalled_core_yields_deadline_exceeded_naming_it_and_is_cancelle
             process.proc.send_signal(signal.SIGTERM)
             await process.proc.wait()
         server.close()
+
+
+@pytest.mark.timeout(180)
+async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_others_are_not() -> None:
+    core = await start_service("core", "voicemesh.services.core", env("core"), 120)
+    gateway = await start_service(
+        "gateway",
+        "voicemesh.gateway",
+        env("gateway", core_target=core.address, limit_llm_per_min=2, stt_target="127.0.0.1:1"),
+        120,
+    )
+    try:
+        await wait_serving(gateway.address, 60)
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            stub = pb_grpc.GatewayServiceStub(channel)
+
+            async def ask_as(tenant: str) -> grpc.aio.AioRpcError | None:
+                call = stub.Ask(pb.AskRequest(text="Say hi."), metadata=(("voicemesh-tenant", tenant),))
+                try:
+                    async for _ in call:
+                        pass
+                except grpc.aio.AioRpcError as exc:
+                    return exc
+                return None
+
+            outcomes = [await ask_as("alice") for _ in range(6)]  # 3x her limit of 2 a minute
+            assert outcomes[:2] == [None, None]
+            for refused in outcomes[2:]:
+                assert refused is not None and refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "'alice' is over its llm limit of 2" in refused.details()
+                trailers = dict(refused.trailing_metadata() or ())
+                assert 0 < int(trailers["retry-after"]) <= 60
+                assert 0 < int(trailers["grpc-retry-pushback-ms"]) <= 60_000
+            assert await ask_as("bob") is None  # another tenant is unaffected
+    finally:
+        for process in (gateway, core):
+            process.proc.send_signal(signal.SIGTERM)
+            await process.proc.wait()

@@ -24,7 +24,11 @@ class MissingConfig(InvalidRequest):
 
 
 class Overloaded(VoicemeshError):
-    """The server is at its concurrency limit (RESOURCE_EXHAUSTED)."""
+    """The server is at a limit (RESOURCE_EXHAUSTED); ``retry_after_s`` says when to come back."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ModelFailure(VoicemeshError):

@@ -6,8 +6,9 @@ import asyncio
 
 from voicemesh.gateway.config import GatewaySettings
 from voicemesh.gateway.deadlines import Budgets
-from voicemesh.gateway.downstream import SERVICES, BreakerSettings, Downstream
+from voicemesh.gateway.downstream import SERVICES, BreakerSettings, ConcurrencySettings, Downstream
 from voicemesh.gateway.servicer import GatewayServicer
+from voicemesh.gateway.throttle import RateLimits
 from voicemesh.rpc.server import ServiceHost, serve_until_signalled, single_service_host
 from voicemesh.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -20,6 +21,14 @@ def build_host(settings: GatewaySettings, downstream: Downstream) -> ServiceHost
             preemptive=settings.preemptive_generation,
             budgets=Budgets(
                 settings.ask_deadline_s, settings.turn_deadline_s, settings.deadline_margin_ms / 1000
+            ),
+            limits=RateLimits(
+                {
+                    "stt": settings.limit_stt_per_min,
+                    "llm": settings.limit_llm_per_min,
+                    "tts": settings.limit_tts_per_min,
+                },
+                max_wait_s=settings.limit_max_wait_s,
             ),
         ),
         gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
@@ -46,6 +55,13 @@ async def serve(settings: GatewaySettings) -> None:
         settings.tts_target,
         BreakerSettings(settings.breaker_fail_max, settings.breaker_reset_timeout_s),
         on_health=breaker_moved,
+        concurrency=ConcurrencySettings(
+            settings.max_stt_streams,
+            settings.max_core_calls,
+            settings.max_tts_calls,
+            settings.max_queued_calls,
+            settings.max_queue_wait_s,
+        ),
     )
     host = build_host(settings, downstream)
     try:

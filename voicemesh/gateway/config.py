@@ -35,3 +35,14 @@ class GatewaySettings(ServiceSettings):
     deadline_margin_ms: int = Field(
         50, ge=0, le=5000, description="Time kept back from each hop to tell the caller which one ran out."
     )
+    limit_stt_per_min: int = Field(100, ge=1, description="Converse streams per tenant per minute.")
+    limit_llm_per_min: int = Field(20, ge=1, description="Replies per tenant per minute.")
+    limit_tts_per_min: int = Field(50, ge=1, description="Spoken replies per tenant per minute.")
+    limit_max_wait_s: float = Field(
+        0.0, ge=0, description="How long a request over its rate limit may wait for room before refusal."
+    )
+    max_stt_streams: int = Field(200, ge=1, description="STT streams in flight at once.")
+    max_core_calls: int = Field(16, ge=1, description="Core calls in flight at once.")
+    max_tts_calls: int = Field(16, ge=1, description="TTS calls in flight at once.")
+    max_queued_calls: int = Field(32, ge=0, description="Calls that may wait for a slot, per service.")
+    max_queue_wait_s: float = Field(2.0, ge=0, description="Longest wait for a slot before refusal.")

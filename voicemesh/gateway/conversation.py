@@ -61,6 +61,7 @@ class Conversation:
         *,
         preemptive: bool,
         deadline: Callable[[], Deadline],
+        admit: Callable[[], Awaitable[None]],
     ) -> None:
         self._downstream = downstream
         self._config = config
@@ -69,6 +70,7 @@ class Conversation:
         self._send = send
         self.preemptive = preemptive
         self._deadline = deadline  # a new turn's deadline
+        self._admit = admit  # counts a reply against the tenant's rate limits, or refuses it
         self._clocks: dict[int, TurnClock] = {}  # started when the STT says the user stopped
         self._queue: asyncio.Queue[tuple[int, str, TurnClock] | None] = asyncio.Queue()
         self._current: _Running | None = None
@@ -111,6 +113,11 @@ class Conversation:
         if spec is not None and spec.index == index and same_words(spec.text, text):
             self._speculative = None
             PREEMPTIVE.labels("kept").inc()
+            try:
+                await self._admit()  # charged when it becomes a real turn, not while it might not
+            except BaseException:
+                spec.task.cancel()
+                raise
             await self._settled()
             self._current = spec
             await spec.output.release(clock)
@@ -123,6 +130,7 @@ class Conversation:
         while (item := await self._queue.get()) is not None:
             index, text, clock = item
             await self._settled()
+            await self._admit()
             self._current = self._start(index, text, TurnOutput(self._emitter(index), clock))
         await self._settled()
         self._drop_speculative()

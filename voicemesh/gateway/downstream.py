@@ -18,6 +18,7 @@ import pybreaker
 
 from voicemesh.common.metrics import BREAKER_STATE
 from voicemesh.gateway.deadlines import Deadline
+from voicemesh.gateway.throttle import ConcurrencyLimit
 from voicemesh.rpc.server import MAX_MESSAGE_BYTES
 from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import core_pb2_grpc, speech_to_text_pb2_grpc, text_to_speech_pb2_grpc
@@ -60,6 +61,23 @@ class BreakerSettings:
     reset_timeout_s: float = 10.0
 
 
+@dataclass(frozen=True)
+class ConcurrencySettings:
+    """Calls in flight per service (an STT call is a whole stream), and how many more may wait."""
+
+    stt: int = 200
+    core: int = 16
+    tts: int = 16
+    queue: int = 32
+    max_wait_s: float = 2.0
+
+    def limits(self) -> dict[str, ConcurrencyLimit]:
+        return {
+            name: ConcurrencyLimit(name, getattr(self, name), self.queue, self.max_wait_s)
+            for name in SERVICES
+        }
+
+
 class _StateListener(pybreaker.CircuitBreakerListener):
     def __init__(self, on_change: Callable[[str, bool], None]) -> None:
         self._on_change = on_change
@@ -79,6 +97,7 @@ class Downstream:
     tts: text_to_speech_pb2_grpc.TextToSpeechServiceStub
     _channels: tuple[grpc.aio.Channel, ...]
     breakers: dict[str, pybreaker.CircuitBreaker] = field(default_factory=dict)
+    limits: dict[str, ConcurrencyLimit] = field(default_factory=lambda: ConcurrencySettings().limits())
 
     @classmethod
     def connect(
@@ -88,6 +107,7 @@ class Downstream:
         tts_target: str,
         breaker: BreakerSettings | None = None,
         on_health: Callable[[str, bool], None] | None = None,
+        concurrency: ConcurrencySettings | None = None,
     ) -> Downstream:
         """``on_health(service, serving)`` hears each breaker open (False) and close (True)."""
         stt, core, tts = (
@@ -115,6 +135,7 @@ class Downstream:
             text_to_speech_pb2_grpc.TextToSpeechServiceStub(tts),
             (stt, core, tts),
             breakers,
+            (concurrency or ConcurrencySettings()).limits(),
         )
 
     @asynccontextmanager
@@ -125,14 +146,16 @@ class Downstream:
         count against its breaker; one that runs out of the server's default budget does.
         """
         breaker = self.breakers[service]
+        caller_deadline = deadline is not None and deadline.from_caller
         try:
-            with breaker.calling():
-                try:
-                    yield
-                except grpc.aio.AioRpcError as exc:
-                    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and deadline and deadline.from_caller:
-                        raise _CallerDeadline from exc
-                    raise
+            async with self.limits[service].slot():
+                with breaker.calling():
+                    try:
+                        yield
+                    except grpc.aio.AioRpcError as exc:
+                        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and caller_deadline:
+                            raise _CallerDeadline from exc
+                        raise
         except _CallerDeadline:
             raise RelayedStatus(
                 grpc.StatusCode.DEADLINE_EXCEEDED, f"{service}: ran out of the caller's deadline"

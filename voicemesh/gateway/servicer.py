@@ -17,6 +17,7 @@ from voicemesh.common.tracing import outgoing_metadata
 from voicemesh.gateway.conversation import Conversation
 from voicemesh.gateway.deadlines import Budgets
 from voicemesh.gateway.downstream import Downstream
+from voicemesh.gateway.throttle import RateLimits, tenant_of
 from voicemesh.gateway.turns import Fields, Turn, TurnOutput, run_turn
 from voicemesh.rpc.convert import audio_format
 from voicemesh.rpc.handler import rpc_handler
@@ -38,11 +39,17 @@ def _check_reply(reply: pb.ReplyConfig) -> None:
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
     def __init__(
-        self, downstream: Downstream, *, preemptive: bool = True, budgets: Budgets | None = None
+        self,
+        downstream: Downstream,
+        *,
+        preemptive: bool = True,
+        budgets: Budgets | None = None,
+        limits: RateLimits | None = None,
     ) -> None:
         self._downstream = downstream
         self._preemptive = preemptive
         self._budgets = budgets or Budgets()
+        self._limits = limits or RateLimits({"stt": 100, "llm": 20, "tts": 50})
 
     @rpc_handler
     async def Converse(
@@ -54,6 +61,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         fmt = audio_format(config.audio_format)  # fail before any downstream call is made
         _check_reply(config.reply)
         session_id = config.session_id or uuid.uuid4().hex
+        tenant = tenant_of(context.invocation_metadata())
+        await self._limits.admit(tenant, "stt")
+        reply_kinds = ("llm", "tts") if config.reply.synthesize_audio else ("llm",)
 
         # Audio is checked here, not inside the STT call's request iterator: gRPC swallows errors
         # raised there, and the caller would never hear why the stream stopped.
@@ -89,6 +99,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 send,
                 preemptive=self._preemptive,
                 deadline=lambda: self._budgets.for_turn(context),
+                admit=lambda: self._limits.admit(tenant, *reply_kinds),
             )
 
             async def listen() -> None:
@@ -146,6 +157,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         if len(text) > MAX_TEXT_CHARS:
             raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_TEXT_CHARS} limit")
         _check_reply(request.reply)
+        kinds = ("llm", "tts") if request.reply.synthesize_audio else ("llm",)
+        await self._limits.admit(tenant_of(context.invocation_metadata()), *kinds)
         deadline = self._budgets.for_ask(context)
         turn = Turn(text, request.session_id or uuid.uuid4().hex, request_id, request.reply, deadline)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import grpc
 from opentelemetry import trace
 
+from voicemesh.common.errors import Overloaded
 from voicemesh.common.metrics import ACTIVE_RPCS, RPC_SECONDS, RPCS
 from voicemesh.common.tracing import incoming_context, tracer
 from voicemesh.rpc.status import to_status
@@ -35,6 +37,14 @@ class _Call:
     async def fail(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
         self.code, message = to_status(exc)
         self.span.set_status(trace.StatusCode.ERROR, f"{self.code.name}: {message}")
+        if isinstance(exc, Overloaded):
+            # HTTP's header for people and proxies, and the trailer gRPC's own retry policy obeys.
+            context.set_trailing_metadata(
+                (
+                    ("retry-after", str(math.ceil(exc.retry_after_s))),
+                    ("grpc-retry-pushback-ms", str(round(exc.retry_after_s * 1000))),
+                )
+            )
         await context.abort(self.code, message)
 
 

@@ -1,0 +1,106 @@
+"""Per-tenant rate limits by request type, and a concurrency limit per downstream service.
+
+Rate limits count requests in a sliding window (one minute by default) per (tenant, kind): ``stt``
+per Converse stream, ``llm`` per reply, ``tts`` per spoken reply. A request over the limit waits if
+its slot frees within ``max_wait_s``; otherwise it is refused with RESOURCE_EXHAUSTED and told when
+to come back. The tenant is the caller's ``voicemesh-tenant`` metadata (``default`` without it).
+
+The concurrency limit caps the calls in flight to each downstream; a bounded number more wait, for
+at most ``max_wait_s``, and the rest are refused the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from voicemesh.common.errors import Overloaded
+
+TENANT_KEY = "voicemesh-tenant"
+DEFAULT_TENANT = "default"
+
+
+def tenant_of(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    for key, value in metadata or ():
+        if key == TENANT_KEY and isinstance(value, str) and value:
+            return value[:128]
+    return DEFAULT_TENANT
+
+
+@dataclass
+class RateLimits:
+    """Sliding-window request counts per (tenant, kind)."""
+
+    per_window: dict[str, int]  # kind → requests allowed per window
+    window_s: float = 60.0
+    max_wait_s: float = 0.0
+    _seen: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+
+    def _retry_after(self, tenant: str, kind: str) -> float:
+        """0 if a request fits now, else the seconds until one does (and nothing is counted)."""
+        now = time.monotonic()
+        times = self._seen.setdefault((tenant, kind), deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if len(times) < self.per_window[kind]:
+            times.append(now)
+            return 0.0
+        return times[0] + self.window_s - now
+
+    async def admit(self, tenant: str, *kinds: str) -> None:
+        """Count one request of each kind, waiting up to ``max_wait_s`` for room."""
+        for kind in kinds:
+            wait = self._retry_after(tenant, kind)
+            if wait and wait <= self.max_wait_s:
+                await asyncio.sleep(wait)
+                wait = self._retry_after(tenant, kind)
+            if wait:
+                limit = self.per_window[kind]
+                raise Overloaded(
+                    f"tenant {tenant!r} is over its {kind} limit of {limit} per {self.window_s:g}s; "
+                    f"retry in {wait:.1f}s",
+                    wait,
+                )
+
+
+class ConcurrencyLimit:
+    """At most ``limit`` calls in flight to one service, and at most ``queue`` more waiting."""
+
+    def __init__(self, service: str, limit: int, queue: int, max_wait_s: float) -> None:
+        self._service = service
+        self._limit = limit
+        self._queue = queue
+        self._max_wait_s = max_wait_s
+        self._slots = asyncio.Semaphore(limit)
+        self._waiting = 0
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self._slots.locked():
+            if self._waiting >= self._queue:
+                raise Overloaded(
+                    f"{self._service}: {self._limit} calls in progress and {self._waiting} waiting; "
+                    "retry shortly",
+                    self._max_wait_s or 1.0,
+                )
+            self._waiting += 1
+            try:
+                async with asyncio.timeout(self._max_wait_s):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise Overloaded(
+                    f"{self._service}: no call slot freed within {self._max_wait_s:g}s; retry shortly",
+                    self._max_wait_s or 1.0,
+                ) from None
+            finally:
+                self._waiting -= 1
+        else:
+            await self._slots.acquire()
+        try:
+            yield
+        finally:
+            self._slots.release()
