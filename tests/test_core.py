@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -109,8 +110,10 @@ async def test_openai_compatible_endpoint_drives_the_same_path(openai_server: st
         assert responses[0].route.model == "smol"
 
 
-async def test_unreachable_endpoint_is_a_clear_error() -> None:
-    settings = CoreSettings.load(port=0, openai_base_url="http://127.0.0.1:9/v1", openai_timeout_s=2)
+async def test_unreachable_endpoint_is_a_clear_error_without_a_fallback() -> None:
+    settings = CoreSettings.load(
+        port=0, openai_base_url="http://127.0.0.1:9/v1", openai_timeout_s=2, local_fallback=False
+    )
     async for channel in core_channel(settings):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await reply(channel, "Hello?")
@@ -123,3 +126,33 @@ async def test_empty_text_is_invalid(local_core: grpc.aio.Channel) -> None:
         await reply(local_core, "   ")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "text is empty" in (caught.value.details() or "")
+
+
+async def refuse_for_load(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An OpenAI-compatible endpoint that is over its quota: 429 to everything."""
+    await reader.readuntil(b"\r\n\r\n")
+    body = b'{"error": {"message": "rate limit reached", "type": "rate_limit_error"}}'
+    writer.write(
+        b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+        + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    writer.close()
+
+
+async def test_the_local_tier_answers_when_the_remote_is_down_throttled_or_its_breaker_open() -> None:
+    server = await asyncio.start_server(refuse_for_load, "127.0.0.1", 0)
+    throttled = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    for base, why in ((throttled, "remote tier throttled"), ("http://127.0.0.1:9/v1", "remote tier failed")):
+        settings = CoreSettings.load(port=0, openai_base_url=base, openai_timeout_s=2, remote_fail_max=2)
+        async for channel in core_channel(settings):
+            reasons = []
+            for _ in range(3):
+                responses = await reply(channel, "Name a colour.")
+                check_reply(responses, "local")  # a whole reply, from the local model
+                reasons.append(responses[0].route.reason)
+            assert reasons[0].startswith(f"fallback: {why}") and reasons[1].startswith(f"fallback: {why}")
+            # Two failures in a row opened the remote tier's breaker: the third does not try it.
+            assert reasons[2] == "fallback: remote tier's circuit is open after repeated failures"
+    server.close()

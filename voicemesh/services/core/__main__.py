@@ -8,27 +8,37 @@ from voicemesh.rpc.server import ServiceHost, serve_until_signalled, single_serv
 from voicemesh.services.core.config import CoreSettings
 from voicemesh.services.core.engine import GenerationSettings, Responder
 from voicemesh.services.core.models import ChatModel, LlamaCppModel, OpenAICompatibleModel
+from voicemesh.services.core.routing import TierRouter
 from voicemesh.services.core.servicer import CoreServicer
 from voicemesh.v1 import core_pb2, core_pb2_grpc
 
 
 def build_engine(settings: CoreSettings) -> Responder:
-    model: ChatModel
+    def local() -> ChatModel:
+        return LlamaCppModel(
+            Path(settings.llm_path) if settings.llm_path else None,
+            context=settings.llm_context,
+            threads=settings.llm_threads,
+        )
+
+    router: TierRouter
     if settings.openai_base_url:
-        model = OpenAICompatibleModel(
+        remote = OpenAICompatibleModel(
             settings.openai_base_url,
             settings.openai_model,
             settings.openai_api_key,
             settings.openai_timeout_s,
         )
-    else:
-        model = LlamaCppModel(
-            Path(settings.llm_path) if settings.llm_path else None,
-            context=settings.llm_context,
-            threads=settings.llm_threads,
+        router = TierRouter(
+            remote,
+            local() if settings.local_fallback else None,
+            fail_max=settings.remote_fail_max,
+            reset_timeout_s=settings.remote_reset_timeout_s,
         )
+    else:
+        router = TierRouter(local())
     generation = GenerationSettings(settings.system_prompt, settings.max_tokens, settings.temperature)
-    return Responder(model, generation)
+    return Responder(router, generation)
 
 
 def build_host(settings: CoreSettings, engine: Responder) -> ServiceHost:

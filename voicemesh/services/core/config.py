@@ -33,6 +33,13 @@ class CoreSettings(ServiceSettings):
     openai_model: str = Field("default", description="Model name to ask the endpoint for.")
     openai_api_key: str = Field("", description="API key for the endpoint, if it wants one.")
     openai_timeout_s: float = Field(60.0, gt=0, description="Timeout of one request to the endpoint.")
+    local_fallback: bool = Field(
+        True, description="With a remote endpoint, answer with the local model when it is down or throttled."
+    )
+    remote_fail_max: int = Field(3, ge=1, description="Remote failures in a row that open its breaker.")
+    remote_reset_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds the remote breaker stays open before one request tries it again."
+    )
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Instructions given to the model.")
     max_tokens: int = Field(160, ge=1, le=4096, description="Default reply length limit, in tokens.")
     temperature: float = Field(0.3, ge=0, le=2, description="Sampling temperature.")

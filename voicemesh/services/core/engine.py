@@ -8,16 +8,9 @@ from dataclasses import dataclass
 from voicemesh.common.errors import InvalidRequest
 from voicemesh.common.metrics import TOKENS
 from voicemesh.common.sentences import SentenceSplitter
-from voicemesh.services.core.models import ChatModel
+from voicemesh.services.core.routing import Route, TierRouter
 
 MAX_INPUT_CHARS = 8 * 1024
-
-
-@dataclass(frozen=True)
-class Route:
-    tier: str
-    model: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -40,6 +33,8 @@ class Done:
 
 ReplyEvent = Route | TextDelta | Sentence | Done
 
+__all__ = ["Done", "GenerationSettings", "ReplyEvent", "Responder", "Route", "Sentence", "TextDelta"]
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -49,13 +44,9 @@ class GenerationSettings:
 
 
 class Responder:
-    def __init__(self, model: ChatModel, settings: GenerationSettings) -> None:
-        self._model = model
+    def __init__(self, router: TierRouter, settings: GenerationSettings) -> None:
+        self._router = router
         self._settings = settings
-
-    def route(self) -> Route:
-        reason = "remote endpoint configured" if self._model.tier == "remote" else "embedded default"
-        return Route(self._model.tier, self._model.name, reason)
 
     async def respond(self, text: str, max_tokens: int = 0) -> AsyncIterator[ReplyEvent]:
         text = text.strip()
@@ -65,24 +56,25 @@ class Responder:
             raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_INPUT_CHARS} limit")
         if max_tokens < 0:
             raise InvalidRequest(f"max_tokens {max_tokens} is negative; use 0 for the default")
-        yield self.route()
         messages = [
             {"role": "system", "content": self._settings.system_prompt},
             {"role": "user", "content": text},
         ]
+        route, stream = await self._router.open(
+            messages, max_tokens or self._settings.max_tokens, self._settings.temperature
+        )
+        yield route
         splitter = SentenceSplitter()
         parts: list[str] = []
         sentences = tokens = 0
         finish = "stop"
-        async for delta in self._model.stream(
-            messages, max_tokens or self._settings.max_tokens, self._settings.temperature
-        ):
+        async for delta in stream:
             if delta.finish_reason:
                 finish = delta.finish_reason
             if not delta.text:
                 continue
             tokens += 1
-            TOKENS.labels(self._model.tier).inc()
+            TOKENS.labels(route.tier).inc()
             parts.append(delta.text)
             yield TextDelta(delta.text)
             for sentence in splitter.push(delta.text):

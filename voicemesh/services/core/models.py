@@ -7,13 +7,13 @@ too), so one function reads the stream for either and the core cannot tell them 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from voicemesh.common.blocking import BlockingPool
-from voicemesh.common.errors import DependencyUnavailable, ModelFailure
+from voicemesh.common.errors import DependencyUnavailable, ModelFailure, Overloaded
 from voicemesh.common.packages import package_file
 
 Message = Mapping[str, str]
@@ -33,7 +33,7 @@ class ChatModel(Protocol):
 
     def stream(
         self, messages: Sequence[Message], max_tokens: int, temperature: float
-    ) -> AsyncIterator[Delta]: ...
+    ) -> AsyncGenerator[Delta, None]: ...
 
 
 def delta_from_chunk(chunk: Any) -> Delta:
@@ -78,7 +78,7 @@ class LlamaCppModel:
 
     async def stream(
         self, messages: Sequence[Message], max_tokens: int, temperature: float
-    ) -> AsyncIterator[Delta]:
+    ) -> AsyncGenerator[Delta, None]:
         def generate() -> Iterator[Delta]:
             chunks = self._llama.create_chat_completion(
                 messages=list(messages),  # type: ignore[arg-type]
@@ -110,8 +110,8 @@ class OpenAICompatibleModel:
 
     async def stream(
         self, messages: Sequence[Message], max_tokens: int, temperature: float
-    ) -> AsyncIterator[Delta]:
-        from openai import APIConnectionError, OpenAIError
+    ) -> AsyncGenerator[Delta, None]:
+        from openai import APIConnectionError, InternalServerError, OpenAIError, RateLimitError
 
         try:
             chunks: Any = await self._client.chat.completions.create(
@@ -128,5 +128,9 @@ class OpenAICompatibleModel:
             raise DependencyUnavailable(
                 f"the remote model endpoint {self._client.base_url} is unreachable: {exc}"
             ) from exc
+        except RateLimitError as exc:
+            raise Overloaded(f"the remote model endpoint refused for load: {exc}") from exc
+        except InternalServerError as exc:
+            raise DependencyUnavailable(f"the remote model endpoint failed: {exc}") from exc
         except OpenAIError as exc:
             raise ModelFailure(f"the remote model {self.name!r} failed: {exc}") from exc
