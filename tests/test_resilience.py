@@ -236,3 +236,34 @@ async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_othe
         for process in (gateway, core):
             process.proc.send_signal(signal.SIGTERM)
             await process.proc.wait()
+
+
+@pytest.mark.timeout(120)
+async def test_sigterm_reports_not_serving_then_finishes_the_turn_in_flight() -> None:
+    core = await start_service("core", "voicemesh.services.core", env("core"), 120)
+    gateway = await start_service(
+        "gateway",
+        "voicemesh.gateway",
+        env("gateway", core_target=core.address, drain_delay_s=1.0, grace_s=20, stt_target="127.0.0.1:1"),
+        120,
+    )
+    try:
+        await wait_serving(gateway.address, 60)
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            stub = pb_grpc.GatewayServiceStub(channel)
+            health = health_pb2_grpc.HealthStub(channel)
+            call = stub.Ask(pb.AskRequest(text="Tell me a long story about a dragon."))
+            events = [await anext(aiter(call))]  # the turn is under way
+            gateway.proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            status = await health.Check(health_pb2.HealthCheckRequest())
+            assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            events += [event async for event in call]  # ... and it still runs to its end
+        assert events[-1].WhichOneof("event") == "turn_done"
+        assert events[-1].turn_done.reply_text.strip()
+        assert await asyncio.wait_for(gateway.proc.wait(), 30) == 0
+    finally:
+        for process in (gateway, core):
+            if process.proc.returncode is None:
+                process.proc.send_signal(signal.SIGTERM)
+            await process.proc.wait()

@@ -1,9 +1,9 @@
 """``voicemesh up``: every service as its own process on loopback, ready when all are SERVING.
 
 Backends start first on their ports (0 picks free ones); each prints its address on stdout once it
-listens, and the gateway is started pointing at those addresses. Ctrl-C or SIGTERM stops them all,
-gateway first, each with SIGTERM so it drains; whatever is still alive after the grace period is
-killed.
+listens, and the gateway is started pointing at those addresses. Ctrl-C or SIGTERM stops them all
+with SIGTERM, so each drains: the gateway first, then the backends once it has exited; whatever is
+still alive after the grace period is killed.
 """
 
 from __future__ import annotations
@@ -128,18 +128,22 @@ class Mesh:
             raise
 
     async def stop(self, grace_s: float = 10.0) -> None:
-        for process in reversed(self.processes):
-            if process.proc.returncode is None:
-                process.proc.send_signal(signal.SIGTERM)
-        for process in reversed(self.processes):
-            try:
-                await asyncio.wait_for(process.proc.wait(), grace_s)
-            except TimeoutError:
-                log.warning("%s did not stop within %.0fs; killing it", process.name, grace_s)
-                process.proc.kill()
-                await process.proc.wait()
-            if process._drain:
-                process._drain.cancel()
+        """The gateway drains first, so its turns in flight still reach the backends; then they stop."""
+        gateway = [p for p in self.processes if p.name == "gateway"]
+        backends = [p for p in self.processes if p.name != "gateway"]
+        for group in (gateway, backends):
+            for process in group:
+                if process.proc.returncode is None:
+                    process.proc.send_signal(signal.SIGTERM)
+            for process in group:
+                try:
+                    await asyncio.wait_for(process.proc.wait(), grace_s)
+                except TimeoutError:
+                    log.warning("%s did not stop within %.0fs; killing it", process.name, grace_s)
+                    process.proc.kill()
+                    await process.proc.wait()
+                if process._drain:
+                    process._drain.cancel()
         self.processes.clear()
 
     async def wait_for_exit(self) -> Process:

@@ -73,6 +73,11 @@ class ServiceSettings(Settings):
     )
     workers: int = Field(2, ge=1, le=64, description="Concurrent model calls (the blocking pool's size).")
     grace_s: float = Field(5.0, ge=0, description="Seconds to finish in-flight calls on shutdown.")
+    drain_delay_s: float = Field(
+        1.0,
+        ge=0,
+        description="On SIGTERM, seconds reported NOT_SERVING (still serving) before new calls are refused.",
+    )
     log_format: str = Field("text", pattern="^(text|json)$", description="'text' or 'json' logs.")
     log_level: str = Field("INFO", description="Python logging level.")
 

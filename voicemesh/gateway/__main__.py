@@ -65,7 +65,7 @@ async def serve(settings: GatewaySettings) -> None:
     )
     host = build_host(settings, downstream)
     try:
-        await serve_until_signalled(host, settings.grace_s)
+        await serve_until_signalled(host, settings.grace_s, settings.drain_delay_s)
     finally:
         await downstream.close()
 

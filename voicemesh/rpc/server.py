@@ -54,9 +54,13 @@ class ServiceHost:
         await self._server.start()
         await self._set_status(health_pb2.HealthCheckResponse.SERVING)
 
-    async def stop(self, grace_s: float) -> None:
-        # Not serving first, so balancers stop sending new work while in-flight calls finish.
+    async def stop(self, grace_s: float, drain_delay_s: float = 0.0) -> None:
+        """NOT_SERVING first; then, after ``drain_delay_s`` in which balancers see it and send no
+        new work (new calls are still served meanwhile), refuse new calls and give the calls in
+        flight ``grace_s`` to finish before cancelling them."""
         await self._set_status(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if drain_delay_s:
+            await asyncio.sleep(drain_delay_s)
         await self._server.stop(grace_s)
 
     async def set_serving(self, name: str, serving: bool) -> None:
@@ -88,7 +92,7 @@ def single_service_host(
     return ServiceHost(register, host=host, port=port)
 
 
-async def serve_until_signalled(host: ServiceHost, grace_s: float) -> None:
+async def serve_until_signalled(host: ServiceHost, grace_s: float, drain_delay_s: float = 0.0) -> None:
     """Start, announce the address on stdout, and stop gracefully on SIGINT or SIGTERM."""
     await host.start()
     print(f"{READY_PREFIX} {host.address}", flush=True)
@@ -98,5 +102,5 @@ async def serve_until_signalled(host: ServiceHost, grace_s: float) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping (grace %.1fs)", grace_s)
-    await host.stop(grace_s)
+    log.info("stopping: not serving, drain %.1fs, grace %.1fs", drain_delay_s, grace_s)
+    await host.stop(grace_s, drain_delay_s)

@@ -52,7 +52,9 @@ def build_host(settings: CoreSettings, engine: Responder) -> ServiceHost:
 
 
 async def serve(settings: CoreSettings) -> None:
-    await serve_until_signalled(build_host(settings, build_engine(settings)), settings.grace_s)
+    await serve_until_signalled(
+        build_host(settings, build_engine(settings)), settings.grace_s, settings.drain_delay_s
+    )
 
 
 if __name__ == "__main__":

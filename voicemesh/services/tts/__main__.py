@@ -35,7 +35,7 @@ def build_host(settings: TtsSettings, engine: Synthesizer) -> ServiceHost:
 async def serve(settings: TtsSettings) -> None:
     engine = build_engine(settings)
     try:
-        await serve_until_signalled(build_host(settings, engine), settings.grace_s)
+        await serve_until_signalled(build_host(settings, engine), settings.grace_s, settings.drain_delay_s)
     finally:
         engine.close()
 
