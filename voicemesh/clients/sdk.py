@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
 
 from voicemesh.common.audio import WavAudio
+from voicemesh.common.retry import RetryPolicy, retrying_stream
 from voicemesh.v1 import audio_pb2, gateway_pb2, gateway_pb2_grpc, speech_to_text_pb2
 
 DEFAULT_TARGET = os.environ.get("VOICEMESH_TARGET", "127.0.0.1:50051")
@@ -33,9 +35,16 @@ def reply_config(speak: bool, voice: str, sample_rate_hz: int) -> gateway_pb2.Re
 
 
 class AsyncClient:
-    def __init__(self, target: str = DEFAULT_TARGET, *, timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout_s: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.target = target
         self._timeout_s = timeout_s
+        self._retry = retry or RetryPolicy()
         self._channel = grpc.aio.insecure_channel(
             target, options=[("grpc.max_receive_message_length", 16 << 20)]
         )
@@ -120,14 +129,25 @@ class AsyncClient:
         session_id: str = "",
         request_id: str = "",
     ) -> AsyncIterator[gateway_pb2.AskResponse]:
-        """A typed turn; yields the reply text (and audio if ``speak``) as it comes."""
+        """A typed turn; yields the reply text (and audio if ``speak``) as it comes.
+
+        If the gateway is unreachable or over a limit before it answers, the call is retried with
+        jittered backoff (``retry``), within the client's timeout and after any pushback the server
+        asked for; once the reply has started it is not.
+        """
         request = gateway_pb2.AskRequest(
             text=text,
             reply=reply_config(speak, voice, reply_sample_rate_hz),
             session_id=session_id,
             request_id=request_id,
         )
-        async for response in self._stub.Ask(request, timeout=self._timeout_s):
+        deadline_at = time.monotonic() + self._timeout_s if self._timeout_s else None
+
+        def call() -> AsyncIterator[gateway_pb2.AskResponse]:
+            timeout = None if deadline_at is None else max(0.001, deadline_at - time.monotonic())
+            return self._stub.Ask(request, timeout=timeout)
+
+        async for response in retrying_stream(call, self._retry, deadline_at):
             yield response
 
 

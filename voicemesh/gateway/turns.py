@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from voicemesh.common.metrics import STAGE_SECONDS
+from voicemesh.common.retry import RetryPolicy, retrying_stream
 from voicemesh.common.tracing import outgoing_metadata, tracer
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.downstream import Downstream
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 Fields = dict[str, object]
 EmitFields = Callable[[Fields], Awaitable[None]]
 
+# A reply stream that has not answered yet is safe to start again (another core replica, a restart).
+CORE_RETRIES = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.5)
 # What a held (speculative) turn may buffer before it waits: a few sentences of audio.
 MAX_HELD_EVENTS = 256
 _STAGE_OF_FIELD = {
@@ -135,11 +138,13 @@ async def _run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> Non
             request_id=turn.request_id, session_id=turn.session_id, text=turn.text
         )
         try:
-            async with downstream.guard("core", turn.deadline):
+
+            def call_core() -> AsyncIterator[core_pb2.RespondResponse]:
                 timeout = turn.deadline.timeout_for("core")
-                async for response in downstream.core.Respond(
-                    request, timeout=timeout, metadata=outgoing_metadata()
-                ):
+                return downstream.core.Respond(request, timeout=timeout, metadata=outgoing_metadata())
+
+            async with downstream.guard("core", turn.deadline):
+                async for response in retrying_stream(call_core, CORE_RETRIES, turn.deadline.at):
                     kind = response.WhichOneof("event")
                     if kind == "route":
                         await emit({"route": response.route})
