@@ -118,7 +118,7 @@ async def test_a_dead_tts_costs_the_audio_not_the_answer_and_its_breaker_recover
             assert kinds(third)[-1] == "turn_done"
             assert await tts_health(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
             metrics = await asyncio.to_thread(metrics_text, gateway.metrics)
-            assert 'voicemesh_breaker_state{service="tts"} 2.0' in metrics
+            assert f'voicemesh_breaker_state{{replica="127.0.0.1:{tts_port}",service="tts"}} 2.0' in metrics
 
             # The TTS comes back on its address; after the reset timeout one call goes through,
             # succeeds, and closes the breaker: the next turn speaks again.
@@ -266,4 +266,39 @@ async def test_sigterm_reports_not_serving_then_finishes_the_turn_in_flight() ->
         for process in (gateway, core):
             if process.proc.returncode is None:
                 process.proc.send_signal(signal.SIGTERM)
+            await process.proc.wait()
+
+
+@pytest.mark.timeout(180)
+async def test_a_dead_replica_is_routed_around_by_its_own_breaker() -> None:
+    core = await start_service("core", "voicemesh.services.core", env("core"), 120)
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    gateway = await start_service(
+        "gateway",
+        "voicemesh.gateway",
+        env(
+            "gateway",
+            core_target=f"{core.address},{dead}",
+            breaker_fail_max=2,
+            stt_target="127.0.0.1:1",
+            tts_target="127.0.0.1:1",
+        ),
+        120,
+    )
+    try:
+        await wait_serving(gateway.address, 60)
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            stub = pb_grpc.GatewayServiceStub(channel)
+            for _ in range(6):  # every turn is answered: a try on the dead replica is retried
+                events = [e async for e in stub.Ask(pb.AskRequest(text="Say hi."), timeout=60)]
+                assert events[-1].WhichOneof("event") == "turn_done"
+            request = health_pb2.HealthCheckRequest(service="voicemesh.v1.CoreService")
+            status = await health_pb2_grpc.HealthStub(channel).Check(request)
+            assert status.status == health_pb2.HealthCheckResponse.SERVING  # one replica is enough
+        metrics = await asyncio.to_thread(metrics_text, gateway.metrics)
+        assert f'voicemesh_breaker_state{{replica="{dead}",service="core"}} 2.0' in metrics
+        assert f'voicemesh_breaker_state{{replica="{core.address}",service="core"}} 0.0' in metrics
+    finally:
+        for process in (gateway, core):
+            process.proc.send_signal(signal.SIGTERM)
             await process.proc.wait()

@@ -30,7 +30,9 @@ WORK_STOPPED = Counter(
     ["kind"],
 )
 BREAKER_STATE = Gauge(
-    "voicemesh_breaker_state", "Circuit breaker per downstream: 0 closed, 1 half-open, 2 open.", ["service"]
+    "voicemesh_breaker_state",
+    "Circuit breaker per downstream replica: 0 closed, 1 half-open, 2 open.",
+    ["service", "replica"],
 )
 BARGE_INS = Counter("voicemesh_barge_ins", "Replies interrupted because the user spoke over them.")
 SPECULATIONS = Counter(

@@ -1,5 +1,7 @@
 """Retrying a server-streaming call, only while that is safe: before its first response.
 
+Failures are gRPC errors, or the gateway's relayed statuses (a downstream's status, hop named).
+
 A stream that has not answered yet has had no effect the caller saw, so it can be started again;
 one that has answered cannot, or the caller would see the start twice. Waits grow exponentially
 with full jitter (a random wait up to the exponential cap, so clients that failed together do not
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+
+from voicemesh.rpc.status import RelayedStatus
 
 T = TypeVar("T")
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
@@ -57,11 +61,13 @@ async def retrying_stream(
                 answered = True
                 yield item
             return
-        except grpc.aio.AioRpcError as error:
-            if answered or error.code() not in RETRYABLE or retry + 1 >= policy.attempts:
+        except (grpc.aio.AioRpcError, RelayedStatus) as error:
+            code = error.code() if isinstance(error, grpc.aio.AioRpcError) else error.code
+            if answered or code not in RETRYABLE or retry + 1 >= policy.attempts:
                 raise
             wait = policy.backoff(retry)
-            if (pushback := pushback_s(error)) is not None:
+            pushback = pushback_s(error) if isinstance(error, grpc.aio.AioRpcError) else None
+            if pushback is not None:
                 if pushback < 0:
                     raise
                 wait = max(wait, pushback)

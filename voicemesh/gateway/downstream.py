@@ -1,17 +1,19 @@
-"""Channels to the STT, core and TTS services, each call guarded by that service's circuit breaker.
+"""Channels to the STT, core and TTS services, each call guarded by a circuit breaker per replica.
 
 A breaker (pybreaker) counts the calls that fail the way a sick service fails: UNAVAILABLE,
 DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS. After ``fail_max`` of them in a row it opens, and
-calls fail at once with UNAVAILABLE naming the service, instead of each waiting on a dead peer.
+calls go to the service's other replicas; with none left they fail at once with UNAVAILABLE naming
+the service, instead of each waiting on a dead peer.
 After ``reset_timeout_s`` one call is let through (half-open); its success closes the breaker.
 A caller's own mistakes (INVALID_ARGUMENT …) and cancellations (barge-in) are not failures.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import pybreaker
@@ -78,25 +80,101 @@ class ConcurrencySettings:
         }
 
 
-class _StateListener(pybreaker.CircuitBreakerListener):
-    def __init__(self, on_change: Callable[[str, bool], None]) -> None:
-        self._on_change = on_change
+def replica_addresses(target: str) -> list[str]:
+    """A static list of replicas ("a:1,b:2" or gRPC's "ipv4:a:1,b:2") apart; any other target whole."""
+    listed = target.removeprefix("ipv4:")
+    return [a.strip() for a in listed.split(",") if a.strip()] if "," in listed else [target]
+
+
+@dataclass
+class Replica:
+    address: str
+    channel: grpc.aio.Channel
+    stub: Any
+    breaker: pybreaker.CircuitBreaker
+
+
+class Replicas(pybreaker.CircuitBreakerListener):
+    """One service's replicas, each with its own breaker, taken in turn; open ones are skipped.
+
+    A static address list gets a channel and a breaker per replica, so one dead replica is routed
+    around while the others serve. A single target (host:port, or dns:/// with gRPC's round_robin)
+    is one channel and one breaker.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        target: str,
+        make_stub: Callable[[grpc.aio.Channel], Any],
+        settings: BreakerSettings,
+        on_health: Callable[[str, bool], None],
+    ) -> None:
+        self.service = service
+        self._on_health = on_health
+        self.replicas = []
+        for address in replica_addresses(target):
+            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            breaker = pybreaker.CircuitBreaker(
+                fail_max=settings.fail_max,
+                reset_timeout=settings.reset_timeout_s,
+                exclude=[_not_a_failure],
+                listeners=[self],
+                name=address,
+                throw_new_error_on_trip=False,  # the call that trips it keeps its own status
+            )
+            self.replicas.append(Replica(address, channel, make_stub(channel), breaker))
+            BREAKER_STATE.labels(service, address).set(0)
+        self._next = 0
 
     def state_change(
         self, cb: pybreaker.CircuitBreaker, old: object, new: pybreaker.CircuitBreakerState
     ) -> None:
-        name = cb.name or "?"
-        BREAKER_STATE.labels(name).set(STATE_VALUES[new.name])
-        self._on_change(name, new.name != pybreaker.STATE_OPEN)
+        BREAKER_STATE.labels(self.service, cb.name or "?").set(STATE_VALUES[new.name])
+        # ``cb`` still reports its old state while it tells listeners about the new one.
+        states = [new.name if r.breaker is cb else r.breaker.current_state for r in self.replicas]
+        serving = any(state != pybreaker.STATE_OPEN for state in states)
+        self._on_health(self.service, serving)
+
+    @contextmanager
+    def pick(self) -> Iterator[Replica]:
+        """The next replica whose breaker lets a call through, with the call counted against it."""
+        count = len(self.replicas)
+        start, self._next = self._next, (self._next + 1) % count
+        for offset in range(count):
+            replica = self.replicas[(start + offset) % count]
+            calling = replica.breaker.calling()
+            try:
+                calling.__enter__()
+            except pybreaker.CircuitBreakerError:
+                continue
+            with _exiting(calling):
+                yield replica
+            return
+        worst = max(r.breaker.fail_counter for r in self.replicas)
+        raise RelayedStatus(
+            grpc.StatusCode.UNAVAILABLE,
+            f"{self.service}: circuit open after {worst} failures in a row"
+            + (f" on all {count} replicas" if count > 1 else "")
+            + f"; the next try goes through within {self.replicas[0].breaker.reset_timeout:g}s",
+        )
+
+
+@contextmanager
+def _exiting(entered: AbstractContextManager[Any]) -> Iterator[None]:
+    """Hand what happens in the block to a context manager that was entered by hand."""
+    try:
+        yield
+    except BaseException as exc:
+        if not entered.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        entered.__exit__(None, None, None)
 
 
 @dataclass
 class Downstream:
-    stt: speech_to_text_pb2_grpc.SpeechToTextServiceStub
-    core: core_pb2_grpc.CoreServiceStub
-    tts: text_to_speech_pb2_grpc.TextToSpeechServiceStub
-    _channels: tuple[grpc.aio.Channel, ...]
-    breakers: dict[str, pybreaker.CircuitBreaker] = field(default_factory=dict)
+    services: dict[str, Replicas]
     limits: dict[str, ConcurrencyLimit] = field(default_factory=lambda: ConcurrencySettings().limits())
 
     @classmethod
@@ -109,49 +187,33 @@ class Downstream:
         on_health: Callable[[str, bool], None] | None = None,
         concurrency: ConcurrencySettings | None = None,
     ) -> Downstream:
-        """``on_health(service, serving)`` hears each breaker open (False) and close (True)."""
-        stt, core, tts = (
-            grpc.aio.insecure_channel(t, options=CHANNEL_OPTIONS)
-            for t in (stt_target, core_target, tts_target)
-        )
+        """``on_health(service, serving)`` hears a service go down (every breaker open) and up."""
         settings = breaker or BreakerSettings()
-        listener = _StateListener(on_health or (lambda _service, _serving: None))
-        breakers = {
-            name: pybreaker.CircuitBreaker(
-                fail_max=settings.fail_max,
-                reset_timeout=settings.reset_timeout_s,
-                exclude=[_not_a_failure],
-                listeners=[listener],
-                name=name,
-                throw_new_error_on_trip=False,  # the call that trips it keeps its own status
-            )
-            for name in SERVICES
+        health = on_health or (lambda _service, _serving: None)
+        stubs = {
+            "stt": (stt_target, speech_to_text_pb2_grpc.SpeechToTextServiceStub),
+            "core": (core_target, core_pb2_grpc.CoreServiceStub),
+            "tts": (tts_target, text_to_speech_pb2_grpc.TextToSpeechServiceStub),
         }
-        for name in SERVICES:
-            BREAKER_STATE.labels(name).set(0)
-        return cls(
-            speech_to_text_pb2_grpc.SpeechToTextServiceStub(stt),
-            core_pb2_grpc.CoreServiceStub(core),
-            text_to_speech_pb2_grpc.TextToSpeechServiceStub(tts),
-            (stt, core, tts),
-            breakers,
-            (concurrency or ConcurrencySettings()).limits(),
-        )
+        services = {
+            name: Replicas(name, target, stub, settings, health) for name, (target, stub) in stubs.items()
+        }
+        return cls(services, (concurrency or ConcurrencySettings()).limits())
 
     @asynccontextmanager
-    async def guard(self, service: str, deadline: Deadline | None = None) -> AsyncIterator[None]:
-        """Run one call to ``service`` under its breaker; its failure is relayed with the hop named.
+    async def guard(self, service: str, deadline: Deadline | None = None) -> AsyncIterator[Any]:
+        """One call to ``service``: a concurrency slot, a replica whose breaker is closed (its stub
+        is what this yields), and the call's failure relayed with the hop named.
 
         A call that runs out of a deadline its caller chose is not the service's fault and does not
         count against its breaker; one that runs out of the server's default budget does.
         """
-        breaker = self.breakers[service]
         caller_deadline = deadline is not None and deadline.from_caller
         try:
             async with self.limits[service].slot():
-                with breaker.calling():
+                with self.services[service].pick() as replica:
                     try:
-                        yield
+                        yield replica.stub
                     except grpc.aio.AioRpcError as exc:
                         if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and caller_deadline:
                             raise _CallerDeadline from exc
@@ -160,17 +222,12 @@ class Downstream:
             raise RelayedStatus(
                 grpc.StatusCode.DEADLINE_EXCEEDED, f"{service}: ran out of the caller's deadline"
             ) from None
-        except pybreaker.CircuitBreakerError:
-            raise RelayedStatus(
-                grpc.StatusCode.UNAVAILABLE,
-                f"{service}: circuit open after {breaker.fail_counter} failures in a row; "
-                f"the next try goes through within {breaker.reset_timeout:g}s",
-            ) from None
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise RelayedStatus(exc.code(), f"{service}: ran out of the time allowed for it") from None
             raise RelayedStatus(exc.code(), f"{service}: {exc.details()}") from None
 
     async def close(self) -> None:
-        for channel in self._channels:
-            await channel.close(grace=None)
+        for replicas in self.services.values():
+            for replica in replicas.replicas:
+                await replica.channel.close(grace=None)

@@ -104,8 +104,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
             async def listen() -> None:
                 try:
-                    async with self._downstream.guard("stt"):
-                        async for response in self._downstream.stt.StreamingRecognize(
+                    async with self._downstream.guard("stt") as stt:
+                        async for response in stt.StreamingRecognize(
                             stt_requests(conversation.preemptive),
                             timeout=self._budgets.for_stream(context),
                             metadata=outgoing_metadata(),

@@ -132,30 +132,30 @@ async def _run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> Non
     to_tts: asyncio.Queue[str | None] = asyncio.Queue()
     reply_text = ""
 
+    request = core_pb2.RespondRequest(request_id=turn.request_id, session_id=turn.session_id, text=turn.text)
+
+    async def call_core() -> AsyncIterator[core_pb2.RespondResponse]:
+        # Each attempt takes a replica of its own, so a retry goes wherever the breakers allow.
+        async with downstream.guard("core", turn.deadline) as core:
+            timeout = turn.deadline.timeout_for("core")
+            async for response in core.Respond(request, timeout=timeout, metadata=outgoing_metadata()):
+                yield response
+
     async def think() -> None:
         nonlocal reply_text
-        request = core_pb2.RespondRequest(
-            request_id=turn.request_id, session_id=turn.session_id, text=turn.text
-        )
         try:
-
-            def call_core() -> AsyncIterator[core_pb2.RespondResponse]:
-                timeout = turn.deadline.timeout_for("core")
-                return downstream.core.Respond(request, timeout=timeout, metadata=outgoing_metadata())
-
-            async with downstream.guard("core", turn.deadline):
-                async for response in retrying_stream(call_core, CORE_RETRIES, turn.deadline.at):
-                    kind = response.WhichOneof("event")
-                    if kind == "route":
-                        await emit({"route": response.route})
-                    elif kind == "text_delta":
-                        if turn.reply.synthesize_audio:
-                            await to_tts.put(response.text_delta)
-                        await emit({"reply_text_delta": response.text_delta})
-                    elif kind == "sentence":
-                        await emit({"reply_sentence": response.sentence})
-                    elif kind == "done":
-                        reply_text = response.done.text
+            async for response in retrying_stream(call_core, CORE_RETRIES, turn.deadline.at):
+                kind = response.WhichOneof("event")
+                if kind == "route":
+                    await emit({"route": response.route})
+                elif kind == "text_delta":
+                    if turn.reply.synthesize_audio:
+                        await to_tts.put(response.text_delta)
+                    await emit({"reply_text_delta": response.text_delta})
+                elif kind == "sentence":
+                    await emit({"reply_sentence": response.sentence})
+                elif kind == "done":
+                    reply_text = response.done.text
         finally:
             to_tts.put_nowait(None)
 
@@ -169,9 +169,9 @@ async def _run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> Non
                 yield tts_pb2.StreamingSynthesizeRequest(text_delta=delta)
 
         try:
-            async with downstream.guard("tts", turn.deadline):
+            async with downstream.guard("tts", turn.deadline) as tts:
                 timeout = turn.deadline.timeout_for("tts")
-                async for response in downstream.tts.StreamingSynthesize(
+                async for response in tts.StreamingSynthesize(
                     requests(), timeout=timeout, metadata=outgoing_metadata()
                 ):
                     await emit({"reply_audio": response.audio})
