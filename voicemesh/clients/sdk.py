@@ -86,7 +86,8 @@ class AsyncClient:
         partial transcripts while the user speaks; ``min_silence_ms``, ``min_speech_ms`` and
         ``max_utterance_s`` tune what counts as speech and when an utterance ends (0 keeps the
         server's defaults). With ``barge_in``, speech over a reply interrupts it: an ``interrupted``
-        event says to stop playing that turn's audio.
+        event says to stop playing that turn's audio. Unlike ``ask``, a failed stream is not retried:
+        the audio it consumed cannot be sent again.
         """
         wake = None
         if wake_words is not None:
