@@ -1,0 +1,169 @@
+"""Conversation sessions, kept for 30 minutes after their last activity: in Redis, or in process.
+
+A session holds what the next turn needs quickly: who is speaking, and the last few exchanges.
+Every key of a session carries the session id as a Redis hash tag (``vm:{id}:…``), so all of them
+live in one slot of a Redis Cluster and can be written together. The session's voice features
+(speaker embeddings, once speaker verification lands) have their own key beside it, with the same
+time to live, refreshed with it.
+
+``open_session_store(url)``: ``redis://host:port/db`` for Redis, ``memory://`` for the embedded
+default that needs nothing installed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+SESSION_TTL_S = 30 * 60
+MAX_EXCHANGES = 8  # what the session keeps for context; the full history is the history store's
+
+
+@dataclass
+class Exchange:
+    user: str
+    assistant: str
+
+
+@dataclass
+class Session:
+    session_id: str
+    user_id: str = ""
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    def add(self, user: str, assistant: str) -> None:
+        self.exchanges = [*self.exchanges, Exchange(user, assistant)][-MAX_EXCHANGES:]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Session:
+        data = json.loads(text)
+        return cls(data["session_id"], data["user_id"], [Exchange(**e) for e in data["exchanges"]])
+
+
+def keys(session_id: str) -> tuple[str, str]:
+    """The session's keys, one hash slot: its state and its voice features."""
+    tag = "{" + session_id + "}"
+    return f"vm:{tag}:session", f"vm:{tag}:voice"
+
+
+class SessionStore(Protocol):
+    async def get(self, session_id: str) -> Session | None: ...
+    async def put(self, session: Session) -> None: ...
+    async def put_voice(self, session_id: str, features: np.ndarray) -> None: ...
+    async def get_voice(self, session_id: str) -> np.ndarray | None: ...
+    async def touch(self, session_id: str) -> None: ...
+    async def delete(self, session_id: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+class RedisSessionStore:
+    def __init__(self, url: str, ttl_s: int = SESSION_TTL_S) -> None:
+        from redis.asyncio import Redis
+
+        self._redis: Any = Redis.from_url(url)
+        self.ttl_s = ttl_s
+
+    async def get(self, session_id: str) -> Session | None:
+        state, _ = keys(session_id)
+        raw = await self._redis.get(state)
+        return None if raw is None else Session.from_json(raw)
+
+    async def put(self, session: Session) -> None:
+        state, voice = keys(session.session_id)
+        async with self._redis.pipeline(transaction=True) as pipe:  # one slot, so MULTI is allowed
+            pipe.set(state, session.to_json(), ex=self.ttl_s)
+            pipe.expire(voice, self.ttl_s)
+            await pipe.execute()
+
+    async def put_voice(self, session_id: str, features: np.ndarray) -> None:
+        _, voice = keys(session_id)
+        await self._redis.set(voice, np.asarray(features, dtype="<f4").tobytes(), ex=self.ttl_s)
+
+    async def get_voice(self, session_id: str) -> np.ndarray | None:
+        _, voice = keys(session_id)
+        raw = await self._redis.get(voice)
+        return None if raw is None else np.frombuffer(raw, dtype="<f4").copy()
+
+    async def touch(self, session_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for key in keys(session_id):
+                pipe.expire(key, self.ttl_s)
+            await pipe.execute()
+
+    async def delete(self, session_id: str) -> None:
+        await self._redis.delete(*keys(session_id))
+
+    async def ttl(self, session_id: str) -> float:
+        """Seconds the session has left (-2 when it is gone)."""
+        return float(await self._redis.ttl(keys(session_id)[0]))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class MemorySessionStore:
+    """The embedded default: the same behaviour, in this process, with nothing to install."""
+
+    def __init__(self, ttl_s: int = SESSION_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._items: dict[str, tuple[float, object]] = {}  # key → (expires at, value)
+
+    def _live(self, key: str) -> object | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[0] <= self._clock():
+            del self._items[key]
+            return None
+        return item[1]
+
+    def _set(self, key: str, value: object) -> None:
+        self._items[key] = (self._clock() + self.ttl_s, value)
+
+    async def get(self, session_id: str) -> Session | None:
+        raw = self._live(keys(session_id)[0])
+        return None if raw is None else Session.from_json(str(raw))
+
+    async def put(self, session: Session) -> None:
+        self._set(keys(session.session_id)[0], session.to_json())
+        await self.touch(session.session_id)
+
+    async def put_voice(self, session_id: str, features: np.ndarray) -> None:
+        self._set(keys(session_id)[1], np.asarray(features, dtype="<f4").copy())
+
+    async def get_voice(self, session_id: str) -> np.ndarray | None:
+        value = self._live(keys(session_id)[1])
+        return None if value is None else np.asarray(value).copy()
+
+    async def touch(self, session_id: str) -> None:
+        for key in keys(session_id):
+            if (value := self._live(key)) is not None:
+                self._set(key, value)
+
+    async def delete(self, session_id: str) -> None:
+        for key in keys(session_id):
+            self._items.pop(key, None)
+
+    async def ttl(self, session_id: str) -> float:
+        item = self._items.get(keys(session_id)[0])
+        return -2.0 if item is None or item[0] <= self._clock() else item[0] - self._clock()
+
+    async def close(self) -> None:
+        self._items.clear()
+
+
+def open_session_store(url: str, ttl_s: int = SESSION_TTL_S) -> RedisSessionStore | MemorySessionStore:
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisSessionStore(url, ttl_s)
+    if url in ("memory://", ""):
+        return MemorySessionStore(ttl_s)
+    raise ValueError(f"session store URL {url!r}: use redis://host:port/db or memory://")
