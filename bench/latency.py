@@ -27,7 +27,6 @@ import json
 import os
 import random
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from piper import PiperVoice, SynthesisConfig
 
 from voicemesh.clients.live import RATE_HZ, LiveCall
 from voicemesh.common.audio import float_to_pcm16
+from voicemesh.common.metrics import scrape
 from voicemesh.launcher import Mesh
 from voicemesh.services.tts.engine import bundled_voice
 from voicemesh.v1 import gateway_pb2 as pb
@@ -159,8 +159,8 @@ async def run_mesh(
                     flush=True,
                 )
         counters = {
-            "preemptive": scrape(mesh, "gateway", "voicemesh_preemptive_turns_total"),
-            "speculations": scrape(mesh, "stt", "voicemesh_stt_speculations_total"),
+            "preemptive": by_label(mesh, "gateway", "voicemesh_preemptive_turns_total"),
+            "speculations": by_label(mesh, "stt", "voicemesh_stt_speculations_total"),
         }
         tts_times = await voicemesh_tts(mesh.addresses()["tts"], [r.reply for r in results])
     finally:
@@ -169,14 +169,14 @@ async def run_mesh(
     return results, {"tts_first_audio": tts_times}
 
 
-def scrape(mesh: Mesh, service: str, metric: str) -> dict[str, float]:
+def by_label(mesh: Mesh, service: str, metric: str) -> dict[str, float]:
     """A counter's values by label from one service's /metrics."""
     process = next(p for p in mesh.processes if p.name == service)
-    text = urllib.request.urlopen(f"http://{process.metrics}/metrics", timeout=5).read().decode()
+    prefix = metric + "{"
     return {
-        line.split("{", 1)[1].split("}", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(metric + "{")
+        name[len(prefix) : -1]: value
+        for name, value in scrape(process.metrics).items()
+        if name.startswith(prefix)
     }
 
 

@@ -20,18 +20,17 @@ import asyncio
 import json
 import os
 import random
-import socket
 import struct
 import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import numpy as np
 
-from voicemesh.launcher import start_service, wait_serving
+from voicemesh.common.metrics import scrape
+from voicemesh.launcher import free_port, start_service, wait_serving
 from voicemesh.v1 import audio_pb2
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
@@ -102,12 +101,6 @@ async def stream(
             trips.append(time.monotonic() - EPOCH - response.speech_started.audio_offset_s)
 
 
-def gateway_rss(metrics: str) -> float:
-    text = urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5).read().decode()
-    line = next(line for line in text.splitlines() if line.startswith("process_resident_memory_bytes "))
-    return float(line.split()[1])
-
-
 async def level(address: str, metrics: str, streams: int, seconds: float, chunk_ms: int) -> dict[str, float]:
     trips: list[float] = []
     lags: list[float] = []
@@ -119,7 +112,7 @@ async def level(address: str, metrics: str, streams: int, seconds: float, chunk_
             for _ in range(streams)
         ]
         await asyncio.sleep(seconds / 2)
-        rss = await asyncio.to_thread(gateway_rss, metrics)
+        rss = (await asyncio.to_thread(scrape, metrics))["process_resident_memory_bytes"]
         results = await asyncio.gather(*tasks, return_exceptions=True)
     failed = sum(isinstance(r, BaseException) for r in results)
     ms = np.asarray(trips) * 1000 if trips else np.asarray([float("nan")])
@@ -151,9 +144,7 @@ async def main() -> None:
     os.environ["VOICEMESH_LOAD_EPOCH"] = str(time.monotonic())
     global EPOCH
     EPOCH = float(os.environ["VOICEMESH_LOAD_EPOCH"])
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        stub_port = int(probe.getsockname()[1])
+    stub_port = free_port()
     stub = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--serve-stub-stt", str(stub_port), stdout=asyncio.subprocess.DEVNULL
     )

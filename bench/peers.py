@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -19,17 +18,12 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize, SynthesizeVoice
 
+from voicemesh.launcher import free_port
 from voicemesh.services.stt.recognizer import bundled_model_path
 from voicemesh.services.tts.engine import bundled_voice
 
 RATE_HZ = 16_000
 CHUNK_SAMPLES = 320
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import urllib.request
 from pathlib import Path
 
 import grpc
@@ -26,6 +25,7 @@ from piper import PiperVoice, SynthesisConfig
 
 from voicemesh.clients.live import RATE_HZ, LiveCall
 from voicemesh.common.audio import float_to_pcm16
+from voicemesh.common.metrics import scrape
 from voicemesh.launcher import Mesh
 from voicemesh.services.tts.engine import bundled_voice
 from voicemesh.v1 import gateway_pb2 as pb
@@ -37,9 +37,7 @@ TEXT = "I would like to hear about the history of the old lighthouse on the nort
 
 def rss(mesh: Mesh, service: str) -> float:
     process = next(p for p in mesh.processes if p.name == service)
-    text = urllib.request.urlopen(f"http://{process.metrics}/metrics", timeout=5).read().decode()
-    line = next(line for line in text.splitlines() if line.startswith("process_resident_memory_bytes "))
-    return float(line.split()[1])
+    return scrape(process.metrics)["process_resident_memory_bytes"]
 
 
 async def main() -> None:

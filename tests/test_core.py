@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import grpc
 import pytest
 
+from voicemesh.launcher import free_port
 from voicemesh.services.core.__main__ import build_engine, build_host
 from voicemesh.services.core.config import CoreSettings
 from voicemesh.services.core.models import bundled_gguf
@@ -39,9 +39,7 @@ async def local_core() -> AsyncIterator[grpc.aio.Channel]:
 @pytest.fixture(scope="module")
 def openai_server() -> Iterator[str]:
     """llama.cpp's own OpenAI-compatible server, serving the bundled GGUF on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,

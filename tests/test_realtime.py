@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import urllib.request
 
 import grpc
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from voicemesh.clients.live import RATE_HZ, LiveCall
 from voicemesh.common.audio import float_to_pcm16
+from voicemesh.common.metrics import scrape
 from voicemesh.gateway.conversation import same_words
 from voicemesh.listening.segmenter import Segmenter, SegmenterConfig, SpeechStart, Utterance
 from voicemesh.listening.vad import SileroVad
@@ -19,13 +19,6 @@ from voicemesh.v1 import speech_to_text_pb2 as stt_pb
 
 LONG_QUESTION = "Tell me a long story about a brave knight and a dragon."
 INTERRUPTION = "What time is it right now?"
-
-
-def scrape(address: str) -> dict[str, float]:
-    """A service's /metrics as {'name{labels}': value}."""
-    text = urllib.request.urlopen(f"http://{address}/metrics", timeout=5).read().decode()
-    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
-    return {name: float(value) for name, value in samples}
 
 
 def silence(seconds: float) -> bytes:

@@ -5,26 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import time
-import urllib.request
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from voicemesh.launcher import Process, start_service, wait_serving
+from voicemesh.common.metrics import scrape
+from voicemesh.launcher import Process, free_port, start_service, wait_serving
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
 
 TTS_SERVICE = "voicemesh.v1.TextToSpeechService"
 RESET_S = 3.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def env(name: str, **settings: object) -> dict[str, str]:
@@ -35,10 +28,6 @@ def env(name: str, **settings: object) -> dict[str, str]:
         f"{prefix}METRICS_PORT": "0",
         **{f"{prefix}{key.upper()}": str(value) for key, value in settings.items()},
     }
-
-
-def metrics_text(address: str) -> str:
-    return str(urllib.request.urlopen(f"http://{address}/metrics", timeout=5).read().decode())
 
 
 async def start_tts(port: int) -> Process:
@@ -117,8 +106,8 @@ async def test_a_dead_tts_costs_the_audio_not_the_answer_and_its_breaker_recover
             assert "tts: circuit open" in message.reply_audio_failed.message
             assert kinds(third)[-1] == "turn_done"
             assert await tts_health(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
-            metrics = await asyncio.to_thread(metrics_text, gateway.metrics)
-            assert f'voicemesh_breaker_state{{replica="127.0.0.1:{tts_port}",service="tts"}} 2.0' in metrics
+            metrics = await asyncio.to_thread(scrape, gateway.metrics)
+            assert metrics[f'voicemesh_breaker_state{{replica="127.0.0.1:{tts_port}",service="tts"}}'] == 2.0
 
             # The TTS comes back on its address; after the reset timeout one call goes through,
             # succeeds, and closes the breaker: the next turn speaks again.
@@ -191,8 +180,8 @@ async def test_a_stalled_core_yields_deadline_exceeded_naming_it_and_is_cancelle
             while not stall.closed:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         assert stall.requests == 1 and stall.closed[0] - started <= 2.5
-        metrics = await asyncio.to_thread(metrics_text, core.metrics)
-        assert 'voicemesh_rpcs_total{code="CANCELLED",method="Core/Respond"} 1.0' in metrics
+        metrics = await asyncio.to_thread(scrape, core.metrics)
+        assert metrics['voicemesh_rpcs_total{code="CANCELLED",method="Core/Respond"}'] == 1.0
     finally:
         for process in (gateway, core):
             process.proc.send_signal(signal.SIGTERM)
@@ -295,9 +284,9 @@ async def test_a_dead_replica_is_routed_around_by_its_own_breaker() -> None:
             request = health_pb2.HealthCheckRequest(service="voicemesh.v1.CoreService")
             status = await health_pb2_grpc.HealthStub(channel).Check(request)
             assert status.status == health_pb2.HealthCheckResponse.SERVING  # one replica is enough
-        metrics = await asyncio.to_thread(metrics_text, gateway.metrics)
-        assert f'voicemesh_breaker_state{{replica="{dead}",service="core"}} 2.0' in metrics
-        assert f'voicemesh_breaker_state{{replica="{core.address}",service="core"}} 0.0' in metrics
+        metrics = await asyncio.to_thread(scrape, gateway.metrics)
+        assert metrics[f'voicemesh_breaker_state{{replica="{dead}",service="core"}}'] == 2.0
+        assert metrics[f'voicemesh_breaker_state{{replica="{core.address}",service="core"}}'] == 0.0
     finally:
         for process in (gateway, core):
             process.proc.send_signal(signal.SIGTERM)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 
@@ -30,6 +31,13 @@ BACKENDS = {
 }
 GATEWAY = "voicemesh.gateway"
 DEFAULT_PORTS = {"gateway": 50051, "stt": 50052, "tts": 50053, "core": 50054}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now, for a process about to be started on it."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 class StartupError(RuntimeError):

@@ -45,6 +45,15 @@ PREEMPTIVE = Counter(
 )
 
 
+def scrape(address: str, timeout_s: float = 5.0) -> dict[str, float]:
+    """Another process's /metrics as {'name{labels}': value}: for tests, benchmarks and the CLI."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://{address}/metrics", timeout=timeout_s).read().decode()
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {name: float(value) for name, value in samples}
+
+
 def serve_metrics(host: str, port: int) -> str:
     """Start the /metrics HTTP endpoint on a daemon thread; returns ``host:port`` (port 0 picks one)."""
     server, _thread = start_http_server(port, addr=host)

@@ -70,10 +70,6 @@ class TurnOutput:
         self.audio_s = 0.0
         self.first_audio_at: float | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._held is not None
-
     async def __call__(self, fields: Fields) -> None:
         if self._held is None:
             await self._deliver(fields)
