@@ -11,6 +11,7 @@ import pytest
 
 from voicemesh.storage.history import (
     MIGRATIONS,
+    Deleted,
     PostgresHistoryStore,
     SqliteHistoryStore,
     TurnRecord,
@@ -38,27 +39,29 @@ async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 async def test_turns_are_appended_compressed_and_survive_a_restart(opener: Opener) -> None:
     store = await opener()
     long_reply = "The knight rode on through the night. " * 40
-    for n in range(5):
-        await store.append(
-            TurnRecord(
-                "ada",
-                "s1",
-                f"question {n}",
-                long_reply,
-                "local/SmolLM2",
-                {"first_audio_ms": 600.0 + n},
-                at=1000.0 + n,
-            )
+    for n in range(4):
+        turn = TurnRecord(
+            "ada",
+            "s1",
+            f"question {n}",
+            long_reply,
+            "local/SmolLM2",
+            {"first_audio_ms": 600.0 + n},
+            at=1000.0 + n,
         )
-    await store.append(TurnRecord("bob", "s2", "hi", "hello", at=999.0))
+        await store.append([turn])
+    last = TurnRecord(
+        "ada", "s1", "question 4", "Sor", "local/SmolLM2", {"first_audio_ms": 604.0}, True, 1004.0
+    )
+    await store.append([TurnRecord("bob", "s2", "hi", "hello", at=999.0), last])
     assert len(TurnRecord("ada", "s1", "q", long_reply).pack()) < len(long_reply) / 5
     await store.close()
 
     store = await opener()  # a new process would see the same
     recent = await store.recent("ada", limit=3)
     assert [t.transcript for t in recent] == ["question 2", "question 3", "question 4"]  # oldest first
-    assert recent[-1].reply == long_reply and recent[-1].route == "local/SmolLM2"
-    assert recent[-1].timings == {"first_audio_ms": 604.0} and recent[-1].session_id == "s1"
+    assert recent[-2].reply == long_reply and recent[-2].route == "local/SmolLM2"
+    assert recent[-1] == last and recent[-1].interrupted and not recent[-2].interrupted
     await store.close()
 
 
@@ -67,9 +70,9 @@ async def test_deleting_a_user_removes_profile_and_history_and_nothing_else(open
     await store.put_profile("ada", {"name": "Ada", "units": "metric"})
     await store.put_profile("ada", {"name": "Ada", "units": "imperial"})
     assert await store.profile("ada") == {"name": "Ada", "units": "imperial"}
-    for who in ("ada", "ada", "bob"):
-        await store.append(TurnRecord(who, "s", "q", "a"))
-    assert await store.delete_user("ada") == 2
+    await store.append([TurnRecord(who, "s", "q", "a") for who in ("ada", "ada", "bob")])
+    assert await store.delete_user("ada") == Deleted(turns=2, profile=True)
+    assert await store.delete_user("ada") == Deleted(turns=0, profile=False)
     assert await store.profile("ada") is None and await store.recent("ada") == []
     assert len(await store.recent("bob")) == 1
     await store.close()

@@ -44,6 +44,17 @@ PREEMPTIVE = Counter(
     "voicemesh_preemptive_turns", "Replies started on a speculative transcript, by outcome.", ["outcome"]
 )
 
+SESSION_STORE_DEGRADED = Gauge(
+    "voicemesh_session_store_degraded", "1 while Redis is down and sessions are kept in process."
+)
+HISTORY_QUEUED = Gauge("voicemesh_history_queued", "Turns waiting to be written to the history store.")
+HISTORY_WRITES = Counter(
+    "voicemesh_history_writes", "History writes: 'ok', 'retried' (store failed), 'dropped'.", ["result"]
+)
+REPLY_CACHE = Counter(
+    "voicemesh_reply_cache_lookups", "Reply cache lookups by result ('hit' or 'miss').", ["where", "result"]
+)
+
 
 def scrape(address: str, timeout_s: float = 5.0) -> dict[str, float]:
     """Another process's /metrics as {'name{labels}': value}: for tests, benchmarks and the CLI."""

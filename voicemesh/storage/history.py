@@ -44,6 +44,7 @@ class TurnRecord:
     reply: str
     route: str = ""  # tier/model
     timings: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
     at: float = field(default_factory=time.time)
 
     def pack(self) -> bytes:
@@ -55,13 +56,23 @@ class TurnRecord:
         return cls(user_id, session_id, at=at, **json.loads(zlib.decompress(body)))
 
 
+@dataclass(frozen=True)
+class Deleted:
+    turns: int
+    profile: bool
+
+
 class HistoryStore(Protocol):
-    async def append(self, turn: TurnRecord) -> None: ...
+    async def append(self, turns: list[TurnRecord]) -> None: ...
     async def recent(self, user_id: str, limit: int = 10) -> list[TurnRecord]: ...
     async def put_profile(self, user_id: str, profile: dict[str, Any]) -> None: ...
     async def profile(self, user_id: str) -> dict[str, Any] | None: ...
-    async def delete_user(self, user_id: str) -> int: ...
+    async def delete_user(self, user_id: str) -> Deleted: ...
     async def close(self) -> None: ...
+
+
+def _rows(turns: list[TurnRecord]) -> list[tuple[str, str, float, bytes]]:
+    return [(t.user_id, t.session_id, t.at, t.pack()) for t in turns]
 
 
 class SqliteHistoryStore:
@@ -95,12 +106,15 @@ class SqliteHistoryStore:
             db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
             db.execute("COMMIT")
 
-    async def append(self, turn: TurnRecord) -> None:
-        await self._call(
-            self._db.execute,
-            "INSERT INTO turns VALUES (?, ?, ?, ?)",
-            (turn.user_id, turn.session_id, turn.at, turn.pack()),
-        )
+    async def append(self, turns: list[TurnRecord]) -> None:
+        """Append turns in one transaction: all of them or none."""
+
+        def insert() -> None:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO turns VALUES (?, ?, ?, ?)", _rows(turns))
+            self._db.execute("COMMIT")
+
+        await self._call(insert)
 
     async def recent(self, user_id: str, limit: int = 10) -> list[TurnRecord]:
         def query() -> list[Any]:
@@ -124,15 +138,16 @@ class SqliteHistoryStore:
         row = await self._call(query)
         return None if row is None else dict(json.loads(row[0]))
 
-    async def delete_user(self, user_id: str) -> int:
-        def delete() -> int:
+    async def delete_user(self, user_id: str) -> Deleted:
+        def delete() -> Deleted:
             self._db.execute("BEGIN")
             turns = self._db.execute("DELETE FROM turns WHERE user_id = ?", (user_id,)).rowcount
-            self._db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
+            profile = self._db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,)).rowcount
             self._db.execute("COMMIT")
-            return int(turns)
+            return Deleted(turns, profile > 0)
 
-        return int(await self._call(delete))
+        deleted: Deleted = await self._call(delete)
+        return deleted
 
     async def applied_migrations(self) -> list[int]:
         def query() -> list[Any]:
@@ -170,10 +185,9 @@ class PostgresHistoryStore:
                     await db.execute(statement)
                 await db.execute("INSERT INTO schema_migrations VALUES ($1, $2)", version, time.time())
 
-    async def append(self, turn: TurnRecord) -> None:
-        await self._pool.execute(
-            "INSERT INTO turns VALUES ($1, $2, $3, $4)", turn.user_id, turn.session_id, turn.at, turn.pack()
-        )
+    async def append(self, turns: list[TurnRecord]) -> None:
+        """Append turns in one transaction: all of them or none."""
+        await self._pool.executemany("INSERT INTO turns VALUES ($1, $2, $3, $4)", _rows(turns))
 
     async def recent(self, user_id: str, limit: int = 10) -> list[TurnRecord]:
         rows = await self._pool.fetch(
@@ -196,11 +210,11 @@ class PostgresHistoryStore:
         raw = await self._pool.fetchval("SELECT profile FROM profiles WHERE user_id = $1", user_id)
         return None if raw is None else dict(json.loads(raw))
 
-    async def delete_user(self, user_id: str) -> int:
+    async def delete_user(self, user_id: str) -> Deleted:
         async with self._pool.acquire() as db, db.transaction():
-            status = await db.execute("DELETE FROM turns WHERE user_id = $1", user_id)
-            await db.execute("DELETE FROM profiles WHERE user_id = $1", user_id)
-        return int(status.split()[-1])
+            turns = await db.execute("DELETE FROM turns WHERE user_id = $1", user_id)
+            profile = await db.execute("DELETE FROM profiles WHERE user_id = $1", user_id)
+        return Deleted(int(turns.split()[-1]), profile != "DELETE 0")
 
     async def applied_migrations(self) -> list[int]:
         rows = await self._pool.fetch("SELECT version FROM schema_migrations ORDER BY version")

@@ -4,7 +4,8 @@ A session holds what the next turn needs quickly: who is speaking, and the last 
 Every key of a session carries the session id as a Redis hash tag (``vm:{id}:…``), so all of them
 live in one slot of a Redis Cluster and can be written together. The session's voice features
 (speaker embeddings, once speaker verification lands) have their own key beside it, with the same
-time to live, refreshed with it.
+time to live, refreshed with it. A user's sessions are listed under the user's own tag
+(``vm:{user:…}:sessions``) with the same time to live, so deleting a user finds them all.
 
 ``open_session_store(url)``: ``redis://host:port/db`` for Redis, ``memory://`` for the embedded
 default that needs nothing installed.
@@ -20,7 +21,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from voicemesh.common.errors import InvalidRequest
+
 SESSION_TTL_S = 30 * 60
+MAX_ID_CHARS = 128
 MAX_EXCHANGES = 8  # what the session keeps for context; the full history is the history store's
 
 
@@ -48,10 +52,23 @@ class Session:
         return cls(data["session_id"], data["user_id"], [Exchange(**e) for e in data["exchanges"]])
 
 
+def check_id(name: str, value: str) -> None:
+    """Session and user ids become keys and Redis hash tags: short, printable, without braces."""
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidRequest(f"{name} of {len(value)} characters is over the {MAX_ID_CHARS} limit")
+    if any(c in "{}" or not c.isprintable() for c in value):
+        raise InvalidRequest(f"{name} {value!r} may not contain braces or control characters")
+
+
 def keys(session_id: str) -> tuple[str, str]:
     """The session's keys, one hash slot: its state and its voice features."""
     tag = "{" + session_id + "}"
     return f"vm:{tag}:session", f"vm:{tag}:voice"
+
+
+def user_key(user_id: str) -> str:
+    """The set of a user's session ids."""
+    return "vm:{user:" + user_id + "}:sessions"
 
 
 class SessionStore(Protocol):
@@ -61,15 +78,24 @@ class SessionStore(Protocol):
     async def get_voice(self, session_id: str) -> np.ndarray | None: ...
     async def touch(self, session_id: str) -> None: ...
     async def delete(self, session_id: str) -> None: ...
+    async def delete_user(self, user_id: str) -> int: ...
     async def close(self) -> None: ...
 
 
 class RedisSessionStore:
-    def __init__(self, url: str, ttl_s: int = SESSION_TTL_S) -> None:
+    def __init__(self, url: str, ttl_s: int = SESSION_TTL_S, timeout_s: float = 0.5) -> None:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
-        self._redis: Any = Redis.from_url(url)
+        # A turn waits on these calls: a dead Redis must fail them fast, not after retries.
+        self._redis: Any = Redis.from_url(
+            url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+        )
         self.ttl_s = ttl_s
+
+    async def ping(self) -> None:
+        await self._redis.ping()
 
     async def get(self, session_id: str) -> Session | None:
         state, _ = keys(session_id)
@@ -82,6 +108,11 @@ class RedisSessionStore:
             pipe.set(state, session.to_json(), ex=self.ttl_s)
             pipe.expire(voice, self.ttl_s)
             await pipe.execute()
+        if session.user_id:  # another slot, so its own round trip
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(user_key(session.user_id), session.session_id)
+                pipe.expire(user_key(session.user_id), self.ttl_s)
+                await pipe.execute()
 
     async def put_voice(self, session_id: str, features: np.ndarray) -> None:
         _, voice = keys(session_id)
@@ -101,6 +132,15 @@ class RedisSessionStore:
     async def delete(self, session_id: str) -> None:
         await self._redis.delete(*keys(session_id))
 
+    async def delete_user(self, user_id: str) -> int:
+        """Delete every session of the user; returns how many still existed."""
+        ids = [raw.decode() for raw in await self._redis.smembers(user_key(user_id))]
+        existed = 0
+        for session_id in ids:  # one slot per session: no multi-key command spans them
+            existed += bool(await self._redis.delete(*keys(session_id)))
+        await self._redis.delete(user_key(user_id))
+        return existed
+
     async def ttl(self, session_id: str) -> float:
         """Seconds the session has left (-2 when it is gone)."""
         return float(await self._redis.ttl(keys(session_id)[0]))
@@ -116,6 +156,7 @@ class MemorySessionStore:
         self.ttl_s = ttl_s
         self._clock = clock
         self._items: dict[str, tuple[float, object]] = {}  # key → (expires at, value)
+        self._users: dict[str, set[str]] = {}
 
     def _live(self, key: str) -> object | None:
         item = self._items.get(key)
@@ -136,6 +177,8 @@ class MemorySessionStore:
     async def put(self, session: Session) -> None:
         self._set(keys(session.session_id)[0], session.to_json())
         await self.touch(session.session_id)
+        if session.user_id:
+            self._users.setdefault(session.user_id, set()).add(session.session_id)
 
     async def put_voice(self, session_id: str, features: np.ndarray) -> None:
         self._set(keys(session_id)[1], np.asarray(features, dtype="<f4").copy())
@@ -153,12 +196,25 @@ class MemorySessionStore:
         for key in keys(session_id):
             self._items.pop(key, None)
 
+    async def delete_user(self, user_id: str) -> int:
+        existed = 0
+        for session_id in self._users.pop(user_id, set()):
+            existed += self._live(keys(session_id)[0]) is not None
+            await self.delete(session_id)
+        return existed
+
+    def sessions(self) -> list[Session]:
+        """Every live session: what a fallback store hands back to Redis when it returns."""
+        found = (self._live(key) for key in list(self._items) if key.endswith(":session"))
+        return [Session.from_json(str(raw)) for raw in found if raw is not None]
+
     async def ttl(self, session_id: str) -> float:
         item = self._items.get(keys(session_id)[0])
         return -2.0 if item is None or item[0] <= self._clock() else item[0] - self._clock()
 
     async def close(self) -> None:
         self._items.clear()
+        self._users.clear()
 
 
 def open_session_store(url: str, ttl_s: int = SESSION_TTL_S) -> RedisSessionStore | MemorySessionStore:
