@@ -177,8 +177,9 @@ def otlp_collector() -> Iterator[OtlpCollector]:
 
 
 @pytest.fixture(scope="session")
-def mesh(otlp_collector: OtlpCollector) -> Iterator[RunningMesh]:
-    """The whole mesh, started as a user starts it: ``voicemesh up`` (on free ports).
+def mesh(otlp_collector: OtlpCollector, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
+    """The whole mesh, started as a user starts it: ``voicemesh up`` (on free ports), on its
+    embedded stores (in-process sessions, SQLite history in a temporary data directory).
 
     Its services export traces to the test's OTLP collector, flushing every 100 ms.
     """
@@ -188,6 +189,7 @@ def mesh(otlp_collector: OtlpCollector) -> Iterator[RunningMesh]:
         # The suite takes more turns a minute than one person would; its limits are tested apart.
         "VOICEMESH_GATEWAY_LIMIT_LLM_PER_MIN": "1000",
         "VOICEMESH_GATEWAY_LIMIT_TTS_PER_MIN": "1000",
+        "XDG_DATA_HOME": str(tmp_path_factory.mktemp("data")),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "voicemesh.cli", "up", "--port", "0", "--backend-ports", "0"],

@@ -141,8 +141,10 @@ def test_grpcurl_lists_services_and_sees_serving(mesh, name: str) -> None:  # ty
         [grpcurl(), "-plaintext", address, "list"], capture_output=True, text=True, timeout=30
     )
     assert listed.returncode == 0, listed.stderr
+    user_data = {"voicemesh.v1.UserDataService"} if name in ("core", "gateway") else set()
     assert set(listed.stdout.split()) == {
         SERVICES[name],
+        *user_data,
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     }
@@ -177,12 +179,13 @@ def test_grpcurl_readme_example_asks_the_gateway(mesh) -> None:  # type: ignore[
 
 async def test_gateway_names_the_failed_hop() -> None:
     """A gateway whose STT is down answers UNAVAILABLE naming stt, rather than hanging."""
-    from voicemesh.gateway.__main__ import build_host
+    from voicemesh.gateway.__main__ import build_host, build_runner
     from voicemesh.gateway.config import GatewaySettings
     from voicemesh.gateway.downstream import Downstream
 
     downstream = Downstream.connect("127.0.0.1:9", "127.0.0.1:9", "127.0.0.1:9")
-    host = build_host(GatewaySettings.load(port=0), downstream)
+    settings = GatewaySettings.load(port=0)
+    host = build_host(settings, build_runner(settings, downstream))
     await host.start()
     try:
         async with AsyncClient(host.address, timeout_s=30) as client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from google.protobuf.json_format import MessageToDict
 from voicemesh.clients.sdk import DEFAULT_TARGET, AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio, read_wav, write_wav
 from voicemesh.common.errors import InvalidAudio
+from voicemesh.v1 import user_data_pb2
 
 SERVICES = {
     "stt": "voicemesh.services.stt",
@@ -24,6 +26,8 @@ SERVICES = {
     "core": "voicemesh.services.core",
     "gateway": "voicemesh.gateway",
 }
+
+DEFAULT_USER = os.environ.get("VOICEMESH_USER") or getpass.getuser()
 
 Event = Any  # gateway_pb2.ConverseResponse | gateway_pb2.AskResponse: same event fields
 
@@ -103,6 +107,8 @@ async def talk(args: argparse.Namespace) -> int:
             channels=audio.channels,
             speak=args.out is not None,
             voice=args.voice,
+            session_id=args.session,
+            user_id=args.user,
         )
         await _consume(events, printer)
     printer.save(args.out)
@@ -112,7 +118,14 @@ async def talk(args: argparse.Namespace) -> int:
 async def ask(args: argparse.Namespace) -> int:
     printer = Printer(args.json)
     async with AsyncClient(args.target) as client:
-        await _consume(client.ask(args.text, speak=args.out is not None, voice=args.voice), printer)
+        events = client.ask(
+            args.text,
+            speak=args.out is not None,
+            voice=args.voice,
+            session_id=args.session,
+            user_id=args.user,
+        )
+        await _consume(events, printer)
     printer.save(args.out)
     return 0
 
@@ -153,7 +166,11 @@ async def listen(args: argparse.Namespace) -> int:
 
     async with AsyncClient(args.target) as client:
         listener = edge.Edge(
-            client, edge.EdgeModels(settings), speak=bool(speaker or args.save_dir), voice=args.voice
+            client,
+            edge.EdgeModels(settings),
+            speak=bool(speaker or args.save_dir),
+            voice=args.voice,
+            user_id=args.user,
         )
         async for event in listener.listen(source, sample_rate_hz=rate, channels=channels):
             if not isinstance(event, edge.GatewayEvent):
@@ -191,6 +208,54 @@ def _print_edge_event(event: Any, as_json: bool) -> None:
         print(f"[{event.end_s:6.2f}s] sent {length:.1f} s of audio ({event.reason})", flush=True)
     elif isinstance(event, CommandFailed):
         print(f"voicemesh: command {event.command}: {event.code.name}: {event.details}", file=sys.stderr)
+
+
+async def history(args: argparse.Namespace) -> int:
+    """Show or delete what the mesh keeps about a user."""
+    async with AsyncClient(args.target) as client:
+        if args.action == "delete":
+            deleted = await client.users.DeleteUserData(
+                user_data_pb2.DeleteUserDataRequest(user_id=args.user_id)
+            )
+            if args.json:
+                print(json.dumps(MessageToDict(deleted, preserving_proto_field_name=True)))
+            else:
+                what = "the profile" if deleted.profile_deleted else "no profile"
+                print(
+                    f"deleted {args.user_id}: {deleted.turns_deleted} turns, {deleted.sessions_deleted} "
+                    f"sessions, {deleted.cached_replies_deleted} cached replies, {what}"
+                )
+            return 0
+        data = await client.users.GetUserData(
+            user_data_pb2.GetUserDataRequest(user_id=args.user_id, limit=args.limit)
+        )
+    if args.json:
+        print(json.dumps(MessageToDict(data, preserving_proto_field_name=True)))
+        return 0
+    profile = ", ".join(f"{k}={v}" for k, v in sorted(data.profile.items()))
+    print(f"{args.user_id}: profile {profile or '(none)'}; {len(data.turns)} turns shown, oldest first")
+    for turn in data.turns:
+        when = turn.time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+        cut = " [interrupted]" if turn.interrupted else ""
+        print(f"{when}  session {turn.session_id[:8]}  ({turn.route or 'no reply'})")
+        print(f"  you: {turn.transcript}")
+        print(f"  assistant: {turn.reply_text}{cut}")
+    return 0
+
+
+async def profile(args: argparse.Namespace) -> int:
+    fields = {}
+    for item in args.fields:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"voicemesh: {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        fields[key] = value
+    request = user_data_pb2.UpdateProfileRequest(user_id=args.user_id, set=fields, remove=args.remove or [])
+    async with AsyncClient(args.target) as client:
+        updated = await client.users.UpdateProfile(request)
+    print(", ".join(f"{k}={v}" for k, v in sorted(updated.profile.items())) or "(empty profile)")
+    return 0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -243,6 +308,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--voice", default="", help="TTS voice (default: the server's)")
         p.add_argument("--json", action="store_true", help="print one JSON object per event")
         p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+        p.add_argument("--session", default="", help="continue this conversation (its id is in turn_done)")
+        _user_option(p)
         p.set_defaults(run=talk if name == "talk" else ask)
 
     p = commands.add_parser(
@@ -262,8 +329,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--voice", default="", help="TTS voice (default: the server's)")
     p.add_argument("--json", action="store_true", help="print one JSON object per event")
     p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    _user_option(p)
     p.set_defaults(run=listen)
+
+    p = commands.add_parser("history", help="show or delete what the mesh keeps about a user")
+    p.add_argument("action", choices=["show", "delete"])
+    p.add_argument("user_id", metavar="USER")
+    p.add_argument("--limit", type=int, default=20, help="with show: most recent turns to list (default 20)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    p.set_defaults(run=history)
+
+    p = commands.add_parser("profile", help="set (KEY=VALUE) or remove fields of a user's profile")
+    p.add_argument("user_id", metavar="USER")
+    p.add_argument("fields", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("--remove", action="append", metavar="KEY", help="remove this field (repeatable)")
+    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    p.set_defaults(run=profile)
     return root
+
+
+def _user_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--user",
+        default=DEFAULT_USER,
+        help="who is speaking: their profile and history give context, and turns are kept in their history "
+        "(default $VOICEMESH_USER or your login name; '' for anonymous)",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -139,8 +139,10 @@ class Edge:
         speak: bool = True,
         voice: str = "",
         session_id: str = "",
+        user_id: str = "",
     ) -> None:
         self._client = client
+        self._user_id = user_id
         self._models = models
         self._speak = speak
         self._voice = voice
@@ -171,6 +173,7 @@ class Edge:
                     speak=self._speak,
                     voice=self._voice,
                     session_id=self.session_id,
+                    user_id=self._user_id,
                     request_id=f"{self.session_id}.{command.index}",
                 ):
                     await events.put(GatewayEvent(command.index, response))

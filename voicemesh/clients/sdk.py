@@ -15,8 +15,16 @@ from typing import Any, TypeVar
 import grpc
 
 from voicemesh.common.audio import WavAudio
+from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key
 from voicemesh.common.retry import RetryPolicy, retrying_stream
-from voicemesh.v1 import audio_pb2, gateway_pb2, gateway_pb2_grpc, speech_to_text_pb2
+from voicemesh.v1 import (
+    audio_pb2,
+    core_pb2,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    speech_to_text_pb2,
+    user_data_pb2_grpc,
+)
 
 DEFAULT_TARGET = os.environ.get("VOICEMESH_TARGET", "127.0.0.1:50051")
 CHUNK_MS = 100
@@ -41,7 +49,11 @@ class AsyncClient:
         *,
         timeout_s: float | None = None,
         retry: RetryPolicy | None = None,
+        reply_cache: ReplyCache | None = None,
     ) -> None:
+        """``reply_cache`` (e.g. ``ReplyCache("edge")``) answers an ``ask`` that starts a conversation
+        with words asked before from this process, without a round trip. Such a turn never reaches
+        the server, so it is not in the user's history there: leave it off where that matters."""
         self.target = target
         self._timeout_s = timeout_s
         self._retry = retry or RetryPolicy()
@@ -49,6 +61,8 @@ class AsyncClient:
             target, options=[("grpc.max_receive_message_length", 16 << 20)]
         )
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
+        self.users = user_data_pb2_grpc.UserDataServiceStub(self._channel)
+        self.reply_cache = reply_cache
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -69,6 +83,7 @@ class AsyncClient:
         voice: str = "",
         reply_sample_rate_hz: int = 0,
         session_id: str = "",
+        user_id: str = "",
         request_id: str = "",
         wake_words: Sequence[str] | None = None,
         wake_threshold: float = 0.0,
@@ -98,6 +113,7 @@ class AsyncClient:
             ),
             reply=reply_config(speak, voice, reply_sample_rate_hz),
             session_id=session_id,
+            user_id=user_id,
             request_id=request_id,
             wake_word=wake,
             interim_results=interim_results,
@@ -128,6 +144,7 @@ class AsyncClient:
         voice: str = "",
         reply_sample_rate_hz: int = 0,
         session_id: str = "",
+        user_id: str = "",
         request_id: str = "",
     ) -> AsyncIterator[gateway_pb2.AskResponse]:
         """A typed turn; yields the reply text (and audio if ``speak``) as it comes.
@@ -140,8 +157,15 @@ class AsyncClient:
             text=text,
             reply=reply_config(speak, voice, reply_sample_rate_hz),
             session_id=session_id,
+            user_id=user_id,
             request_id=request_id,
         )
+        cache, key = self.reply_cache, cache_key(user_id, text, speak, voice, reply_sample_rate_hz)
+        if cache is not None and not session_id and (cached := cache.get(key)) is not None:
+            for event in _replayed(cached, text, request_id):
+                yield event
+            return
+        kept = _Keeper() if cache is not None and not session_id else None
         deadline_at = time.monotonic() + self._timeout_s if self._timeout_s else None
 
         def call() -> AsyncIterator[gateway_pb2.AskResponse]:
@@ -149,7 +173,56 @@ class AsyncClient:
             return self._stub.Ask(request, timeout=timeout)
 
         async for response in retrying_stream(call, self._retry, deadline_at):
+            if kept is not None:
+                kept.see(response)
             yield response
+        if cache is not None and kept is not None and (reply := kept.reply()) is not None:
+            cache.put(key, reply)
+
+
+class _Keeper:
+    """Collects an Ask's reply for the edge cache: kept only if whole and free of earlier context."""
+
+    def __init__(self) -> None:
+        self.model = ""
+        self.sentences: list[str] = []
+        self.audio: list[tuple[bytes, int]] = []
+        self.text = ""
+        self.cacheable = True
+
+    def see(self, response: gateway_pb2.AskResponse) -> None:
+        kind = response.WhichOneof("event")
+        if kind == "route":
+            self.model = response.route.model
+            self.cacheable = response.route.tier != "cache"  # the gateway's cache already has it
+        elif kind == "reply_sentence":
+            self.sentences.append(response.reply_sentence.text)
+        elif kind == "reply_audio":
+            self.audio.append((response.reply_audio.audio_content, response.reply_audio.sample_rate_hz))
+        elif kind == "reply_audio_failed":
+            self.cacheable = False
+        elif kind == "turn_done":
+            self.text = response.turn_done.reply_text
+
+    def reply(self) -> CachedReply | None:
+        if not self.cacheable or not self.text:
+            return None
+        return CachedReply(self.model, self.text, self.sentences, self.audio)
+
+
+def _replayed(cached: CachedReply, text: str, request_id: str) -> Iterator[gateway_pb2.AskResponse]:
+    def event(**fields: Any) -> gateway_pb2.AskResponse:
+        return gateway_pb2.AskResponse(request_id=request_id, **fields)
+
+    yield event(
+        route=core_pb2.RouteChosen(tier="cache", model=cached.model, reason="the edge's cached reply")
+    )
+    for index, sentence in enumerate(cached.sentences):
+        yield event(reply_text_delta=f" {sentence}" if index else sentence)
+        yield event(reply_sentence=core_pb2.SentenceMark(index=index, text=sentence))
+    for pcm, rate in cached.audio:
+        yield event(reply_audio=audio_pb2.SynthesizedAudio(audio_content=pcm, sample_rate_hz=rate))
+    yield event(turn_done=gateway_pb2.TurnDone(transcript=text, reply_text=cached.text))
 
 
 class Client:

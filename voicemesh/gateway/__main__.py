@@ -4,34 +4,56 @@ from __future__ import annotations
 
 import asyncio
 
+from voicemesh.common.reply_cache import ReplyCache
 from voicemesh.gateway.config import GatewaySettings
 from voicemesh.gateway.deadlines import Budgets
 from voicemesh.gateway.downstream import SERVICES, BreakerSettings, ConcurrencySettings, Downstream
+from voicemesh.gateway.recorder import TurnRecorder
 from voicemesh.gateway.servicer import GatewayServicer
 from voicemesh.gateway.throttle import RateLimits
-from voicemesh.rpc.server import ServiceHost, serve_until_signalled, single_service_host
-from voicemesh.v1 import gateway_pb2, gateway_pb2_grpc
+from voicemesh.gateway.turns import TurnRunner
+from voicemesh.gateway.user_data import GatewayUserData
+from voicemesh.rpc.server import ServiceHost, serve_until_signalled, service_host
+from voicemesh.v1 import gateway_pb2, gateway_pb2_grpc, user_data_pb2, user_data_pb2_grpc
 
 
-def build_host(settings: GatewaySettings, downstream: Downstream) -> ServiceHost:
-    return single_service_host(
-        gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
-        GatewayServicer(
-            downstream,
-            preemptive=settings.preemptive_generation,
-            budgets=Budgets(
-                settings.ask_deadline_s, settings.turn_deadline_s, settings.deadline_margin_ms / 1000
-            ),
-            limits=RateLimits(
-                {
-                    "stt": settings.limit_stt_per_min,
-                    "llm": settings.limit_llm_per_min,
-                    "tts": settings.limit_tts_per_min,
-                },
-                max_wait_s=settings.limit_max_wait_s,
-            ),
+def build_runner(settings: GatewaySettings, downstream: Downstream) -> TurnRunner:
+    cache = ReplyCache(
+        "gateway",
+        max_entries=settings.reply_cache_entries,
+        max_bytes=settings.reply_cache_mib << 20,
+        ttl_s=settings.reply_cache_ttl_s,
+    )
+    return TurnRunner(downstream, TurnRecorder(downstream), cache, record_wait_s=settings.record_wait_s)
+
+
+def build_host(settings: GatewaySettings, runner: TurnRunner) -> ServiceHost:
+    gateway = GatewayServicer(
+        runner,
+        preemptive=settings.preemptive_generation,
+        budgets=Budgets(
+            settings.ask_deadline_s, settings.turn_deadline_s, settings.deadline_margin_ms / 1000
         ),
-        gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
+        limits=RateLimits(
+            {
+                "stt": settings.limit_stt_per_min,
+                "llm": settings.limit_llm_per_min,
+                "tts": settings.limit_tts_per_min,
+            },
+            max_wait_s=settings.limit_max_wait_s,
+        ),
+    )
+    return service_host(
+        (
+            gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
+            gateway,
+            gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
+        ),
+        (
+            user_data_pb2_grpc.add_UserDataServiceServicer_to_server,
+            GatewayUserData(runner.downstream, runner.cache),
+            user_data_pb2.DESCRIPTOR.services_by_name["UserDataService"].full_name,
+        ),
         host=settings.host,
         port=settings.port,
     )
@@ -63,10 +85,12 @@ async def serve(settings: GatewaySettings) -> None:
             settings.max_queue_wait_s,
         ),
     )
-    host = build_host(settings, downstream)
+    runner = build_runner(settings, downstream)
+    host = build_host(settings, runner)
     try:
         await serve_until_signalled(host, settings.grace_s, settings.drain_delay_s)
     finally:
+        await runner.recorder.close(settings.grace_s)
         await downstream.close()
 
 

@@ -46,3 +46,14 @@ class GatewaySettings(ServiceSettings):
     max_tts_calls: int = Field(16, ge=1, description="TTS calls in flight at once.")
     max_queued_calls: int = Field(32, ge=0, description="Calls that may wait for a slot, per service.")
     max_queue_wait_s: float = Field(2.0, ge=0, description="Longest wait for a slot before refusal.")
+    reply_cache_entries: int = Field(
+        1000, ge=0, description="Replies kept for questions asked again word for word; 0 turns the cache off."
+    )
+    reply_cache_mib: int = Field(64, ge=1, description="Most memory the reply cache may take, in MiB.")
+    reply_cache_ttl_s: float = Field(600.0, gt=0, description="Seconds a cached reply may be given again.")
+    record_wait_s: float = Field(
+        0.25,
+        ge=0,
+        description="How long a turn waits for the core to take its record before turn_done is sent; a "
+        "record not taken by then stays queued and is retried.",
+    )

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 from voicemesh.common.metrics import BARGE_INS, PREEMPTIVE
 from voicemesh.gateway.deadlines import Deadline
-from voicemesh.gateway.downstream import Downstream
-from voicemesh.gateway.turns import Fields, Turn, TurnClock, TurnOutput, run_turn
+from voicemesh.gateway.turns import Fields, Turn, TurnClock, TurnOutput, TurnRunner
 from voicemesh.v1 import gateway_pb2 as pb
 
 Send = Callable[[int, Fields], Awaitable[None]]
@@ -53,18 +52,20 @@ class _Running:
 class Conversation:
     def __init__(
         self,
-        downstream: Downstream,
+        runner: TurnRunner,
         config: pb.ConverseConfig,
         request_id: str,
         session_id: str,
         send: Send,
         *,
+        new_session: bool,
         preemptive: bool,
         deadline: Callable[[], Deadline],
         admit: Callable[[], Awaitable[None]],
     ) -> None:
-        self._downstream = downstream
+        self._runner = runner
         self._config = config
+        self._new_session = new_session  # the server made the session: nothing came before its first turn
         self._request_id = request_id
         self._session_id = session_id
         self._send = send
@@ -142,8 +143,17 @@ class Conversation:
 
     def _start(self, index: int, text: str, output: TurnOutput) -> _Running:
         request_id = f"{self._request_id}.{index}"
-        turn = Turn(text, self._session_id, request_id, self._config.reply, self._deadline())
-        task = asyncio.create_task(run_turn(self._downstream, turn, output))
+        first = self._new_session and self._current is None
+        turn = Turn(
+            text,
+            self._session_id,
+            request_id,
+            self._config.reply,
+            self._deadline(),
+            self._config.user_id,
+            first,
+        )
+        task = asyncio.create_task(self._runner.run(turn, output))
         return _Running(index, text, output, task)
 
     def _emitter(self, index: int) -> Callable[[Fields], Awaitable[None]]:

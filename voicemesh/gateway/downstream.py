@@ -23,7 +23,7 @@ from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.throttle import ConcurrencyLimit
 from voicemesh.rpc.server import MAX_MESSAGE_BYTES
 from voicemesh.rpc.status import RelayedStatus
-from voicemesh.v1 import core_pb2_grpc, speech_to_text_pb2_grpc, text_to_speech_pb2_grpc
+from voicemesh.v1 import core_pb2_grpc, speech_to_text_pb2_grpc, text_to_speech_pb2_grpc, user_data_pb2_grpc
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -172,6 +172,14 @@ def _exiting(entered: AbstractContextManager[Any]) -> Iterator[None]:
         entered.__exit__(None, None, None)
 
 
+class CoreStub(core_pb2_grpc.CoreServiceStub):
+    """The core's services on one channel: replies, and (as ``users``) user data."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        super().__init__(channel)
+        self.users = user_data_pb2_grpc.UserDataServiceStub(channel)
+
+
 @dataclass
 class Downstream:
     services: dict[str, Replicas]
@@ -192,7 +200,7 @@ class Downstream:
         health = on_health or (lambda _service, _serving: None)
         stubs = {
             "stt": (stt_target, speech_to_text_pb2_grpc.SpeechToTextServiceStub),
-            "core": (core_target, core_pb2_grpc.CoreServiceStub),
+            "core": (core_target, CoreStub),
             "tts": (tts_target, text_to_speech_pb2_grpc.TextToSpeechServiceStub),
         }
         services = {

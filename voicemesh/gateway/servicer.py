@@ -16,16 +16,21 @@ from voicemesh.common.streams import split_config
 from voicemesh.common.tracing import outgoing_metadata
 from voicemesh.gateway.conversation import Conversation
 from voicemesh.gateway.deadlines import Budgets
-from voicemesh.gateway.downstream import Downstream
 from voicemesh.gateway.throttle import RateLimits, tenant_of
-from voicemesh.gateway.turns import Fields, Turn, TurnOutput, run_turn
+from voicemesh.gateway.turns import Fields, Turn, TurnOutput, TurnRunner
 from voicemesh.rpc.convert import audio_format
 from voicemesh.rpc.handler import rpc_handler
+from voicemesh.storage.sessions import check_id
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
 from voicemesh.v1 import speech_to_text_pb2 as stt_pb2
 
 MAX_TEXT_CHARS = 8 * 1024
+
+
+def _check_ids(session_id: str, user_id: str) -> None:
+    check_id("session_id", session_id)
+    check_id("user_id", user_id)
 
 
 def _check_reply(reply: pb.ReplyConfig) -> None:
@@ -40,13 +45,14 @@ def _check_reply(reply: pb.ReplyConfig) -> None:
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
     def __init__(
         self,
-        downstream: Downstream,
+        runner: TurnRunner,
         *,
         preemptive: bool = True,
         budgets: Budgets | None = None,
         limits: RateLimits | None = None,
     ) -> None:
-        self._downstream = downstream
+        self._runner = runner
+        self._downstream = runner.downstream
         self._preemptive = preemptive
         self._budgets = budgets or Budgets()
         self._limits = limits or RateLimits({"stt": 100, "llm": 20, "tts": 50})
@@ -60,6 +66,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         request_id_var.set(request_id)
         fmt = audio_format(config.audio_format)  # fail before any downstream call is made
         _check_reply(config.reply)
+        _check_ids(config.session_id, config.user_id)
         session_id = config.session_id or uuid.uuid4().hex
         tenant = tenant_of(context.invocation_metadata())
         await self._limits.admit(tenant, "stt")
@@ -92,11 +99,12 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 await emit(pb.ConverseResponse(request_id=request_id, turn_index=turn_index, **fields))  # type: ignore[arg-type]
 
             conversation = Conversation(
-                self._downstream,
+                self._runner,
                 config,
                 request_id,
                 session_id,
                 send,
+                new_session=not config.session_id,
                 preemptive=self._preemptive,
                 deadline=lambda: self._budgets.for_turn(context),
                 admit=lambda: self._limits.admit(tenant, *reply_kinds),
@@ -157,16 +165,19 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         if len(text) > MAX_TEXT_CHARS:
             raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_TEXT_CHARS} limit")
         _check_reply(request.reply)
+        _check_ids(request.session_id, request.user_id)
         kinds = ("llm", "tts") if request.reply.synthesize_audio else ("llm",)
         await self._limits.admit(tenant_of(context.invocation_metadata()), *kinds)
         deadline = self._budgets.for_ask(context)
-        turn = Turn(text, request.session_id or uuid.uuid4().hex, request_id, request.reply, deadline)
+        session_id = request.session_id or uuid.uuid4().hex
+        fresh = not request.session_id
+        turn = Turn(text, session_id, request_id, request.reply, deadline, request.user_id, fresh)
 
         async def ask(emit: Emit[pb.AskResponse]) -> None:
             async def send(fields: Fields) -> None:
                 await emit(pb.AskResponse(request_id=request_id, **fields))  # type: ignore[arg-type]
 
-            await run_turn(self._downstream, turn, TurnOutput(send))
+            await self._runner.run(turn, TurnOutput(send))
 
         async for response in pump(ask):
             yield response

@@ -9,16 +9,19 @@ turn's events until the transcript it started from is confirmed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from voicemesh.common.metrics import STAGE_SECONDS
+from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key
 from voicemesh.common.retry import RetryPolicy, retrying_stream
 from voicemesh.common.tracing import outgoing_metadata, tracer
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.downstream import Downstream
+from voicemesh.gateway.recorder import TurnRecorder
 from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import audio_pb2, core_pb2, gateway_pb2
 from voicemesh.v1 import text_to_speech_pb2 as tts_pb2
@@ -65,6 +68,7 @@ class TurnOutput:
         self.clock = clock or TurnClock()
         self._held: list[Fields] | None = [] if held else None
         self._released = asyncio.Event()
+        self._on_release: list[Callable[[], object]] = []
         self.closed = False  # interrupted: nothing more reaches the client
         self.reply_text = ""
         self.audio_s = 0.0
@@ -82,9 +86,19 @@ class TurnOutput:
         """The turn is confirmed: send what it holds, then let it stream."""
         self.clock = clock
         held, self._held = self._held or [], None
+        for hook in self._on_release:
+            hook()
         for fields in held:
             await self._deliver(fields)
         self._released.set()
+
+    @property
+    def confirmed(self) -> bool:
+        """Not (or no longer) held: the turn is one the user is having."""
+        return self._held is None
+
+    def on_release(self, hook: Callable[[], object]) -> None:
+        self._on_release.append(hook)
 
     def playing_until(self) -> float:
         """When the client will have played the audio sent so far (monotonic seconds)."""
@@ -117,69 +131,166 @@ class Turn:
     request_id: str
     reply: gateway_pb2.ReplyConfig
     deadline: Deadline
+    user_id: str = ""
+    fresh_session: bool = False  # nothing was said before it, so its reply may come from the cache
 
 
-async def run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> None:
-    with tracer.start_as_current_span("turn", attributes={"voicemesh.request_id": turn.request_id}):
-        await _run_turn(downstream, turn, emit)
+@dataclass
+class _Reply:
+    """What a turn produced, for its record and the cache."""
+
+    route: str = ""
+    model: str = ""
+    text: str = ""
+    finish_reason: str = ""
+    context_turns: int = -1
+    audio_failed: bool = False
+    sentences: list[str] = field(default_factory=list)
+    audio: list[tuple[bytes, int]] = field(default_factory=list)
 
 
-async def _run_turn(downstream: Downstream, turn: Turn, emit: EmitFields) -> None:
-    to_tts: asyncio.Queue[str | None] = asyncio.Queue()
-    reply_text = ""
+class TurnRunner:
+    """Runs turns: a cached reply, or the core's reply spoken by TTS; then the turn's record."""
 
-    request = core_pb2.RespondRequest(request_id=turn.request_id, session_id=turn.session_id, text=turn.text)
+    def __init__(
+        self,
+        downstream: Downstream,
+        recorder: TurnRecorder,
+        cache: ReplyCache,
+        *,
+        record_wait_s: float = 0.25,
+    ) -> None:
+        self.downstream = downstream
+        self.recorder = recorder
+        self.cache = cache
+        self._record_wait_s = record_wait_s
 
-    async def call_core() -> AsyncIterator[core_pb2.RespondResponse]:
-        # Each attempt takes a replica of its own, so a retry goes wherever the breakers allow.
-        async with downstream.guard("core", turn.deadline) as core:
-            timeout = turn.deadline.timeout_for("core")
-            async for response in core.Respond(request, timeout=timeout, metadata=outgoing_metadata()):
-                yield response
-
-    async def think() -> None:
-        nonlocal reply_text
-        try:
-            async for response in retrying_stream(call_core, CORE_RETRIES, turn.deadline.at):
-                kind = response.WhichOneof("event")
-                if kind == "route":
-                    await emit({"route": response.route})
-                elif kind == "text_delta":
-                    if turn.reply.synthesize_audio:
-                        await to_tts.put(response.text_delta)
-                    await emit({"reply_text_delta": response.text_delta})
-                elif kind == "sentence":
-                    await emit({"reply_sentence": response.sentence})
-                elif kind == "done":
-                    reply_text = response.done.text
-        finally:
-            to_tts.put_nowait(None)
-
-    async def speak() -> None:
-        async def requests() -> AsyncIterator[tts_pb2.StreamingSynthesizeRequest]:
-            config = tts_pb2.SynthesisConfig(
-                voice=turn.reply.voice, sample_rate_hz=turn.reply.sample_rate_hz, request_id=turn.request_id
+    async def run(self, turn: Turn, output: TurnOutput) -> None:
+        with tracer.start_as_current_span("turn", attributes={"voicemesh.request_id": turn.request_id}):
+            reply = _Reply()
+            try:
+                await self._answer(turn, output, reply)
+            except BaseException:
+                self._record(turn, output, reply, interrupted=True)
+                raise
+            if (landed := self._record(turn, output, reply, interrupted=False)) is not None:
+                # The next turn should find this one as context; but never hold the reply up for long.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(landed), self._record_wait_s)
+            done = gateway_pb2.TurnDone(
+                transcript=turn.text, reply_text=reply.text, session_id=turn.session_id
             )
-            yield tts_pb2.StreamingSynthesizeRequest(config=config)
-            while (delta := await to_tts.get()) is not None:
-                yield tts_pb2.StreamingSynthesizeRequest(text_delta=delta)
+            await output({"turn_done": done})
 
-        try:
-            async with downstream.guard("tts", turn.deadline) as tts:
-                timeout = turn.deadline.timeout_for("tts")
-                async for response in tts.StreamingSynthesize(
-                    requests(), timeout=timeout, metadata=outgoing_metadata()
-                ):
-                    await emit({"reply_audio": response.audio})
-        except RelayedStatus as exc:
-            # Speech is lost, not the answer: say so, and let the text reply run to its end.
-            log.warning("reply audio failed: %s", exc)
-            failed = gateway_pb2.ReplyAudioFailed(code=exc.code.value[0], message=str(exc))
-            await emit({"reply_audio_failed": failed})
+    def _record(
+        self, turn: Turn, output: TurnOutput, reply: _Reply, *, interrupted: bool
+    ) -> asyncio.Future[None] | None:
+        """Hand the turn to the recorder now, or when a held turn is confirmed (a discarded one is not
+        a turn the user had)."""
+        request = core_pb2.RecordTurnRequest(
+            request_id=turn.request_id,
+            session_id=turn.session_id,
+            user_id=turn.user_id,
+            transcript=turn.text,
+            reply_text=reply.text or output.reply_text,
+            route=reply.route,
+            timings_ms=output.clock.marks,
+            interrupted=interrupted,
+        )
+        if output.confirmed:
+            return self.recorder.submit(request)
+        output.on_release(lambda: self.recorder.submit(request))
+        return None
 
-    async with asyncio.TaskGroup() as group:
-        group.create_task(think())
-        if turn.reply.synthesize_audio:
-            group.create_task(speak())
-    done = gateway_pb2.TurnDone(transcript=turn.text, reply_text=reply_text, session_id=turn.session_id)
-    await emit({"turn_done": done})
+    async def _answer(self, turn: Turn, output: TurnOutput, reply: _Reply) -> None:
+        key = cache_key(
+            turn.user_id, turn.text, turn.reply.synthesize_audio, turn.reply.voice, turn.reply.sample_rate_hz
+        )
+        if turn.fresh_session and (cached := self.cache.get(key)) is not None:
+            await _replay(cached, output, reply)
+            return
+        await self._generate(turn, output, reply, keep_audio=turn.fresh_session)
+        cacheable = reply.context_turns == 0 and reply.finish_reason == "stop" and not reply.audio_failed
+        if turn.fresh_session and cacheable and reply.text:
+            self.cache.put(key, CachedReply(reply.model, reply.text, reply.sentences, reply.audio))
+
+    async def _generate(self, turn: Turn, output: TurnOutput, reply: _Reply, *, keep_audio: bool) -> None:
+        downstream = self.downstream
+        to_tts: asyncio.Queue[str | None] = asyncio.Queue()
+        request = core_pb2.RespondRequest(
+            request_id=turn.request_id, session_id=turn.session_id, text=turn.text, user_id=turn.user_id
+        )
+
+        async def call_core() -> AsyncIterator[core_pb2.RespondResponse]:
+            # Each attempt takes a replica of its own, so a retry goes wherever the breakers allow.
+            async with downstream.guard("core", turn.deadline) as core:
+                timeout = turn.deadline.timeout_for("core")
+                async for response in core.Respond(request, timeout=timeout, metadata=outgoing_metadata()):
+                    yield response
+
+        async def think() -> None:
+            try:
+                async for response in retrying_stream(call_core, CORE_RETRIES, turn.deadline.at):
+                    kind = response.WhichOneof("event")
+                    if kind == "route":
+                        reply.route = f"{response.route.tier}/{response.route.model}"
+                        reply.model = response.route.model
+                        await output({"route": response.route})
+                    elif kind == "text_delta":
+                        if turn.reply.synthesize_audio:
+                            await to_tts.put(response.text_delta)
+                        await output({"reply_text_delta": response.text_delta})
+                    elif kind == "sentence":
+                        reply.sentences.append(response.sentence.text)
+                        await output({"reply_sentence": response.sentence})
+                    elif kind == "done":
+                        reply.text = response.done.text
+                        reply.finish_reason = response.done.finish_reason
+                        reply.context_turns = response.done.context_turns
+            finally:
+                to_tts.put_nowait(None)
+
+        async def speak() -> None:
+            async def requests() -> AsyncIterator[tts_pb2.StreamingSynthesizeRequest]:
+                config = tts_pb2.SynthesisConfig(
+                    voice=turn.reply.voice,
+                    sample_rate_hz=turn.reply.sample_rate_hz,
+                    request_id=turn.request_id,
+                )
+                yield tts_pb2.StreamingSynthesizeRequest(config=config)
+                while (delta := await to_tts.get()) is not None:
+                    yield tts_pb2.StreamingSynthesizeRequest(text_delta=delta)
+
+            try:
+                async with downstream.guard("tts", turn.deadline) as tts:
+                    timeout = turn.deadline.timeout_for("tts")
+                    async for response in tts.StreamingSynthesize(
+                        requests(), timeout=timeout, metadata=outgoing_metadata()
+                    ):
+                        if keep_audio:
+                            reply.audio.append((response.audio.audio_content, response.audio.sample_rate_hz))
+                        await output({"reply_audio": response.audio})
+            except RelayedStatus as exc:
+                # Speech is lost, not the answer: say so, and let the text reply run to its end.
+                log.warning("reply audio failed: %s", exc)
+                reply.audio_failed = True
+                failed = gateway_pb2.ReplyAudioFailed(code=exc.code.value[0], message=str(exc))
+                await output({"reply_audio_failed": failed})
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(think())
+            if turn.reply.synthesize_audio:
+                group.create_task(speak())
+
+
+async def _replay(cached: CachedReply, output: TurnOutput, reply: _Reply) -> None:
+    reply.route, reply.model, reply.text = f"cache/{cached.model}", cached.model, cached.text
+    route = core_pb2.RouteChosen(
+        tier="cache", model=cached.model, reason="asked in the same words before; the gateway's cached reply"
+    )
+    await output({"route": route})
+    for index, sentence in enumerate(cached.sentences):
+        await output({"reply_text_delta": f" {sentence}" if index else sentence})
+        await output({"reply_sentence": core_pb2.SentenceMark(index=index, text=sentence)})
+    for pcm, rate in cached.audio:
+        await output({"reply_audio": audio_pb2.SynthesizedAudio(audio_content=pcm, sample_rate_hz=rate)})

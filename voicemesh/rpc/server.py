@@ -75,19 +75,17 @@ class ServiceHost:
             await self._health.set(name, status)
 
 
-def single_service_host(
-    add_to_server: Callable[[Any, grpc.aio.Server], None],
-    servicer: object,
-    service_name: str,
-    *,
-    host: str,
-    port: int,
-) -> ServiceHost:
-    """The usual case: one voicemesh service (plus health and reflection) on one port."""
+# One service on a host: its ``add_…Servicer_to_server``, the servicer, and the service's full name.
+Served = tuple[Callable[[Any, grpc.aio.Server], None], object, str]
+
+
+def service_host(*services: Served, host: str, port: int) -> ServiceHost:
+    """The usual case: voicemesh services (plus health and reflection) on one port."""
 
     def register(server: grpc.aio.Server) -> Sequence[str]:
-        add_to_server(servicer, server)
-        return [service_name]
+        for add_to_server, servicer, _name in services:
+            add_to_server(servicer, server)
+        return [name for _add, _servicer, name in services]
 
     return ServiceHost(register, host=host, port=port)
 

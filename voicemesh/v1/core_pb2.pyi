@@ -1,3 +1,4 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
@@ -6,16 +7,49 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RespondRequest(_message.Message):
-    __slots__ = ("request_id", "session_id", "text", "max_tokens")
+    __slots__ = ("request_id", "session_id", "text", "max_tokens", "user_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     session_id: str
     text: str
     max_tokens: int
-    def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., text: _Optional[str] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+    user_id: str
+    def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., text: _Optional[str] = ..., max_tokens: _Optional[int] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class RecordTurnRequest(_message.Message):
+    __slots__ = ("request_id", "session_id", "user_id", "transcript", "reply_text", "route", "timings_ms", "interrupted")
+    class TimingsMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TEXT_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_MS_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    session_id: str
+    user_id: str
+    transcript: str
+    reply_text: str
+    route: str
+    timings_ms: _containers.ScalarMap[str, float]
+    interrupted: bool
+    def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., transcript: _Optional[str] = ..., reply_text: _Optional[str] = ..., route: _Optional[str] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., interrupted: _Optional[bool] = ...) -> None: ...
+
+class RecordTurnResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class RespondResponse(_message.Message):
     __slots__ = ("request_id", "route", "text_delta", "sentence", "done")
@@ -50,11 +84,13 @@ class SentenceMark(_message.Message):
     def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class ReplyDone(_message.Message):
-    __slots__ = ("text", "completion_tokens", "finish_reason")
+    __slots__ = ("text", "completion_tokens", "finish_reason", "context_turns")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_TURNS_FIELD_NUMBER: _ClassVar[int]
     text: str
     completion_tokens: int
     finish_reason: str
-    def __init__(self, text: _Optional[str] = ..., completion_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+    context_turns: int
+    def __init__(self, text: _Optional[str] = ..., completion_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ..., context_turns: _Optional[int] = ...) -> None: ...

@@ -40,6 +40,11 @@ class CoreServiceStub:
                 request_serializer=voicemesh_dot_v1_dot_core__pb2.RespondRequest.SerializeToString,
                 response_deserializer=voicemesh_dot_v1_dot_core__pb2.RespondResponse.FromString,
                 _registered_method=True)
+        self.RecordTurn = channel.unary_unary(
+                '/voicemesh.v1.CoreService/RecordTurn',
+                request_serializer=voicemesh_dot_v1_dot_core__pb2.RecordTurnRequest.SerializeToString,
+                response_deserializer=voicemesh_dot_v1_dot_core__pb2.RecordTurnResponse.FromString,
+                _registered_method=True)
 
 
 class CoreServiceServicer:
@@ -53,6 +58,14 @@ class CoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordTurn(self, request, context):
+        """Keep a turn that has ended (or was cut short): in its session, for the next turn's context, and
+        in its user's history. The gateway calls it once per turn, retrying until it succeeds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +73,11 @@ def add_CoreServiceServicer_to_server(servicer, server):
                     servicer.Respond,
                     request_deserializer=voicemesh_dot_v1_dot_core__pb2.RespondRequest.FromString,
                     response_serializer=voicemesh_dot_v1_dot_core__pb2.RespondResponse.SerializeToString,
+            ),
+            'RecordTurn': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordTurn,
+                    request_deserializer=voicemesh_dot_v1_dot_core__pb2.RecordTurnRequest.FromString,
+                    response_serializer=voicemesh_dot_v1_dot_core__pb2.RecordTurnResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +108,33 @@ class CoreService:
             '/voicemesh.v1.CoreService/Respond',
             voicemesh_dot_v1_dot_core__pb2.RespondRequest.SerializeToString,
             voicemesh_dot_v1_dot_core__pb2.RespondResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordTurn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/voicemesh.v1.CoreService/RecordTurn',
+            voicemesh_dot_v1_dot_core__pb2.RecordTurnRequest.SerializeToString,
+            voicemesh_dot_v1_dot_core__pb2.RecordTurnResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,7 @@ from voicemesh.v1 import core_pb2 as voicemesh_dot_v1_dot_core__pb2
 from voicemesh.v1 import speech_to_text_pb2 as voicemesh_dot_v1_dot_speech__to__text__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avoicemesh/v1/gateway.proto\x12\x0cvoicemesh.v1\x1a\x18voicemesh/v1/audio.proto\x1a\x17voicemesh/v1/core.proto\x1a!voicemesh/v1/speech_to_text.proto\"N\n\x0bReplyConfig\x12\x18\n\x10synthesize_audio\x18\x01 \x01(\x08\x12\r\n\x05voice\x18\x02 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x03 \x01(\x05\"\xa2\x02\n\x0e\x43onverseConfig\x12/\n\x0c\x61udio_format\x18\x01 \x01(\x0b\x32\x19.voicemesh.v1.AudioFormat\x12(\n\x05reply\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.ReplyConfig\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12/\n\twake_word\x18\x05 \x01(\x0b\x32\x1c.voicemesh.v1.WakeWordConfig\x12\x17\n\x0finterim_results\x18\x06 \x01(\x08\x12.\n\x0b\x65ndpointing\x18\x07 \x01(\x0b\x32\x19.voicemesh.v1.Endpointing\x12\x13\n\x0bno_barge_in\x18\x08 \x01(\x08\"o\n\x0f\x43onverseRequest\x12.\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1c.voicemesh.v1.ConverseConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\x13\n\x11streaming_request\"\xf0\x04\n\x10\x43onverseResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12\x35\n\x0espeech_started\x18\x03 \x01(\x0b\x32\x1b.voicemesh.v1.SpeechStartedH\x00\x12\x35\n\ntranscript\x18\x04 \x01(\x0b\x32\x1f.voicemesh.v1.RecognitionResultH\x00\x12\x31\n\x0cspeech_ended\x18\x05 \x01(\x0b\x32\x19.voicemesh.v1.SpeechEndedH\x00\x12*\n\x05route\x18\x06 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x1a\n\x10reply_text_delta\x18\x07 \x01(\tH\x00\x12\x34\n\x0ereply_sentence\x18\x08 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\x35\n\x0breply_audio\x18\t \x01(\x0b\x32\x1e.voicemesh.v1.SynthesizedAudioH\x00\x12+\n\tturn_done\x18\n \x01(\x0b\x32\x16.voicemesh.v1.TurnDoneH\x00\x12\x33\n\twake_word\x18\x0b \x01(\x0b\x32\x1e.voicemesh.v1.WakeWordDetectedH\x00\x12\x35\n\x0binterrupted\x18\x0c \x01(\x0b\x32\x1e.voicemesh.v1.ReplyInterruptedH\x00\x12<\n\x12reply_audio_failed\x18\r \x01(\x0b\x32\x1e.voicemesh.v1.ReplyAudioFailedH\x00\x42\x07\n\x05\x65vent\"1\n\x10ReplyAudioFailed\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"X\n\x10ReplyInterrupted\x12\x1a\n\x12\x62y_utterance_index\x18\x01 \x01(\x05\x12\x14\n\x0c\x61udio_sent_s\x18\x02 \x01(\x02\x12\x12\n\nreply_text\x18\x03 \x01(\t\"l\n\nAskRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\x05reply\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.ReplyConfig\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xca\x02\n\x0b\x41skResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x05route\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x1a\n\x10reply_text_delta\x18\x03 \x01(\tH\x00\x12\x34\n\x0ereply_sentence\x18\x04 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\x35\n\x0breply_audio\x18\x05 \x01(\x0b\x32\x1e.voicemesh.v1.SynthesizedAudioH\x00\x12+\n\tturn_done\x18\x06 \x01(\x0b\x32\x16.voicemesh.v1.TurnDoneH\x00\x12<\n\x12reply_audio_failed\x18\x07 \x01(\x0b\x32\x1e.voicemesh.v1.ReplyAudioFailedH\x00\x42\x07\n\x05\x65vent\"r\n\x08TurnDone\x12\x12\n\ntranscript\x18\x01 \x01(\t\x12\x12\n\nreply_text\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12*\n\x07timings\x18\x04 \x01(\x0b\x32\x19.voicemesh.v1.TurnTimings\"\x86\x01\n\x0bTurnTimings\x12\x1b\n\x13\x66inal_transcript_ms\x18\x01 \x01(\x02\x12\x16\n\x0e\x66irst_token_ms\x18\x02 \x01(\x02\x12\x19\n\x11\x66irst_sentence_ms\x18\x03 \x01(\x02\x12\x16\n\x0e\x66irst_audio_ms\x18\x04 \x01(\x02\x12\x0f\n\x07\x64one_ms\x18\x05 \x01(\x02\x32\x9d\x01\n\x0eGatewayService\x12M\n\x08\x43onverse\x12\x1d.voicemesh.v1.ConverseRequest\x1a\x1e.voicemesh.v1.ConverseResponse(\x01\x30\x01\x12<\n\x03\x41sk\x12\x18.voicemesh.v1.AskRequest\x1a\x19.voicemesh.v1.AskResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avoicemesh/v1/gateway.proto\x12\x0cvoicemesh.v1\x1a\x18voicemesh/v1/audio.proto\x1a\x17voicemesh/v1/core.proto\x1a!voicemesh/v1/speech_to_text.proto\"N\n\x0bReplyConfig\x12\x18\n\x10synthesize_audio\x18\x01 \x01(\x08\x12\r\n\x05voice\x18\x02 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x03 \x01(\x05\"\xb3\x02\n\x0e\x43onverseConfig\x12/\n\x0c\x61udio_format\x18\x01 \x01(\x0b\x32\x19.voicemesh.v1.AudioFormat\x12(\n\x05reply\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.ReplyConfig\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12/\n\twake_word\x18\x05 \x01(\x0b\x32\x1c.voicemesh.v1.WakeWordConfig\x12\x17\n\x0finterim_results\x18\x06 \x01(\x08\x12.\n\x0b\x65ndpointing\x18\x07 \x01(\x0b\x32\x19.voicemesh.v1.Endpointing\x12\x13\n\x0bno_barge_in\x18\x08 \x01(\x08\x12\x0f\n\x07user_id\x18\t \x01(\t\"o\n\x0f\x43onverseRequest\x12.\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1c.voicemesh.v1.ConverseConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\x13\n\x11streaming_request\"\xf0\x04\n\x10\x43onverseResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12\x35\n\x0espeech_started\x18\x03 \x01(\x0b\x32\x1b.voicemesh.v1.SpeechStartedH\x00\x12\x35\n\ntranscript\x18\x04 \x01(\x0b\x32\x1f.voicemesh.v1.RecognitionResultH\x00\x12\x31\n\x0cspeech_ended\x18\x05 \x01(\x0b\x32\x19.voicemesh.v1.SpeechEndedH\x00\x12*\n\x05route\x18\x06 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x1a\n\x10reply_text_delta\x18\x07 \x01(\tH\x00\x12\x34\n\x0ereply_sentence\x18\x08 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\x35\n\x0breply_audio\x18\t \x01(\x0b\x32\x1e.voicemesh.v1.SynthesizedAudioH\x00\x12+\n\tturn_done\x18\n \x01(\x0b\x32\x16.voicemesh.v1.TurnDoneH\x00\x12\x33\n\twake_word\x18\x0b \x01(\x0b\x32\x1e.voicemesh.v1.WakeWordDetectedH\x00\x12\x35\n\x0binterrupted\x18\x0c \x01(\x0b\x32\x1e.voicemesh.v1.ReplyInterruptedH\x00\x12<\n\x12reply_audio_failed\x18\r \x01(\x0b\x32\x1e.voicemesh.v1.ReplyAudioFailedH\x00\x42\x07\n\x05\x65vent\"1\n\x10ReplyAudioFailed\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"X\n\x10ReplyInterrupted\x12\x1a\n\x12\x62y_utterance_index\x18\x01 \x01(\x05\x12\x14\n\x0c\x61udio_sent_s\x18\x02 \x01(\x02\x12\x12\n\nreply_text\x18\x03 \x01(\t\"}\n\nAskRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\x05reply\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.ReplyConfig\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\"\xca\x02\n\x0b\x41skResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x05route\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x1a\n\x10reply_text_delta\x18\x03 \x01(\tH\x00\x12\x34\n\x0ereply_sentence\x18\x04 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\x35\n\x0breply_audio\x18\x05 \x01(\x0b\x32\x1e.voicemesh.v1.SynthesizedAudioH\x00\x12+\n\tturn_done\x18\x06 \x01(\x0b\x32\x16.voicemesh.v1.TurnDoneH\x00\x12<\n\x12reply_audio_failed\x18\x07 \x01(\x0b\x32\x1e.voicemesh.v1.ReplyAudioFailedH\x00\x42\x07\n\x05\x65vent\"r\n\x08TurnDone\x12\x12\n\ntranscript\x18\x01 \x01(\t\x12\x12\n\nreply_text\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12*\n\x07timings\x18\x04 \x01(\x0b\x32\x19.voicemesh.v1.TurnTimings\"\x86\x01\n\x0bTurnTimings\x12\x1b\n\x13\x66inal_transcript_ms\x18\x01 \x01(\x02\x12\x16\n\x0e\x66irst_token_ms\x18\x02 \x01(\x02\x12\x19\n\x11\x66irst_sentence_ms\x18\x03 \x01(\x02\x12\x16\n\x0e\x66irst_audio_ms\x18\x04 \x01(\x02\x12\x0f\n\x07\x64one_ms\x18\x05 \x01(\x02\x32\x9d\x01\n\x0eGatewayService\x12M\n\x08\x43onverse\x12\x1d.voicemesh.v1.ConverseRequest\x1a\x1e.voicemesh.v1.ConverseResponse(\x01\x30\x01\x12<\n\x03\x41sk\x12\x18.voicemesh.v1.AskRequest\x1a\x19.voicemesh.v1.AskResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,23 +37,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPLYCONFIG']._serialized_start=130
   _globals['_REPLYCONFIG']._serialized_end=208
   _globals['_CONVERSECONFIG']._serialized_start=211
-  _globals['_CONVERSECONFIG']._serialized_end=501
-  _globals['_CONVERSEREQUEST']._serialized_start=503
-  _globals['_CONVERSEREQUEST']._serialized_end=614
-  _globals['_CONVERSERESPONSE']._serialized_start=617
-  _globals['_CONVERSERESPONSE']._serialized_end=1241
-  _globals['_REPLYAUDIOFAILED']._serialized_start=1243
-  _globals['_REPLYAUDIOFAILED']._serialized_end=1292
-  _globals['_REPLYINTERRUPTED']._serialized_start=1294
-  _globals['_REPLYINTERRUPTED']._serialized_end=1382
-  _globals['_ASKREQUEST']._serialized_start=1384
-  _globals['_ASKREQUEST']._serialized_end=1492
-  _globals['_ASKRESPONSE']._serialized_start=1495
-  _globals['_ASKRESPONSE']._serialized_end=1825
-  _globals['_TURNDONE']._serialized_start=1827
-  _globals['_TURNDONE']._serialized_end=1941
-  _globals['_TURNTIMINGS']._serialized_start=1944
-  _globals['_TURNTIMINGS']._serialized_end=2078
-  _globals['_GATEWAYSERVICE']._serialized_start=2081
-  _globals['_GATEWAYSERVICE']._serialized_end=2238
+  _globals['_CONVERSECONFIG']._serialized_end=518
+  _globals['_CONVERSEREQUEST']._serialized_start=520
+  _globals['_CONVERSEREQUEST']._serialized_end=631
+  _globals['_CONVERSERESPONSE']._serialized_start=634
+  _globals['_CONVERSERESPONSE']._serialized_end=1258
+  _globals['_REPLYAUDIOFAILED']._serialized_start=1260
+  _globals['_REPLYAUDIOFAILED']._serialized_end=1309
+  _globals['_REPLYINTERRUPTED']._serialized_start=1311
+  _globals['_REPLYINTERRUPTED']._serialized_end=1399
+  _globals['_ASKREQUEST']._serialized_start=1401
+  _globals['_ASKREQUEST']._serialized_end=1526
+  _globals['_ASKRESPONSE']._serialized_start=1529
+  _globals['_ASKRESPONSE']._serialized_end=1859
+  _globals['_TURNDONE']._serialized_start=1861
+  _globals['_TURNDONE']._serialized_end=1975
+  _globals['_TURNTIMINGS']._serialized_start=1978
+  _globals['_TURNTIMINGS']._serialized_end=2112
+  _globals['_GATEWAYSERVICE']._serialized_start=2115
+  _globals['_GATEWAYSERVICE']._serialized_end=2272
 # @@protoc_insertion_point(module_scope)

@@ -19,7 +19,7 @@ class ReplyConfig(_message.Message):
     def __init__(self, synthesize_audio: _Optional[bool] = ..., voice: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ...) -> None: ...
 
 class ConverseConfig(_message.Message):
-    __slots__ = ("audio_format", "reply", "session_id", "request_id", "wake_word", "interim_results", "endpointing", "no_barge_in")
+    __slots__ = ("audio_format", "reply", "session_id", "request_id", "wake_word", "interim_results", "endpointing", "no_barge_in", "user_id")
     AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class ConverseConfig(_message.Message):
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTING_FIELD_NUMBER: _ClassVar[int]
     NO_BARGE_IN_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
     audio_format: _audio_pb2.AudioFormat
     reply: ReplyConfig
     session_id: str
@@ -36,7 +37,8 @@ class ConverseConfig(_message.Message):
     interim_results: bool
     endpointing: _speech_to_text_pb2.Endpointing
     no_barge_in: bool
-    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., endpointing: _Optional[_Union[_speech_to_text_pb2.Endpointing, _Mapping]] = ..., no_barge_in: _Optional[bool] = ...) -> None: ...
+    user_id: str
+    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., endpointing: _Optional[_Union[_speech_to_text_pb2.Endpointing, _Mapping]] = ..., no_barge_in: _Optional[bool] = ..., user_id: _Optional[str] = ...) -> None: ...
 
 class ConverseRequest(_message.Message):
     __slots__ = ("config", "audio_content")
@@ -95,16 +97,18 @@ class ReplyInterrupted(_message.Message):
     def __init__(self, by_utterance_index: _Optional[int] = ..., audio_sent_s: _Optional[float] = ..., reply_text: _Optional[str] = ...) -> None: ...
 
 class AskRequest(_message.Message):
-    __slots__ = ("text", "reply", "session_id", "request_id")
+    __slots__ = ("text", "reply", "session_id", "request_id", "user_id")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
     text: str
     reply: ReplyConfig
     session_id: str
     request_id: str
-    def __init__(self, text: _Optional[str] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    user_id: str
+    def __init__(self, text: _Optional[str] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
 
 class AskResponse(_message.Message):
     __slots__ = ("request_id", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done", "reply_audio_failed")

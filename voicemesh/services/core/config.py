@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from voicemesh.common.config import ServiceSettings
@@ -43,3 +46,39 @@ class CoreSettings(ServiceSettings):
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Instructions given to the model.")
     max_tokens: int = Field(160, ge=1, le=4096, description="Default reply length limit, in tokens.")
     temperature: float = Field(0.3, ge=0, le=2, description="Sampling temperature.")
+    session_url: str = Field(
+        "memory://",
+        description="Session store: redis://host:port/db (sessions shared by every core replica), or "
+        "memory:// (this process only).",
+    )
+    history_url: str = Field(
+        "",
+        description="Profile and history store: postgresql://user@host/db, or sqlite:///path; empty means "
+        "SQLite in $XDG_DATA_HOME/voicemesh (~/.local/share/voicemesh).",
+    )
+    context_exchanges: int = Field(
+        3, ge=0, le=8, description="Earlier exchanges of the session given to the model with each turn."
+    )
+    history_queue_max: int = Field(
+        10_000, ge=1, description="Turns kept in memory for the history store while it is unreachable."
+    )
+
+    @field_validator("session_url")
+    @classmethod
+    def _session_scheme(cls, url: str) -> str:
+        if not url.startswith(("redis://", "rediss://", "unix://", "memory://")):
+            raise ValueError("use redis://host:port/db or memory://")
+        return url
+
+    @field_validator("history_url")
+    @classmethod
+    def _history_scheme(cls, url: str) -> str:
+        if url and not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+            raise ValueError("use postgresql://user@host:port/db or sqlite:///path/to/file.db")
+        return url
+
+    def history_store_url(self) -> str:
+        if self.history_url:
+            return self.history_url
+        data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+        return f"sqlite:///{data / 'voicemesh' / 'history.db'}"

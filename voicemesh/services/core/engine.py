@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from voicemesh.common.errors import InvalidRequest
 from voicemesh.common.metrics import TOKENS
 from voicemesh.common.sentences import SentenceSplitter
+from voicemesh.services.core.context import Context, ConversationMemory
 from voicemesh.services.core.routing import Route, TierRouter
+from voicemesh.storage.sessions import check_id
 
 MAX_INPUT_CHARS = 8 * 1024
 
@@ -29,6 +31,7 @@ class Done:
     text: str
     completion_tokens: int
     finish_reason: str
+    context_turns: int = 0
 
 
 ReplyEvent = Route | TextDelta | Sentence | Done
@@ -44,11 +47,16 @@ class GenerationSettings:
 
 
 class Responder:
-    def __init__(self, router: TierRouter, settings: GenerationSettings) -> None:
+    def __init__(
+        self, router: TierRouter, settings: GenerationSettings, memory: ConversationMemory | None = None
+    ) -> None:
         self._router = router
         self._settings = settings
+        self.memory = memory
 
-    async def respond(self, text: str, max_tokens: int = 0) -> AsyncIterator[ReplyEvent]:
+    async def respond(
+        self, text: str, max_tokens: int = 0, *, session_id: str = "", user_id: str = ""
+    ) -> AsyncIterator[ReplyEvent]:
         text = text.strip()
         if not text:
             raise InvalidRequest("text is empty; send what the user said")
@@ -56,10 +64,10 @@ class Responder:
             raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_INPUT_CHARS} limit")
         if max_tokens < 0:
             raise InvalidRequest(f"max_tokens {max_tokens} is negative; use 0 for the default")
-        messages = [
-            {"role": "system", "content": self._settings.system_prompt},
-            {"role": "user", "content": text},
-        ]
+        check_id("session_id", session_id)
+        check_id("user_id", user_id)
+        context = await self.memory.load(session_id, user_id) if self.memory else Context()
+        messages = context.messages(self._settings.system_prompt, text)
         route, stream = await self._router.open(
             messages, max_tokens or self._settings.max_tokens, self._settings.temperature
         )
@@ -83,4 +91,4 @@ class Responder:
         for sentence in splitter.flush():
             yield Sentence(sentences, sentence)
             sentences += 1
-        yield Done("".join(parts).strip(), tokens, finish)
+        yield Done("".join(parts).strip(), tokens, finish, len(context.exchanges))

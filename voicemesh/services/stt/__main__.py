@@ -5,7 +5,7 @@ from __future__ import annotations
 from voicemesh.listening.segmenter import SegmenterConfig
 from voicemesh.listening.vad import SileroVad
 from voicemesh.listening.wakeword import WakeWordModels
-from voicemesh.rpc.server import ServiceHost, serve_until_signalled, single_service_host
+from voicemesh.rpc.server import ServiceHost, serve_until_signalled, service_host
 from voicemesh.services.stt.config import SttSettings
 from voicemesh.services.stt.engine import SpeechRecognizer
 from voicemesh.services.stt.recognizer import WhisperRecognizer
@@ -45,10 +45,12 @@ def build_engine(settings: SttSettings) -> SpeechRecognizer:
 
 
 def build_host(settings: SttSettings, engine: SpeechRecognizer) -> ServiceHost:
-    return single_service_host(
-        speech_to_text_pb2_grpc.add_SpeechToTextServiceServicer_to_server,
-        SpeechToTextServicer(engine),
-        speech_to_text_pb2.DESCRIPTOR.services_by_name["SpeechToTextService"].full_name,
+    return service_host(
+        (
+            speech_to_text_pb2_grpc.add_SpeechToTextServiceServicer_to_server,
+            SpeechToTextServicer(engine),
+            speech_to_text_pb2.DESCRIPTOR.services_by_name["SpeechToTextService"].full_name,
+        ),
         host=settings.host,
         port=settings.port,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voicemesh.rpc.server import ServiceHost, serve_until_signalled, single_service_host
+from voicemesh.rpc.server import ServiceHost, serve_until_signalled, service_host
 from voicemesh.services.tts.config import TtsSettings
 from voicemesh.services.tts.engine import Synthesizer, bundled_voice
 from voicemesh.services.tts.servicer import TextToSpeechServicer
@@ -23,10 +23,12 @@ def build_engine(settings: TtsSettings) -> Synthesizer:
 
 
 def build_host(settings: TtsSettings, engine: Synthesizer) -> ServiceHost:
-    return single_service_host(
-        text_to_speech_pb2_grpc.add_TextToSpeechServiceServicer_to_server,
-        TextToSpeechServicer(engine),
-        text_to_speech_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name,
+    return service_host(
+        (
+            text_to_speech_pb2_grpc.add_TextToSpeechServiceServicer_to_server,
+            TextToSpeechServicer(engine),
+            text_to_speech_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name,
+        ),
         host=settings.host,
         port=settings.port,
     )

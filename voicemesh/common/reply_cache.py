@@ -1,0 +1,106 @@
+"""An in-process cache of whole replies (text and audio) for requests asked word for word before.
+
+Keys are the user, the request's words (case and punctuation aside) and how the reply is given
+(audio or not, voice, rate), so one user's reply never reaches another and a text reply never
+stands in for a spoken one. Only replies that depended on nothing said earlier are stored (the
+core says so with ``context_turns == 0``), and only requests that start a conversation look here:
+a follow-up's meaning depends on what came before it. Least recently used entries go first, and
+every entry expires after ``ttl_s``. Spoken replies are large (about 40 KiB a second of audio), so
+the cache is bounded in bytes as well as entries.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from voicemesh.common.metrics import REPLY_CACHE
+
+Key = tuple[str, str, bool, str, int]
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.findall(r"[\w']+", text.lower()))
+
+
+def cache_key(user_id: str, text: str, speak: bool, voice: str = "", sample_rate_hz: int = 0) -> Key:
+    return user_id, normalise(text), speak, voice if speak else "", sample_rate_hz if speak else 0
+
+
+@dataclass
+class CachedReply:
+    model: str
+    text: str
+    sentences: list[str] = field(default_factory=list)
+    audio: list[tuple[bytes, int]] = field(default_factory=list)  # (PCM s16le, sample rate) chunks
+    stored_at: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return len(self.text) + sum(len(pcm) for pcm, _ in self.audio)
+
+
+class ReplyCache:
+    def __init__(
+        self,
+        where: str,
+        *,
+        max_entries: int = 1000,
+        max_bytes: int = 64 << 20,
+        ttl_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.where = where  # the metric's label: "gateway" or "edge"
+        self._entries: OrderedDict[Key, CachedReply] = OrderedDict()
+        self._max = max_entries
+        self._max_bytes = max_bytes
+        self.bytes = 0
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self.hits = self.misses = 0
+
+    @property
+    def hit_rate(self) -> float:
+        looked = self.hits + self.misses
+        return self.hits / looked if looked else 0.0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Key) -> CachedReply | None:
+        entry = self._entries.get(key)
+        if entry is not None and self._clock() - entry.stored_at > self._ttl_s:
+            self._remove(key)
+            entry = None
+        if entry is None:
+            self.misses += 1
+            REPLY_CACHE.labels(self.where, "miss").inc()
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        REPLY_CACHE.labels(self.where, "hit").inc()
+        return entry
+
+    def put(self, key: Key, reply: CachedReply) -> None:
+        if self._max <= 0 or not key[1] or reply.size > self._max_bytes:
+            return
+        if key in self._entries:
+            self._remove(key)
+        reply.stored_at = self._clock()
+        self._entries[key] = reply
+        self.bytes += reply.size
+        while len(self._entries) > self._max or self.bytes > self._max_bytes:
+            self._remove(next(iter(self._entries)))
+
+    def _remove(self, key: Key) -> None:
+        self.bytes -= self._entries.pop(key).size
+
+    def drop_user(self, user_id: str) -> int:
+        """Forget every reply given to the user; returns how many."""
+        keys = [key for key in self._entries if key[0] == user_id]
+        for key in keys:
+            self._remove(key)
+        return len(keys)

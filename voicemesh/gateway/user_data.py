@@ -1,0 +1,50 @@
+"""UserDataService at the gateway: the core's answer, with the gateway's reply cache kept in step.
+
+A deleted user's cached replies go with the rest of their data, and a changed profile drops them
+too, since a reply may have used it.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from voicemesh.common.reply_cache import ReplyCache
+from voicemesh.gateway.downstream import Downstream
+from voicemesh.rpc.handler import rpc_handler
+from voicemesh.v1 import user_data_pb2 as pb
+from voicemesh.v1 import user_data_pb2_grpc as pb_grpc
+
+TIMEOUT_S = 10.0
+
+
+class GatewayUserData(pb_grpc.UserDataServiceServicer):
+    def __init__(self, downstream: Downstream, cache: ReplyCache) -> None:
+        self._downstream = downstream
+        self._cache = cache
+
+    @rpc_handler
+    async def GetUserData(
+        self, request: pb.GetUserDataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetUserDataResponse:
+        async with self._downstream.guard("core") as core:
+            response: pb.GetUserDataResponse = await core.users.GetUserData(request, timeout=TIMEOUT_S)
+        return response
+
+    @rpc_handler
+    async def UpdateProfile(
+        self, request: pb.UpdateProfileRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateProfileResponse:
+        async with self._downstream.guard("core") as core:
+            response: pb.UpdateProfileResponse = await core.users.UpdateProfile(request, timeout=TIMEOUT_S)
+        self._cache.drop_user(request.user_id)
+        return response
+
+    @rpc_handler
+    async def DeleteUserData(
+        self, request: pb.DeleteUserDataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteUserDataResponse:
+        cached = self._cache.drop_user(request.user_id)
+        async with self._downstream.guard("core") as core:
+            response: pb.DeleteUserDataResponse = await core.users.DeleteUserData(request, timeout=TIMEOUT_S)
+        response.cached_replies_deleted = cached
+        return response

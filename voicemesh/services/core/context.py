@@ -1,0 +1,140 @@
+"""What the core remembers: a session's last exchanges, a user's profile and history.
+
+Before a reply, ``load`` reads the session, the profile and the recent history at once; each read
+has a short time limit, and a store that fails or is slow costs the reply its context, not the
+reply. The session's own exchanges are the context; when the session store has lost them (Redis
+restarted, or it was down), the session's turns in the history stand in for them.
+
+After a turn, ``record`` adds the exchange to the session and queues the turn for the history store
+(see ``HistoryWriter``): neither waits for the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from voicemesh.common.errors import DependencyUnavailable, InvalidRequest
+from voicemesh.common.metrics import STAGE_SECONDS
+from voicemesh.storage.history import HistoryStore, TurnRecord
+from voicemesh.storage.sessions import Exchange, Session, SessionStore
+from voicemesh.storage.writer import HistoryWriter
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_PROFILE_FIELDS = 32
+
+
+@dataclass(frozen=True)
+class Context:
+    profile: dict[str, str] = field(default_factory=dict)
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    def messages(self, system_prompt: str, text: str) -> list[dict[str, str]]:
+        system = system_prompt
+        if self.profile:
+            known = "; ".join(f"{key}: {value}" for key, value in sorted(self.profile.items()))
+            system += f"\nWhat you know about the user: {known}."
+        messages = [{"role": "system", "content": system}]
+        for exchange in self.exchanges:
+            messages.append({"role": "user", "content": exchange.user})
+            messages.append({"role": "assistant", "content": exchange.assistant})
+        messages.append({"role": "user", "content": text})
+        return messages
+
+
+class ConversationMemory:
+    def __init__(
+        self,
+        sessions: SessionStore,
+        history: HistoryStore,
+        writer: HistoryWriter,
+        *,
+        context_exchanges: int = 3,
+        read_timeout_s: float = 0.5,
+    ) -> None:
+        self.sessions = sessions
+        self.history = history
+        self.writer = writer
+        self._exchanges = context_exchanges
+        self._timeout_s = read_timeout_s
+
+    async def _read(self, what: str, read: Awaitable[T]) -> T | None:
+        try:
+            return await asyncio.wait_for(read, self._timeout_s)
+        except Exception as exc:  # any store failure: answer without this part of the context
+            log.warning("context: %s unavailable (%s); answering without it", what, exc or type(exc).__name__)
+            return None
+
+    async def load(self, session_id: str, user_id: str) -> Context:
+        if not session_id and not user_id:
+            return Context()
+        started = time.monotonic()
+        session, profile, recent = await asyncio.gather(
+            self._read("session", self.sessions.get(session_id)) if session_id else _none(),
+            self._read("profile", self.history.profile(user_id)) if user_id else _none(),
+            self._read("history", self.history.recent(user_id, 2 * self._exchanges)) if user_id else _none(),
+        )
+        STAGE_SECONDS.labels("core.context").observe(time.monotonic() - started)
+        if session is not None and session.user_id and user_id and session.user_id != user_id:
+            raise InvalidRequest(f"session {session_id} belongs to another user; start a new session")
+        if session is not None:
+            exchanges = session.exchanges
+        else:
+            exchanges = [Exchange(t.transcript, t.reply) for t in recent or [] if t.session_id == session_id]
+        fields = {str(k): str(v) for k, v in (profile or {}).items()}
+        return Context(fields, exchanges[-self._exchanges :] if self._exchanges else [])
+
+    async def record(self, turn: TurnRecord) -> None:
+        session = await self.sessions.get(turn.session_id) or Session(turn.session_id, turn.user_id)
+        session.add(turn.transcript, turn.reply)
+        await self.sessions.put(session)
+        if turn.user_id:
+            self.writer.put(turn)
+
+    async def user_data(self, user_id: str, limit: int) -> tuple[dict[str, str], list[TurnRecord]]:
+        try:
+            profile, turns = await asyncio.gather(
+                self.history.profile(user_id), self.history.recent(user_id, limit)
+            )
+        except Exception as exc:
+            raise DependencyUnavailable(f"history store unavailable: {exc}") from None
+        return {str(k): str(v) for k, v in (profile or {}).items()}, turns
+
+    async def update_profile(
+        self, user_id: str, updates: dict[str, str], remove: list[str]
+    ) -> dict[str, str]:
+        try:
+            profile = {str(k): str(v) for k, v in (await self.history.profile(user_id) or {}).items()}
+            profile.update(updates)
+            for key in remove:
+                profile.pop(key, None)
+            if len(profile) > MAX_PROFILE_FIELDS:
+                raise InvalidRequest(f"a profile holds at most {MAX_PROFILE_FIELDS} fields")
+            await self.history.put_profile(user_id, profile)
+        except InvalidRequest:
+            raise
+        except Exception as exc:
+            raise DependencyUnavailable(f"history store unavailable: {exc}") from None
+        return profile
+
+    async def delete_user(self, user_id: str) -> tuple[int, int, bool]:
+        """Delete the user everywhere: (turns deleted, sessions deleted, profile deleted)."""
+        queued = await self.writer.drop_user(user_id)
+        sessions = await self.sessions.delete_user(user_id)
+        try:
+            deleted = await self.history.delete_user(user_id)
+        except Exception as exc:
+            raise DependencyUnavailable(
+                f"history store unavailable, nothing deleted from it: {exc}"
+            ) from None
+        return deleted.turns + queued, sessions, deleted.profile
+
+
+async def _none() -> None:
+    return None
