@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -176,8 +177,16 @@ def otlp_collector() -> Iterator[OtlpCollector]:
     server.stop(None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every process the tests start keeps its SQLite history here, not in the user's home."""
+    path = tmp_path_factory.mktemp("data")
+    os.environ["XDG_DATA_HOME"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
-def mesh(otlp_collector: OtlpCollector, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
+def mesh(otlp_collector: OtlpCollector) -> Iterator[RunningMesh]:
     """The whole mesh, started as a user starts it: ``voicemesh up`` (on free ports), on its
     embedded stores (in-process sessions, SQLite history in a temporary data directory).
 
@@ -189,7 +198,6 @@ def mesh(otlp_collector: OtlpCollector, tmp_path_factory: pytest.TempPathFactory
         # The suite takes more turns a minute than one person would; its limits are tested apart.
         "VOICEMESH_GATEWAY_LIMIT_LLM_PER_MIN": "1000",
         "VOICEMESH_GATEWAY_LIMIT_TTS_PER_MIN": "1000",
-        "XDG_DATA_HOME": str(tmp_path_factory.mktemp("data")),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "voicemesh.cli", "up", "--port", "0", "--backend-ports", "0"],

@@ -178,7 +178,10 @@ class TurnRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(landed), self._record_wait_s)
             done = gateway_pb2.TurnDone(
-                transcript=turn.text, reply_text=reply.text, session_id=turn.session_id
+                transcript=turn.text,
+                reply_text=reply.text,
+                session_id=turn.session_id,
+                context_turns=max(reply.context_turns, 0),
             )
             await output({"turn_done": done})
 

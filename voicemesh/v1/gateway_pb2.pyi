@@ -129,16 +129,18 @@ class AskResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ..., reply_audio_failed: _Optional[_Union[ReplyAudioFailed, _Mapping]] = ...) -> None: ...
 
 class TurnDone(_message.Message):
-    __slots__ = ("transcript", "reply_text", "session_id", "timings")
+    __slots__ = ("transcript", "reply_text", "session_id", "timings", "context_turns")
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     REPLY_TEXT_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_TURNS_FIELD_NUMBER: _ClassVar[int]
     transcript: str
     reply_text: str
     session_id: str
     timings: TurnTimings
-    def __init__(self, transcript: _Optional[str] = ..., reply_text: _Optional[str] = ..., session_id: _Optional[str] = ..., timings: _Optional[_Union[TurnTimings, _Mapping]] = ...) -> None: ...
+    context_turns: int
+    def __init__(self, transcript: _Optional[str] = ..., reply_text: _Optional[str] = ..., session_id: _Optional[str] = ..., timings: _Optional[_Union[TurnTimings, _Mapping]] = ..., context_turns: _Optional[int] = ...) -> None: ...
 
 class TurnTimings(_message.Message):
     __slots__ = ("final_transcript_ms", "first_token_ms", "first_sentence_ms", "first_audio_ms", "done_ms")

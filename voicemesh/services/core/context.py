@@ -38,8 +38,9 @@ class Context:
     def messages(self, system_prompt: str, text: str) -> list[dict[str, str]]:
         system = system_prompt
         if self.profile:
-            known = "; ".join(f"{key}: {value}" for key, value in sorted(self.profile.items()))
-            system += f"\nWhat you know about the user: {known}."
+            # Plain sentences: a small model uses "their city is Lisbon." far more often than "city: Lisbon".
+            known = " ".join(f"Their {key} is {value}." for key, value in sorted(self.profile.items()))
+            system += f"\nAbout the user: {known}"
         messages = [{"role": "system", "content": system}]
         for exchange in self.exchanges:
             messages.append({"role": "user", "content": exchange.user})
