@@ -86,3 +86,19 @@ async def test_the_embedded_store_forgets_an_idle_session() -> None:
 def test_an_unknown_store_url_is_refused_clearly() -> None:
     with pytest.raises(ValueError, match="use redis://host:port/db or memory://"):
         open_session_store("postgres://nope")
+
+
+async def test_deleting_a_user_deletes_their_sessions_only(store) -> None:  # type: ignore[no-untyped-def]
+    user = new_id()
+    mine = [Session(new_id(), user_id=user) for _ in range(3)]
+    other = Session(new_id(), user_id=new_id())
+    for session in [*mine, other]:
+        await store.put(session)
+    await store.put_voice(mine[0].session_id, np.ones(4, dtype=np.float32))
+    await store.delete(mine[2].session_id)  # already gone: not counted
+    assert await store.delete_user(user) == 2
+    assert [await store.get(s.session_id) for s in mine] == [None, None, None]
+    assert await store.get_voice(mine[0].session_id) is None
+    assert await store.get(other.session_id) == other
+    assert await store.delete_user(user) == 0
+    await store.delete(other.session_id)
