@@ -93,8 +93,9 @@ class ConversationMemory:
 
     async def record(self, turn: TurnRecord) -> None:
         session = await self.sessions.get(turn.session_id) or Session(turn.session_id, turn.user_id)
-        session.add(turn.transcript, turn.reply)
-        await self.sessions.put(session)
+        if not (session.user_id and turn.user_id and session.user_id != turn.user_id):  # not another's
+            session.add(turn.transcript, turn.reply)
+            await self.sessions.put(session)
         if turn.user_id:
             self.writer.put(turn)
 
