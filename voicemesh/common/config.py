@@ -78,6 +78,12 @@ class ServiceSettings(Settings):
         ge=0,
         description="On SIGTERM, seconds reported NOT_SERVING (still serving) before new calls are refused.",
     )
+    max_connection_age_s: float = Field(
+        0.0,
+        ge=0,
+        description="Close client connections after this long (0: never), so clients behind DNS round robin "
+        "resolve again and find new replicas.",
+    )
     log_format: str = Field("text", pattern="^(text|json)$", description="'text' or 'json' logs.")
     log_level: str = Field("INFO", description="Python logging level.")
 

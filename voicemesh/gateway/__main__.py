@@ -56,6 +56,7 @@ def build_host(settings: GatewaySettings, runner: TurnRunner) -> ServiceHost:
         ),
         host=settings.host,
         port=settings.port,
+        max_connection_age_s=settings.max_connection_age_s,
     )
 
 

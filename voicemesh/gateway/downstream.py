@@ -10,6 +10,7 @@ A caller's own mistakes (INVALID_ARGUMENT …) and cancellations (barge-in) are 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     # gRPC backs off reconnecting up to 120 s; a restarted pod should be found within seconds.
     ("grpc.max_reconnect_backoff_ms", 2000),
+    # A dns:/// target (a headless Service) resolves to every pod: spread calls over all of them,
+    # not just the first address. The servers' max connection age makes clients resolve again.
+    ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
 ]
 FAILURE_CODES = frozenset(
     {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 
@@ -20,12 +21,19 @@ from voicemesh.gateway.throttle import RateLimits, tenant_of
 from voicemesh.gateway.turns import Fields, Turn, TurnOutput, TurnRunner
 from voicemesh.rpc.convert import audio_format
 from voicemesh.rpc.handler import rpc_handler
+from voicemesh.rpc.status import RelayedStatus
 from voicemesh.storage.sessions import check_id
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
 from voicemesh.v1 import speech_to_text_pb2 as stt_pb2
 
 MAX_TEXT_CHARS = 8 * 1024
+# A Converse stream whose STT replica fails before it answers starts again on another replica,
+# replaying the audio it had taken, if that is at most this much.
+STT_ATTEMPTS = 3
+MAX_REPLAY_S = 10
+
+log = logging.getLogger(__name__)
 
 
 def _check_ids(session_id: str, user_id: str) -> None:
@@ -75,6 +83,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         # Audio is checked here, not inside the STT call's request iterator: gRPC swallows errors
         # raised there, and the caller would never hear why the stream stopped.
         forward: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=32)
+        ended = asyncio.Event()  # the client's audio has all gone to the STT
 
         async def feed() -> None:
             async for chunk in audio:
@@ -82,7 +91,13 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 await forward.put(chunk)
             await forward.put(None)
 
+        # Audio an STT replica took but has not answered yet: if that replica turns out to be gone,
+        # the stream starts again on another one with this audio first. None once it has answered.
+        unanswered: list[bytes] | None = []
+        replay_cap = fmt.sample_rate_hz * fmt.channels * 2 * MAX_REPLAY_S
+
         async def stt_requests(speculative: bool) -> AsyncIterator[stt_pb2.StreamingRecognizeRequest]:
+            nonlocal unanswered
             recognition = stt_pb2.RecognitionConfig(
                 audio_format=config.audio_format, request_id=request_id, speculative_results=speculative
             )
@@ -91,8 +106,15 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             recognition.interim_results = config.interim_results
             recognition.endpointing.CopyFrom(config.endpointing)
             yield stt_pb2.StreamingRecognizeRequest(config=recognition)
+            for taken in list(unanswered or []):
+                yield stt_pb2.StreamingRecognizeRequest(audio_content=taken)
             while (chunk := await forward.get()) is not None:
+                if unanswered is not None:
+                    unanswered.append(chunk)
+                    if len(unanswered) * len(chunk) > replay_cap:
+                        unanswered = None  # too much to hold: this stream is not retried
                 yield stt_pb2.StreamingRecognizeRequest(audio_content=chunk)
+            ended.set()
 
         async def converse(emit: Emit[pb.ConverseResponse]) -> None:
             async def send(turn_index: int, fields: Fields) -> None:
@@ -111,14 +133,25 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             )
 
             async def listen() -> None:
+                nonlocal unanswered
+                timeout = self._budgets.for_stream(context)
                 try:
-                    async with self._downstream.guard("stt") as stt:
-                        async for response in stt.StreamingRecognize(
-                            stt_requests(conversation.preemptive),
-                            timeout=self._budgets.for_stream(context),
-                            metadata=outgoing_metadata(),
-                        ):
-                            await hear(response)
+                    for attempt in range(1, STT_ATTEMPTS + 1):
+                        try:
+                            async with self._downstream.guard("stt") as stt:
+                                async for response in stt.StreamingRecognize(
+                                    stt_requests(conversation.preemptive),
+                                    timeout=timeout,
+                                    metadata=outgoing_metadata(),
+                                ):
+                                    unanswered = None
+                                    await hear(response)
+                            return
+                        except RelayedStatus as exc:
+                            retry = exc.code == grpc.StatusCode.UNAVAILABLE and unanswered is not None
+                            if not retry or attempt == STT_ATTEMPTS or ended.is_set():
+                                raise
+                            log.warning("stt replica unavailable before answering (%s); trying another", exc)
                 finally:
                     conversation.close()
 

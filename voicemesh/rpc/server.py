@@ -24,7 +24,13 @@ MAX_MESSAGE_BYTES = 16 << 20
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # gRPC shares a port between processes by default: a second server on a taken port would
+    # silently split the first one's traffic. Fail to start instead.
+    ("grpc.so_reuseport", 0),
 ]
+
+# Streams open when a connection reaches its maximum age get this long to finish: a turn's length.
+MAX_CONNECTION_AGE_GRACE_MS = 120_000
 
 Register = Callable[[grpc.aio.Server], Sequence[str]]
 
@@ -32,8 +38,18 @@ Register = Callable[[grpc.aio.Server], Sequence[str]]
 class ServiceHost:
     """Owns one grpc.aio server and its health status."""
 
-    def __init__(self, register: Register, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[DecodeErrorInterceptor()])
+    def __init__(
+        self, register: Register, *, host: str = "127.0.0.1", port: int = 0, max_connection_age_s: float = 0
+    ) -> None:
+        options = list(SERVER_OPTIONS)
+        if max_connection_age_s:
+            # Clients reconnect, and so resolve their dns:/// target again, at least this often:
+            # that is how a gateway finds pods that were added after it connected.
+            options += [
+                ("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)),
+                ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
+            ]
+        self._server = grpc.aio.server(options=options, interceptors=[DecodeErrorInterceptor()])
         self._names = list(register(self._server))
         self._health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -79,7 +95,7 @@ class ServiceHost:
 Served = tuple[Callable[[Any, grpc.aio.Server], None], object, str]
 
 
-def service_host(*services: Served, host: str, port: int) -> ServiceHost:
+def service_host(*services: Served, host: str, port: int, max_connection_age_s: float = 0) -> ServiceHost:
     """The usual case: voicemesh services (plus health and reflection) on one port."""
 
     def register(server: grpc.aio.Server) -> Sequence[str]:
@@ -87,7 +103,7 @@ def service_host(*services: Served, host: str, port: int) -> ServiceHost:
             add_to_server(servicer, server)
         return [name for _add, _servicer, name in services]
 
-    return ServiceHost(register, host=host, port=port)
+    return ServiceHost(register, host=host, port=port, max_connection_age_s=max_connection_age_s)
 
 
 async def serve_until_signalled(host: ServiceHost, grace_s: float, drain_delay_s: float = 0.0) -> None:

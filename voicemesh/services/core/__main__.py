@@ -76,6 +76,7 @@ def build_host(settings: CoreSettings, engine: Responder) -> ServiceHost:
         ),
         host=settings.host,
         port=settings.port,
+        max_connection_age_s=settings.max_connection_age_s,
     )
 
 

@@ -53,6 +53,7 @@ def build_host(settings: SttSettings, engine: SpeechRecognizer) -> ServiceHost:
         ),
         host=settings.host,
         port=settings.port,
+        max_connection_age_s=settings.max_connection_age_s,
     )
 
 

@@ -31,6 +31,7 @@ def build_host(settings: TtsSettings, engine: Synthesizer) -> ServiceHost:
         ),
         host=settings.host,
         port=settings.port,
+        max_connection_age_s=settings.max_connection_age_s,
     )
 
 

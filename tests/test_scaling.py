@@ -1,0 +1,115 @@
+"""Horizontal scaling on loopback: three STT replicas behind one gateway target, one killed mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import grpc
+import pytest
+
+from voicemesh.clients.sdk import AsyncClient, wav_chunks
+from voicemesh.common.audio import WavAudio
+from voicemesh.common.metrics import scrape
+from voicemesh.launcher import Process, start_service, wait_serving
+
+TURNS = 30
+KILL_AFTER = 15  # turns started when the third replica is killed
+STREAMS = 'voicemesh_rpcs_total{code="OK",method="SpeechToText/StreamingRecognize"}'
+ACTIVE = 'voicemesh_active_rpcs{method="SpeechToText/StreamingRecognize"}'
+
+
+def env(name: str, **settings: object) -> dict[str, str]:
+    prefix = f"VOICEMESH_{name.upper()}_"
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        f"{prefix}METRICS_PORT": "0",
+        **{f"{prefix}{key.upper()}": str(value) for key, value in settings.items()},
+    }
+
+
+def streams_seen(metrics: dict[str, float]) -> float:
+    """Streams a replica has finished or is serving."""
+    return metrics.get(STREAMS, 0.0) + metrics.get(ACTIVE, 0.0)
+
+
+@pytest.mark.timeout(420)
+async def test_three_stt_replicas_share_30_turns_and_one_dies_without_losing_later_turns(speak) -> None:  # type: ignore[no-untyped-def]
+    speech = speak("What is two plus two?", pad_s=0.6)
+    audio = list(wav_chunks(WavAudio(speech.pcm, speech.sample_rate_hz)))
+    stts = list(
+        await asyncio.gather(
+            *(
+                start_service(f"stt{n}", "voicemesh.services.stt", env("stt", port=0, workers=1), 180)
+                for n in range(3)
+            )
+        )
+    )
+    core = await start_service("core", "voicemesh.services.core", env("core", port=0, max_tokens=16), 180)
+    gateway = await start_service(
+        "gateway",
+        "voicemesh.gateway",
+        env(
+            "gateway",
+            stt_target=",".join(stt.address for stt in stts),  # one name, three replicas
+            core_target=core.address,
+            tts_target="127.0.0.1:1",
+            limit_stt_per_min=1000,
+            limit_llm_per_min=1000,
+            max_queue_wait_s=120,
+            preemptive_generation="false",
+        ),
+        120,
+    )
+    processes: list[Process] = [*stts, core, gateway]
+    started = 0
+    kill_now = asyncio.Event()
+
+    async def turn(client: AsyncClient) -> tuple[int, str]:
+        nonlocal started
+        index = started = started + 1
+        if started == KILL_AFTER:
+            kill_now.set()
+        try:
+            events = [e async for e in client.converse(audio, speak=False)]
+        except grpc.aio.AioRpcError as error:
+            return index, f"{error.code().name}: {error.details()}"
+        kinds = [e.WhichOneof("event") for e in events]
+        return index, "ok" if kinds.count("turn_done") == 1 else f"no turn_done: {kinds}"
+
+    try:
+        for process in (*stts, core, gateway):
+            await wait_serving(process.address, 60)
+        async with AsyncClient(gateway.address, timeout_s=300) as client:
+            tasks = []
+            killed_at = 0
+            for _ in range(TURNS):
+                tasks.append(asyncio.create_task(turn(client)))
+                await asyncio.sleep(0.05)  # all 30 overlap: every reply waits on the one core
+                if kill_now.is_set() and not killed_at:
+                    doomed = await asyncio.to_thread(scrape, stts[2].metrics)
+                    assert streams_seen(doomed) >= 1  # it had taken work before it died
+                    stts[2].proc.send_signal(signal.SIGKILL)
+                    killed_at = started
+            results = await asyncio.gather(*tasks)
+
+        after_kill = [outcome for index, outcome in results if index > killed_at]
+        assert after_kill and all(outcome == "ok" for outcome in after_kill), after_kill
+        failed = [outcome for _, outcome in results if outcome != "ok"]
+        # Only streams the dead replica had already answered can fail; the others start again elsewhere.
+        assert all(outcome.startswith("UNAVAILABLE: stt: ") for outcome in failed), failed
+        assert len(failed) <= KILL_AFTER // 3 + 1
+        for survivor in stts[:2]:
+            assert (await asyncio.to_thread(scrape, survivor.metrics))[STREAMS] >= 5
+    finally:
+        for process in processes:
+            if process.proc.returncode is None:
+                process.proc.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                await asyncio.wait_for(process.proc.wait(), 20)
+            except TimeoutError:
+                process.proc.kill()
+                await process.proc.wait()
