@@ -12,7 +12,8 @@ import pytest
 from voicemesh.clients.sdk import AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio
 from voicemesh.common.metrics import scrape
-from voicemesh.launcher import Process, start_service, wait_serving
+from voicemesh.common.retry import RetryPolicy
+from voicemesh.launcher import Process, free_port, start_service, wait_serving
 
 TURNS = 30
 KILL_AFTER = 15  # turns started when the third replica is killed
@@ -113,3 +114,50 @@ async def test_three_stt_replicas_share_30_turns_and_one_dies_without_losing_lat
             except TimeoutError:
                 process.proc.kill()
                 await process.proc.wait()
+
+
+@pytest.mark.timeout(240)
+async def test_a_dns_target_keeps_working_while_its_pod_goes_and_comes_back() -> None:
+    """The gateway reaches the core by dns:/// (as in k8s/) and finds it again after a restart."""
+    port = free_port()
+    core = await start_service("core", "voicemesh.services.core", env("core", port=port, max_tokens=8), 180)
+    gateway = await start_service(
+        "gateway",
+        "voicemesh.gateway",
+        env(
+            "gateway",
+            core_target=f"dns:///localhost:{port}",
+            stt_target="127.0.0.1:1",
+            tts_target="127.0.0.1:1",
+            breaker_reset_timeout_s=1,
+        ),
+        120,
+    )
+    processes = [core, gateway]
+
+    async def answered(client: AsyncClient) -> bool:
+        try:
+            return any([e.WhichOneof("event") == "turn_done" async for e in client.ask("Say hi.")])
+        except grpc.aio.AioRpcError:
+            return False
+
+    try:
+        async with AsyncClient(gateway.address, timeout_s=20, retry=RetryPolicy(attempts=1)) as client:
+            assert all([await answered(client) for _ in range(3)])
+            core.proc.send_signal(signal.SIGKILL)
+            await core.proc.wait()
+            assert not await answered(client)  # gone: refused at once, not hung
+            core = processes[0] = await start_service(
+                "core", "voicemesh.services.core", env("core", port=port, max_tokens=8), 180
+            )
+            back = False
+            for _ in range(40):  # reconnect backoff is capped at 2 s, the breaker resets after 1 s
+                if back := await answered(client):
+                    break
+                await asyncio.sleep(0.25)
+            assert back
+    finally:
+        for process in processes:
+            if process.proc.returncode is None:
+                process.proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(process.proc.wait(), 20)

@@ -1,0 +1,186 @@
+"""k8s/: every overlay renders, every object passes the Kubernetes schemas (offline), and the
+manifests agree with the code: ports, probes, settings names, drain times, alert metrics."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+
+import voicemesh.common.metrics  # noqa: F401  (registers every voicemesh metric)
+from voicemesh.common.config import ServiceSettings
+from voicemesh.gateway.config import GatewaySettings
+from voicemesh.services.core.config import CoreSettings
+from voicemesh.services.stt.config import SttSettings
+from voicemesh.services.tts.config import TtsSettings
+from voicemesh.v1 import core_pb2, gateway_pb2, speech_to_text_pb2, text_to_speech_pb2
+
+K8S = Path(__file__).resolve().parent.parent / "k8s"
+OVERLAYS = ["dev", "prod"]
+KUBERNETES_VERSIONS = ["1.29.0", "1.37.0"]  # oldest we support (native gRPC probes are GA) and newest
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "stt": SttSettings,
+    "tts": TtsSettings,
+    "core": CoreSettings,
+    "gateway": GatewaySettings,
+}
+SERVICE_NAMES = {
+    "stt": speech_to_text_pb2.DESCRIPTOR.services_by_name["SpeechToTextService"].full_name,
+    "tts": text_to_speech_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name,
+    "core": core_pb2.DESCRIPTOR.services_by_name["CoreService"].full_name,
+    "gateway": gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
+}
+
+
+def default(component: str, field: str) -> Any:
+    return SETTINGS[component].model_fields[field].default
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        if os.environ.get("CI"):
+            pytest.fail("kubectl is needed to render k8s/ (kubectl kustomize) and is not installed")
+        pytest.skip("kubectl not installed: cannot render k8s/")
+    out = subprocess.run(
+        [kubectl, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def objects(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    return render(request.param)
+
+
+def of_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def component(deployment: dict[str, Any]) -> str:
+    return str(deployment["metadata"]["labels"]["app.kubernetes.io/component"])
+
+
+def config(objects: list[dict[str, Any]]) -> dict[str, str]:
+    data = dict(of_kind(objects, "ConfigMap")["voicemesh-config"]["data"])
+    data.update(of_kind(objects, "Secret")["voicemesh-stores"]["stringData"])
+    return data
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_object_passes_the_kubernetes_schemas(objects: list[dict[str, Any]], version: str) -> None:
+    kinds = {o["kind"] for o in objects}
+    assert {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ConfigMap",
+        "Secret",
+    } <= kinds
+    for obj in objects:
+        kubernetes_validate.validate(obj, version, strict=True)  # raises, naming the field, if not
+
+
+def test_one_deployment_per_component_serving_its_own_port_and_health(objects: list[dict[str, Any]]) -> None:
+    deployments = of_kind(objects, "Deployment")
+    assert sorted(component(d) for d in deployments.values()) == sorted(SETTINGS)
+    for deployment in deployments.values():
+        name = component(deployment)
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["args"] == [name]  # the Dockerfile's entry point: voicemesh serve <name>
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"grpc": default(name, "port"), "metrics": default(name, "metrics_port")}
+        assert container["readinessProbe"]["grpc"] == {"port": ports["grpc"], "service": SERVICE_NAMES[name]}
+        assert container["livenessProbe"]["grpc"] == {"port": ports["grpc"]}
+        assert container["startupProbe"]["grpc"] == {"port": ports["grpc"]}
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(ports["metrics"])
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        limits = container["resources"]["limits"]
+        assert limits["cpu"] and limits["memory"] and container["resources"]["requests"]["memory"]
+
+
+def test_backends_are_headless_and_the_gateway_reaches_them_by_dns_round_robin(
+    objects: list[dict[str, Any]],
+) -> None:
+    services = of_kind(objects, "Service")
+    settings = config(objects)
+    for name in ("stt", "tts", "core"):
+        service = services[f"voicemesh-{name}"]
+        assert service["spec"]["clusterIP"] == "None"  # every pod's address, not one virtual IP
+        port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc")
+        assert settings[f"VOICEMESH_GATEWAY_{name.upper()}_TARGET"] == f"dns:///voicemesh-{name}:{port}"
+        assert float(settings[f"VOICEMESH_{name.upper()}_MAX_CONNECTION_AGE_S"]) > 0  # so pods are re-found
+    gateway = services["voicemesh-gateway"]["spec"]
+    assert gateway.get("clusterIP") != "None" and gateway["type"] in ("ClusterIP", "LoadBalancer")
+
+
+def test_every_setting_named_is_a_real_setting_of_its_component(objects: list[dict[str, Any]]) -> None:
+    for key in config(objects):
+        match = re.fullmatch(r"VOICEMESH_(STT|TTS|CORE|GATEWAY)_(\w+)", key)
+        assert match, key
+        fields = SETTINGS[match[1].lower()].model_fields
+        assert match[2].lower() in fields, f"{key} is not a setting of {match[1].lower()}"
+    for value in config(objects).values():
+        assert isinstance(value, str)  # a ConfigMap holds strings only
+
+
+def test_termination_outlasts_the_drain(objects: list[dict[str, Any]]) -> None:
+    settings = config(objects)
+    for deployment in of_kind(objects, "Deployment").values():
+        name = component(deployment).upper()
+        drain = float(settings.get(f"VOICEMESH_{name}_DRAIN_DELAY_S", default(name.lower(), "drain_delay_s")))
+        grace = float(settings.get(f"VOICEMESH_{name}_GRACE_S", default(name.lower(), "grace_s")))
+        assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > drain + grace
+        probe = deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+        assert probe["periodSeconds"] * probe["failureThreshold"] < drain  # out of DNS before it refuses
+    assert float(settings["VOICEMESH_GATEWAY_GRACE_S"]) >= default("gateway", "turn_deadline_s")
+
+
+def test_autoscalers_and_disruption_budgets_cover_every_deployment(objects: list[dict[str, Any]]) -> None:
+    deployments = of_kind(objects, "Deployment")
+    autoscaled = {
+        h["spec"]["scaleTargetRef"]["name"] for h in of_kind(objects, "HorizontalPodAutoscaler").values()
+    }
+    assert autoscaled == set(deployments)
+    for budget in of_kind(objects, "PodDisruptionBudget").values():
+        selector = budget["spec"]["selector"]["matchLabels"]
+        matched = [
+            d
+            for d in deployments.values()
+            if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert len(matched) == 1, budget["metadata"]["name"]
+    assert len(of_kind(objects, "PodDisruptionBudget")) == len(deployments)
+
+
+def test_the_alert_rules_watch_memory_latency_and_errors_with_metrics_that_exist(
+    objects: list[dict[str, Any]],
+) -> None:
+    rules = yaml.safe_load(of_kind(objects, "ConfigMap")["voicemesh-alerts"]["data"]["alerts.yaml"])
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    assert set(alerts) == {"VoicemeshMemoryHigh", "VoicemeshVoiceLatencyHigh", "VoicemeshErrorRateHigh"}
+    assert alerts["VoicemeshMemoryHigh"]["expr"].strip().endswith("> 0.8")
+    assert alerts["VoicemeshVoiceLatencyHigh"]["expr"].strip().endswith("> 2")
+    assert alerts["VoicemeshErrorRateHigh"]["expr"].strip().endswith("> 0.01")
+    ours = {sample for family in REGISTRY.collect() for sample in _sample_names(family)}
+    for rule in alerts.values():
+        for metric in re.findall(r"\b(voicemesh_\w+)", rule["expr"]):
+            assert metric in ours, f"{rule['alert']} reads {metric}, which voicemesh does not export"
+    assert 'stage="gateway.first_audio"' in alerts["VoicemeshVoiceLatencyHigh"]["expr"]
+
+
+def _sample_names(family: Any) -> list[str]:
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    return [family.name + suffix for suffix in suffixes.get(family.type, [""])]
