@@ -28,23 +28,14 @@ from voicemesh.clients.sdk import AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio
 from voicemesh.common.metrics import scrape
 from voicemesh.common.reply_cache import ReplyCache
-from voicemesh.launcher import free_port, start_service, wait_serving
+from voicemesh.launcher import free_port, start_service, stop_processes, wait_serving
+from voicemesh.launcher import service_env as env
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
 from voicemesh.v1 import user_data_pb2, user_data_pb2_grpc
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PG_VERSION = sorted(os.listdir("/etc/postgresql"))[0] if os.path.isdir("/etc/postgresql") else ""
-
-
-def env(name: str, **settings: object) -> dict[str, str]:
-    prefix = f"VOICEMESH_{name.upper()}_"
-    return {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        f"{prefix}METRICS_PORT": "0",
-        **{f"{prefix}{key.upper()}": str(value) for key, value in settings.items()},
-    }
 
 
 class PrivateRedis:
@@ -132,9 +123,7 @@ async def servers() -> AsyncIterator[Backends]:
     )
     await wait_serving(gateway.address, 60)
     yield Backends("redis+postgres", gateway.address, gateway.metrics, core.metrics, redis)
-    for process in (gateway, core):
-        process.proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.proc.wait(), 30)
+    await stop_processes([gateway, core], 30)
     await redis.kill()
     admin = await asyncpg.connect(POSTGRES_URL)  # a new one: the outage test restarts PostgreSQL
     await admin.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 
@@ -12,22 +11,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from voicemesh.common.metrics import scrape
-from voicemesh.launcher import Process, free_port, start_service, wait_serving
+from voicemesh.launcher import Process, free_port, start_service, stop_processes, wait_serving
+from voicemesh.launcher import service_env as env
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
 
 TTS_SERVICE = "voicemesh.v1.TextToSpeechService"
 RESET_S = 3.0
-
-
-def env(name: str, **settings: object) -> dict[str, str]:
-    prefix = f"VOICEMESH_{name.upper()}_"
-    return {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        f"{prefix}METRICS_PORT": "0",
-        **{f"{prefix}{key.upper()}": str(value) for key, value in settings.items()},
-    }
 
 
 async def start_tts(port: int) -> Process:
@@ -118,15 +108,7 @@ async def test_a_dead_tts_costs_the_audio_not_the_answer_and_its_breaker_recover
             assert "reply_audio" in kinds(back) and "reply_audio_failed" not in kinds(back)
             assert await tts_health(channel) == health_pb2.HealthCheckResponse.SERVING
     finally:
-        for process in processes:
-            if process.proc.returncode is None:
-                process.proc.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                await asyncio.wait_for(process.proc.wait(), 15)
-            except TimeoutError:
-                process.proc.kill()
-                await process.proc.wait()
+        await stop_processes(processes, 15)
 
 
 class StallingModelServer:
@@ -183,9 +165,7 @@ async def test_a_stalled_core_yields_deadline_exceeded_naming_it_and_is_cancelle
         metrics = await asyncio.to_thread(scrape, core.metrics)
         assert metrics['voicemesh_rpcs_total{code="CANCELLED",method="Core/Respond"}'] == 1.0
     finally:
-        for process in (gateway, core):
-            process.proc.send_signal(signal.SIGTERM)
-            await process.proc.wait()
+        await stop_processes([gateway, core])
         server.close()
 
 
@@ -222,9 +202,7 @@ async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_othe
                 assert 0 < int(trailers["grpc-retry-pushback-ms"]) <= 60_000
             assert await ask_as("bob") is None  # another tenant is unaffected
     finally:
-        for process in (gateway, core):
-            process.proc.send_signal(signal.SIGTERM)
-            await process.proc.wait()
+        await stop_processes([gateway, core])
 
 
 @pytest.mark.timeout(120)
@@ -252,10 +230,7 @@ async def test_sigterm_reports_not_serving_then_finishes_the_turn_in_flight() ->
         assert events[-1].turn_done.reply_text.strip()
         assert await asyncio.wait_for(gateway.proc.wait(), 30) == 0
     finally:
-        for process in (gateway, core):
-            if process.proc.returncode is None:
-                process.proc.send_signal(signal.SIGTERM)
-            await process.proc.wait()
+        await stop_processes([gateway, core])
 
 
 @pytest.mark.timeout(180)
@@ -288,6 +263,4 @@ async def test_a_dead_replica_is_routed_around_by_its_own_breaker() -> None:
         assert metrics[f'voicemesh_breaker_state{{replica="{dead}",service="core"}}'] == 2.0
         assert metrics[f'voicemesh_breaker_state{{replica="{core.address}",service="core"}}'] == 0.0
     finally:
-        for process in (gateway, core):
-            process.proc.send_signal(signal.SIGTERM)
-            await process.proc.wait()
+        await stop_processes([gateway, core])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 
 import grpc
@@ -13,22 +12,13 @@ from voicemesh.clients.sdk import AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio
 from voicemesh.common.metrics import scrape
 from voicemesh.common.retry import RetryPolicy
-from voicemesh.launcher import Process, free_port, start_service, wait_serving
+from voicemesh.launcher import Process, free_port, start_service, stop_processes, wait_serving
+from voicemesh.launcher import service_env as env
 
 TURNS = 30
 KILL_AFTER = 15  # turns started when the third replica is killed
 STREAMS = 'voicemesh_rpcs_total{code="OK",method="SpeechToText/StreamingRecognize"}'
 ACTIVE = 'voicemesh_active_rpcs{method="SpeechToText/StreamingRecognize"}'
-
-
-def env(name: str, **settings: object) -> dict[str, str]:
-    prefix = f"VOICEMESH_{name.upper()}_"
-    return {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        f"{prefix}METRICS_PORT": "0",
-        **{f"{prefix}{key.upper()}": str(value) for key, value in settings.items()},
-    }
 
 
 def streams_seen(metrics: dict[str, float]) -> float:
@@ -105,15 +95,7 @@ async def test_three_stt_replicas_share_30_turns_and_one_dies_without_losing_lat
         for survivor in stts[:2]:
             assert (await asyncio.to_thread(scrape, survivor.metrics))[STREAMS] >= 5
     finally:
-        for process in processes:
-            if process.proc.returncode is None:
-                process.proc.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                await asyncio.wait_for(process.proc.wait(), 20)
-            except TimeoutError:
-                process.proc.kill()
-                await process.proc.wait()
+        await stop_processes(processes, 20)
 
 
 @pytest.mark.timeout(240)
@@ -157,7 +139,4 @@ async def test_a_dns_target_keeps_working_while_its_pod_goes_and_comes_back() ->
                 await asyncio.sleep(0.25)
             assert back
     finally:
-        for process in processes:
-            if process.proc.returncode is None:
-                process.proc.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(process.proc.wait(), 20)
+        await stop_processes(processes, 20)

@@ -83,6 +83,34 @@ async def start_service(name: str, module: str, env: dict[str, str], timeout_s: 
     return process
 
 
+def service_env(name: str, **settings: object) -> dict[str, str]:
+    """This process's environment plus settings for one service (``port=0`` → VOICEMESH_CORE_PORT=0);
+    its /metrics on a free port."""
+    prefix = f"VOICEMESH_{name.upper()}_"
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        f"{prefix}METRICS_PORT": "0",
+        **{f"{prefix}{key.upper()}": str(value) for key, value in settings.items()},
+    }
+
+
+async def stop_processes(processes: list[Process], grace_s: float = 15.0) -> None:
+    """SIGTERM them all at once; kill whatever has not exited after ``grace_s``."""
+    for process in processes:
+        if process.proc.returncode is None:
+            process.proc.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            await asyncio.wait_for(process.proc.wait(), grace_s)
+        except TimeoutError:
+            log.warning("%s did not stop within %.0fs; killing it", process.name, grace_s)
+            process.proc.kill()
+            await process.proc.wait()
+        if process._drain:
+            process._drain.cancel()
+
+
 async def wait_serving(address: str, timeout_s: float) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -140,18 +168,7 @@ class Mesh:
         gateway = [p for p in self.processes if p.name == "gateway"]
         backends = [p for p in self.processes if p.name != "gateway"]
         for group in (gateway, backends):
-            for process in group:
-                if process.proc.returncode is None:
-                    process.proc.send_signal(signal.SIGTERM)
-            for process in group:
-                try:
-                    await asyncio.wait_for(process.proc.wait(), grace_s)
-                except TimeoutError:
-                    log.warning("%s did not stop within %.0fs; killing it", process.name, grace_s)
-                    process.proc.kill()
-                    await process.proc.wait()
-                if process._drain:
-                    process._drain.cancel()
+            await stop_processes(group, grace_s)
         self.processes.clear()
 
     async def wait_for_exit(self) -> Process:
