@@ -33,12 +33,12 @@ async def test_three_stt_replicas_share_30_turns_and_one_dies_without_losing_lat
     stts = list(
         await asyncio.gather(
             *(
-                start_service(f"stt{n}", "voicemesh.services.stt", env("stt", port=0, workers=1), 180)
+                start_service(f"stt{n}", "voicemesh.services.stt", env("stt", workers=1), 180)
                 for n in range(3)
             )
         )
     )
-    core = await start_service("core", "voicemesh.services.core", env("core", port=0, max_tokens=16), 180)
+    core = await start_service("core", "voicemesh.services.core", env("core", max_tokens=16), 180)
     gateway = await start_service(
         "gateway",
         "voicemesh.gateway",

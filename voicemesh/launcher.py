@@ -84,12 +84,13 @@ async def start_service(name: str, module: str, env: dict[str, str], timeout_s: 
 
 
 def service_env(name: str, **settings: object) -> dict[str, str]:
-    """This process's environment plus settings for one service (``port=0`` → VOICEMESH_CORE_PORT=0);
-    its /metrics on a free port."""
+    """This process's environment plus settings for one service (``max_tokens=8`` →
+    VOICEMESH_CORE_MAX_TOKENS=8), on free ports unless the settings name one."""
     prefix = f"VOICEMESH_{name.upper()}_"
     return {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
+        f"{prefix}PORT": "0",
         f"{prefix}METRICS_PORT": "0",
         **{f"{prefix}{key.upper()}": str(value) for key, value in settings.items()},
     }
