@@ -15,11 +15,10 @@ from typing import Any, TypeVar
 import grpc
 
 from voicemesh.common.audio import WavAudio
-from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key
+from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key, replay
 from voicemesh.common.retry import RetryPolicy, retrying_stream
 from voicemesh.v1 import (
     audio_pb2,
-    core_pb2,
     gateway_pb2,
     gateway_pb2_grpc,
     speech_to_text_pb2,
@@ -211,18 +210,10 @@ class _Keeper:
 
 
 def _replayed(cached: CachedReply, text: str, request_id: str) -> Iterator[gateway_pb2.AskResponse]:
-    def event(**fields: Any) -> gateway_pb2.AskResponse:
-        return gateway_pb2.AskResponse(request_id=request_id, **fields)
-
-    yield event(
-        route=core_pb2.RouteChosen(tier="cache", model=cached.model, reason="the edge's cached reply")
-    )
-    for index, sentence in enumerate(cached.sentences):
-        yield event(reply_text_delta=f" {sentence}" if index else sentence)
-        yield event(reply_sentence=core_pb2.SentenceMark(index=index, text=sentence))
-    for pcm, rate in cached.audio:
-        yield event(reply_audio=audio_pb2.SynthesizedAudio(audio_content=pcm, sample_rate_hz=rate))
-    yield event(turn_done=gateway_pb2.TurnDone(transcript=text, reply_text=cached.text))
+    for fields in replay(cached, "edge"):
+        yield gateway_pb2.AskResponse(request_id=request_id, **fields)  # type: ignore[arg-type]
+    done = gateway_pb2.TurnDone(transcript=text, reply_text=cached.text)
+    yield gateway_pb2.AskResponse(request_id=request_id, turn_done=done)
 
 
 class Client:

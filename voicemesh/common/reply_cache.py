@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from voicemesh.common.metrics import REPLY_CACHE
+from voicemesh.v1 import audio_pb2, core_pb2
 
 Key = tuple[str, str, bool, str, int]
 
@@ -41,6 +42,17 @@ class CachedReply:
     @property
     def size(self) -> int:
         return len(self.text) + sum(len(pcm) for pcm, _ in self.audio)
+
+
+def replay(cached: CachedReply, where: str) -> Iterator[dict[str, object]]:
+    """A cached reply as the event fields Ask and Converse share: route, text, sentences, audio."""
+    reason = f"asked in the same words before; the {where}'s cached reply"
+    yield {"route": core_pb2.RouteChosen(tier="cache", model=cached.model, reason=reason)}
+    for index, sentence in enumerate(cached.sentences):
+        yield {"reply_text_delta": f" {sentence}" if index else sentence}
+        yield {"reply_sentence": core_pb2.SentenceMark(index=index, text=sentence)}
+    for pcm, rate in cached.audio:
+        yield {"reply_audio": audio_pb2.SynthesizedAudio(audio_content=pcm, sample_rate_hz=rate)}
 
 
 class ReplyCache:

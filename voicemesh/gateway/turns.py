@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from voicemesh.common.metrics import STAGE_SECONDS
-from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key
+from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key, replay
 from voicemesh.common.retry import RetryPolicy, retrying_stream
 from voicemesh.common.tracing import outgoing_metadata, tracer
 from voicemesh.gateway.deadlines import Deadline
@@ -288,12 +288,5 @@ class TurnRunner:
 
 async def _replay(cached: CachedReply, output: TurnOutput, reply: _Reply) -> None:
     reply.route, reply.model, reply.text = f"cache/{cached.model}", cached.model, cached.text
-    route = core_pb2.RouteChosen(
-        tier="cache", model=cached.model, reason="asked in the same words before; the gateway's cached reply"
-    )
-    await output({"route": route})
-    for index, sentence in enumerate(cached.sentences):
-        await output({"reply_text_delta": f" {sentence}" if index else sentence})
-        await output({"reply_sentence": core_pb2.SentenceMark(index=index, text=sentence)})
-    for pcm, rate in cached.audio:
-        await output({"reply_audio": audio_pb2.SynthesizedAudio(audio_content=pcm, sample_rate_hz=rate)})
+    for fields in replay(cached, "gateway"):
+        await output(fields)
