@@ -3,7 +3,6 @@ manifests agree with the code: ports, probes, settings names, drain times, alert
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -47,9 +46,7 @@ def default(component: str, field: str) -> Any:
 def render(overlay: str) -> list[dict[str, Any]]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        if os.environ.get("CI"):
-            pytest.fail("kubectl is needed to render k8s/ (kubectl kustomize) and is not installed")
-        pytest.skip("kubectl not installed: cannot render k8s/")
+        pytest.fail("kubectl is needed to render k8s/ (kubectl kustomize); install it, as README.md says")
     out = subprocess.run(
         [kubectl, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=60
     )
