@@ -14,7 +14,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
-COPY voicemesh ./voicemesh
+COPY runtime ./runtime
+COPY services ./services
+COPY gateway ./gateway
+COPY clients/python ./clients/python
 ENV CMAKE_ARGS=-DGGML_NATIVE=OFF PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch comes from the CPU index: silero-vad asks for it, and PyPI's default build is CUDA's.
 RUN pip wheel --wheel-dir /wheels --constraint constraints.txt \

@@ -30,7 +30,7 @@ import grpc
 import numpy as np
 
 from voicemesh.common.metrics import scrape
-from voicemesh.launcher import free_port, start_service, wait_serving
+from voicemesh.rpc.launcher import free_port, start_service, wait_serving
 from voicemesh.v1 import audio_pb2
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc

@@ -18,9 +18,9 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize, SynthesizeVoice
 
-from voicemesh.launcher import free_port
-from voicemesh.services.stt.recognizer import bundled_model_path
-from voicemesh.services.tts.engine import bundled_voice
+from voicemesh.rpc.launcher import free_port
+from voicemesh.stt.recognizer import bundled_model_path
+from voicemesh.tts.engine import bundled_voice
 
 RATE_HZ = 16_000
 CHUNK_SAMPLES = 320

@@ -23,11 +23,11 @@ import numpy as np
 import soxr
 from piper import PiperVoice, SynthesisConfig
 
-from voicemesh.clients.live import RATE_HZ, LiveCall
+from voicemesh.client.live import RATE_HZ, LiveCall
 from voicemesh.common.audio import float_to_pcm16
 from voicemesh.common.metrics import scrape
-from voicemesh.launcher import Mesh
-from voicemesh.services.tts.engine import bundled_voice
+from voicemesh.rpc.launcher import Mesh
+from voicemesh.tts.engine import bundled_voice
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc
 

@@ -34,12 +34,12 @@ from piper import PiperVoice, SynthesisConfig
 sys.path.insert(0, str(Path(__file__).parent))
 from wakeword_corpus import COMMANDS, COMMANDS_WITHOUT_NAME, EVERYDAY, NEAR_MISSES
 
-from voicemesh.clients.edge import EdgeModels, EdgeSettings
+from voicemesh.client.edge import EdgeModels, EdgeSettings
 from voicemesh.listening.gate import Opened, Passed
 from voicemesh.listening.vad import FRAME_SAMPLES as VAD_FRAME
 from voicemesh.listening.wakeword import DEFAULT_REFRACTORY_S, FRAME_SAMPLES
-from voicemesh.services.stt.recognizer import WhisperRecognizer
-from voicemesh.services.tts.engine import bundled_voice
+from voicemesh.stt.recognizer import WhisperRecognizer
+from voicemesh.tts.engine import bundled_voice
 
 RATE = 16_000
 THRESHOLDS = (0.3, 0.4, 0.5, 0.7)

@@ -80,7 +80,7 @@ def update_lock() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=ROOT)
+    parser.add_argument("--out", type=Path, default=ROOT / "runtime")
     parser.add_argument("--lock", action="store_true", help="record new fields in the lock file")
     args = parser.parse_args()
     written = generate(args.out)

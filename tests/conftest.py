@@ -23,15 +23,15 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from piper import PiperVoice, SynthesisConfig
 
 from voicemesh.common.audio import float_to_pcm16, pcm16_to_float
-from voicemesh.rpc.server import ServiceHost
-from voicemesh.services.stt.__main__ import build_engine as build_stt
-from voicemesh.services.stt.__main__ import build_host as stt_host
-from voicemesh.services.stt.config import SttSettings
-from voicemesh.services.stt.engine import SpeechRecognizer
-from voicemesh.services.tts.__main__ import build_engine as build_tts
-from voicemesh.services.tts.__main__ import build_host as tts_host
-from voicemesh.services.tts.config import TtsSettings
-from voicemesh.services.tts.engine import Synthesizer, bundled_voice
+from voicemesh.rpc.host import ServiceHost
+from voicemesh.stt.__main__ import build_engine as build_stt
+from voicemesh.stt.__main__ import build_host as stt_host
+from voicemesh.stt.config import SttSettings
+from voicemesh.stt.engine import SpeechRecognizer
+from voicemesh.tts.__main__ import build_engine as build_tts
+from voicemesh.tts.__main__ import build_host as tts_host
+from voicemesh.tts.config import TtsSettings
+from voicemesh.tts.engine import Synthesizer, bundled_voice
 
 # Piper samples noise for every utterance, so the same text sounds a little different each run;
 # without that noise a test hears the same audio every time and cannot pass by luck.
@@ -200,7 +200,7 @@ def mesh(otlp_collector: OtlpCollector) -> Iterator[RunningMesh]:
         "VOICEMESH_GATEWAY_LIMIT_TTS_PER_MIN": "1000",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "voicemesh.cli", "up", "--port", "0", "--backend-ports", "0"],
+        [sys.executable, "-m", "voicemesh.client.cli", "up", "--port", "0", "--backend-ports", "0"],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **tracing},

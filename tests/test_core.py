@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 import grpc
 import pytest
 
-from voicemesh.launcher import free_port
-from voicemesh.services.core.__main__ import build_engine, build_host
-from voicemesh.services.core.config import CoreSettings
-from voicemesh.services.core.models import bundled_gguf
+from voicemesh.core.__main__ import build_engine, build_host
+from voicemesh.core.config import CoreSettings
+from voicemesh.core.models import bundled_gguf
+from voicemesh.rpc.launcher import free_port
 from voicemesh.v1 import core_pb2 as pb
 from voicemesh.v1 import core_pb2_grpc as pb_grpc
 

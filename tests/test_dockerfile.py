@@ -18,11 +18,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from voicemesh.core.config import CoreSettings
 from voicemesh.gateway.config import GatewaySettings
-from voicemesh.rpc.server import READY_PREFIX
-from voicemesh.services.core.config import CoreSettings
-from voicemesh.services.stt.config import SttSettings
-from voicemesh.services.tts.config import TtsSettings
+from voicemesh.rpc.host import READY_PREFIX
+from voicemesh.stt.config import SttSettings
+from voicemesh.tts.config import TtsSettings
 
 DOCKERFILE = Path(__file__).resolve().parent.parent / "Dockerfile"
 SETTINGS = {"stt": SttSettings, "tts": TtsSettings, "core": CoreSettings, "gateway": GatewaySettings}

@@ -14,7 +14,7 @@ import grpc
 import numpy as np
 import pytest
 
-from voicemesh.clients.edge import (
+from voicemesh.client.edge import (
     CommandFailed,
     CommandSent,
     Edge,
@@ -24,7 +24,7 @@ from voicemesh.clients.edge import (
     WakeHeard,
     file_audio,
 )
-from voicemesh.clients.sdk import AsyncClient, wav_chunks
+from voicemesh.client.sdk import AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio, pcm16_to_float, write_wav
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
@@ -179,7 +179,7 @@ def test_listen_cli_plays_a_file_through_the_edge_to_the_mesh(mesh, recording_wa
         [
             sys.executable,
             "-m",
-            "voicemesh.cli",
+            "voicemesh.client.cli",
             "listen",
             "--file",
             str(recording_wav),
@@ -221,7 +221,7 @@ async def test_gateway_listens_for_the_wake_word_for_a_thin_client(mesh, wake_re
 
 def test_listen_without_a_microphone_says_so() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "voicemesh.cli", "listen", "--target", "127.0.0.1:1"],
+        [sys.executable, "-m", "voicemesh.client.cli", "listen", "--target", "127.0.0.1:1"],
         capture_output=True,
         text=True,
         timeout=60,

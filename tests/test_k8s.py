@@ -16,10 +16,10 @@ from prometheus_client import REGISTRY
 
 import voicemesh.common.metrics  # noqa: F401  (registers every voicemesh metric)
 from voicemesh.common.config import ServiceSettings
+from voicemesh.core.config import CoreSettings
 from voicemesh.gateway.config import GatewaySettings
-from voicemesh.services.core.config import CoreSettings
-from voicemesh.services.stt.config import SttSettings
-from voicemesh.services.tts.config import TtsSettings
+from voicemesh.stt.config import SttSettings
+from voicemesh.tts.config import TtsSettings
 from voicemesh.v1 import core_pb2, gateway_pb2, speech_to_text_pb2, text_to_speech_pb2
 
 K8S = Path(__file__).resolve().parent.parent / "k8s"

@@ -24,12 +24,12 @@ import grpc
 import pytest
 from redis.asyncio import Redis
 
-from voicemesh.clients.sdk import AsyncClient, wav_chunks
+from voicemesh.client.sdk import AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio
 from voicemesh.common.metrics import scrape
 from voicemesh.common.reply_cache import ReplyCache
-from voicemesh.launcher import free_port, start_service, stop_processes, wait_serving
-from voicemesh.launcher import service_env as env
+from voicemesh.rpc.launcher import free_port, start_service, stop_processes, wait_serving
+from voicemesh.rpc.launcher import service_env as env
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
 from voicemesh.v1 import user_data_pb2, user_data_pb2_grpc
@@ -105,7 +105,7 @@ async def servers() -> AsyncIterator[Backends]:
     await admin.close()
     history_url = f"{POSTGRES_URL}?search_path={schema}"
     core = await start_service(
-        "core", "voicemesh.services.core", env("core", session_url=redis.url, history_url=history_url), 120
+        "core", "voicemesh.core", env("core", session_url=redis.url, history_url=history_url), 120
     )
     gateway = await start_service(
         "gateway",
@@ -185,7 +185,7 @@ async def turns_when(
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "voicemesh.cli", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "voicemesh.client.cli", *args], capture_output=True, text=True, timeout=60
     )
 
 

@@ -12,9 +12,9 @@ import grpc
 import numpy as np
 import pytest
 
-from voicemesh.clients.sdk import AsyncClient, Client, wav_chunks
+from voicemesh.client.sdk import AsyncClient, Client, wav_chunks
 from voicemesh.common.audio import MODEL_RATE_HZ, WavAudio, pcm16_to_float, read_wav, write_wav
-from voicemesh.services.stt.engine import SpeechRecognizer
+from voicemesh.stt.engine import SpeechRecognizer
 
 SERVICES = {
     "gateway": "voicemesh.v1.GatewayService",
@@ -83,7 +83,7 @@ def test_cli_talk_writes_reply_wav_and_streams_json(mesh, speak, tmp_path: Path)
     wav = tmp_path / "question.wav"
     write_wav(wav, WavAudio(question.pcm, question.sample_rate_hz))
     out = tmp_path / "answer.wav"
-    cli = [sys.executable, "-m", "voicemesh.cli"]
+    cli = [sys.executable, "-m", "voicemesh.client.cli"]
     result = subprocess.run(
         [*cli, "talk", str(wav), "--out", str(out), "--json", "--target", mesh.gateway],
         capture_output=True,
@@ -107,7 +107,7 @@ def test_cli_talk_writes_reply_wav_and_streams_json(mesh, speak, tmp_path: Path)
 
 def test_cli_ask_and_sync_client(mesh) -> None:  # type: ignore[no-untyped-def]
     result = subprocess.run(
-        [sys.executable, "-m", "voicemesh.cli", "ask", "Say hello.", "--target", mesh.gateway],
+        [sys.executable, "-m", "voicemesh.client.cli", "ask", "Say hello.", "--target", mesh.gateway],
         capture_output=True,
         text=True,
         timeout=120,
@@ -125,7 +125,7 @@ def test_cli_ask_and_sync_client(mesh) -> None:  # type: ignore[no-untyped-def]
 
 def test_cli_reports_an_unreachable_gateway() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "voicemesh.cli", "ask", "hi", "--target", "127.0.0.1:9"],
+        [sys.executable, "-m", "voicemesh.client.cli", "ask", "hi", "--target", "127.0.0.1:9"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,9 +10,9 @@ import grpc
 import numpy as np
 import pytest
 
-from voicemesh.clients.sdk import AsyncClient, wav_chunks
+from voicemesh.client.sdk import AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio, float_to_pcm16
-from voicemesh.services.stt.agreement import LocalAgreement
+from voicemesh.stt.agreement import LocalAgreement
 from voicemesh.v1 import speech_to_text_pb2 as pb
 
 LONG = (

@@ -18,7 +18,7 @@ import generate_protos  # noqa: E402
 
 def test_generated_code_is_current(tmp_path: Path) -> None:
     generate_protos.generate(tmp_path)
-    fresh, committed = tmp_path / "voicemesh" / "v1", ROOT / "voicemesh" / "v1"
+    fresh, committed = tmp_path / "voicemesh" / "v1", ROOT / "runtime" / "voicemesh" / "v1"
     names = sorted(p.name for p in fresh.iterdir())
     assert names == sorted(p.name for p in committed.iterdir() if p.name != "__pycache__")
     stale = [name for name in names if not filecmp.cmp(fresh / name, committed / name, shallow=False)]

@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 import pytest
 
-from voicemesh.clients.live import RATE_HZ, LiveCall
+from voicemesh.client.live import RATE_HZ, LiveCall
 from voicemesh.common.audio import float_to_pcm16
 from voicemesh.common.metrics import scrape
 from voicemesh.gateway.conversation import same_words

@@ -9,12 +9,12 @@ import signal
 import grpc
 import pytest
 
-from voicemesh.clients.sdk import AsyncClient, wav_chunks
+from voicemesh.client.sdk import AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio
 from voicemesh.common.metrics import scrape
 from voicemesh.common.retry import RetryPolicy
-from voicemesh.launcher import Process, free_port, start_service, stop_processes, wait_serving
-from voicemesh.launcher import service_env as env
+from voicemesh.rpc.launcher import Process, free_port, start_service, stop_processes, wait_serving
+from voicemesh.rpc.launcher import service_env as env
 
 TURNS = 30
 KILL_AFTER = 15  # turns started when the third replica is killed
@@ -33,13 +33,10 @@ async def test_three_stt_replicas_share_30_turns_and_one_dies_without_losing_lat
     audio = list(wav_chunks(WavAudio(speech.pcm, speech.sample_rate_hz)))
     stts = list(
         await asyncio.gather(
-            *(
-                start_service(f"stt{n}", "voicemesh.services.stt", env("stt", workers=1), 180)
-                for n in range(3)
-            )
+            *(start_service(f"stt{n}", "voicemesh.stt", env("stt", workers=1), 180) for n in range(3))
         )
     )
-    core = await start_service("core", "voicemesh.services.core", env("core", max_tokens=16), 180)
+    core = await start_service("core", "voicemesh.core", env("core", max_tokens=16), 180)
     gateway = await start_service(
         "gateway",
         "voicemesh.gateway",
@@ -104,7 +101,7 @@ async def test_three_stt_replicas_share_30_turns_and_one_dies_without_losing_lat
 async def test_a_dns_target_keeps_working_while_its_pod_goes_and_comes_back() -> None:
     """The gateway reaches the core by dns:/// (as in k8s/) and finds it again after a restart."""
     port = free_port()
-    core = await start_service("core", "voicemesh.services.core", env("core", port=port, max_tokens=8), 180)
+    core = await start_service("core", "voicemesh.core", env("core", port=port, max_tokens=8), 180)
     gateway = await start_service(
         "gateway",
         "voicemesh.gateway",
@@ -132,7 +129,7 @@ async def test_a_dns_target_keeps_working_while_its_pod_goes_and_comes_back() ->
             await core.proc.wait()
             assert not await answered(client)  # gone: refused at once, not hung
             core = processes[0] = await start_service(
-                "core", "voicemesh.services.core", env("core", port=port, max_tokens=8), 180
+                "core", "voicemesh.core", env("core", port=port, max_tokens=8), 180
             )
             back = False
             for _ in range(40):  # reconnect backoff is capped at 2 s, the breaker resets after 1 s

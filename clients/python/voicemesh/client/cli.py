@@ -1,0 +1,378 @@
+"""The ``voicemesh`` command: run the mesh, talk to it, ask it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from voicemesh.client.sdk import DEFAULT_TARGET, AsyncClient, wav_chunks
+from voicemesh.common.audio import WavAudio, read_wav, write_wav
+from voicemesh.common.errors import InvalidAudio
+from voicemesh.v1 import user_data_pb2
+
+SERVICES = {
+    "stt": "voicemesh.stt",
+    "tts": "voicemesh.tts",
+    "core": "voicemesh.core",
+    "gateway": "voicemesh.gateway",
+}
+
+DEFAULT_USER = os.environ.get("VOICEMESH_USER") or getpass.getuser()
+
+Event = Any  # gateway_pb2.ConverseResponse | gateway_pb2.AskResponse: same event fields
+
+
+class Printer:
+    """Prints events as a person reads them, or one JSON object per line for scripts."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.audio = bytearray()
+        self.rate = 0
+        self._mid_reply = False
+
+    def __call__(self, event: Event) -> None:
+        kind = event.WhichOneof("event")
+        if kind == "reply_audio":
+            self.audio += event.reply_audio.audio_content
+            self.rate = event.reply_audio.sample_rate_hz
+        if self.as_json:
+            data = MessageToDict(event, preserving_proto_field_name=True)
+            if kind == "reply_audio":  # base64 audio is noise in a terminal; say how much there is
+                audio = data["reply_audio"]
+                audio["audio_bytes"] = len(event.reply_audio.audio_content)
+                audio.pop("audio_content", None)
+            print(json.dumps(data), flush=True)
+            return
+        if kind == "transcript":
+            print(f"you: {event.transcript.transcript}", flush=True)
+        elif kind == "route":
+            print(f"assistant ({event.route.tier}, {event.route.model}): ", end="", flush=True)
+            self._mid_reply = True
+        elif kind == "reply_text_delta":
+            print(event.reply_text_delta, end="", flush=True)
+        elif kind == "interrupted":
+            print(" [interrupted]" if self._mid_reply else "[reply interrupted]", flush=True)
+            self._mid_reply = False
+        elif kind == "turn_done":
+            if self._mid_reply:
+                print(flush=True)
+                self._mid_reply = False
+            t = event.turn_done.timings
+            stages = [
+                ("transcript", t.final_transcript_ms),
+                ("first token", t.first_token_ms),
+                ("first audio", t.first_audio_ms),
+                ("done", t.done_ms),
+            ]
+            print("  (" + ", ".join(f"{name} {ms:.0f} ms" for name, ms in stages if ms) + ")", flush=True)
+
+    def save(self, path: Path | None) -> None:
+        if path is None:
+            return
+        if not self.audio:
+            print("voicemesh: no reply audio came back; nothing written", file=sys.stderr)
+            return
+        write_wav(path, WavAudio(bytes(self.audio), self.rate))
+        if not self.as_json:
+            print(f"reply audio: {path} ({len(self.audio) / 2 / self.rate:.1f} s)", flush=True)
+
+
+async def _consume(events: AsyncIterator[Event], printer: Printer) -> None:
+    async for event in events:
+        printer(event)
+
+
+async def talk(args: argparse.Namespace) -> int:
+    try:
+        audio = read_wav(args.wav)
+    except (OSError, EOFError, InvalidAudio) as exc:
+        print(f"voicemesh: cannot read {args.wav}: {exc}", file=sys.stderr)
+        return 2
+    printer = Printer(args.json)
+    async with AsyncClient(args.target) as client:
+        events = client.converse(
+            wav_chunks(audio),
+            sample_rate_hz=audio.sample_rate_hz,
+            channels=audio.channels,
+            speak=args.out is not None,
+            voice=args.voice,
+            session_id=args.session,
+            user_id=args.user,
+        )
+        await _consume(events, printer)
+    printer.save(args.out)
+    return 0
+
+
+async def ask(args: argparse.Namespace) -> int:
+    printer = Printer(args.json)
+    async with AsyncClient(args.target) as client:
+        events = client.ask(
+            args.text,
+            speak=args.out is not None,
+            voice=args.voice,
+            session_id=args.session,
+            user_id=args.user,
+        )
+        await _consume(events, printer)
+    printer.save(args.out)
+    return 0
+
+
+async def listen(args: argparse.Namespace) -> int:
+    from voicemesh.client import edge
+
+    overrides: dict[str, Any] = {}
+    if args.wake_word is not None:
+        overrides["wake_words"] = [w for w in args.wake_word if w]
+    if args.threshold is not None:
+        overrides["wake_threshold"] = args.threshold
+    settings = edge.EdgeSettings.load(**overrides)
+    try:
+        if args.file is not None:
+            wav = read_wav(args.file)
+            rate, channels = wav.sample_rate_hz, wav.channels
+            source = edge.file_audio(args.file, realtime=not args.fast)
+        else:
+            rate, channels = 16_000, 1
+            source = edge.microphone(sample_rate_hz=rate)
+    except (OSError, EOFError, InvalidAudio, edge.NoMicrophone) as exc:
+        print(f"voicemesh: {exc}", file=sys.stderr)
+        return 2
+
+    speaker = None
+    if args.file is None and not args.quiet:
+        try:
+            speaker = edge.Speaker()
+        except edge.NoMicrophone as exc:
+            print(f"voicemesh: {exc}; replies will not be played", file=sys.stderr)
+    if args.save_dir is not None:
+        args.save_dir.mkdir(parents=True, exist_ok=True)
+    printer = Printer(args.json)
+    replies: dict[int, bytearray] = {}
+    if not args.json:
+        print(f"listening for {', '.join(settings.wake_words) or 'any speech'}", flush=True)
+
+    async with AsyncClient(args.target) as client:
+        listener = edge.Edge(
+            client,
+            edge.EdgeModels(settings),
+            speak=bool(speaker or args.save_dir),
+            voice=args.voice,
+            user_id=args.user,
+        )
+        async for event in listener.listen(source, sample_rate_hz=rate, channels=channels):
+            if not isinstance(event, edge.GatewayEvent):
+                _print_edge_event(event, args.json)
+                continue
+            printer(event.response)
+            if event.response.WhichOneof("event") == "interrupted" and speaker is not None:
+                speaker.stop()
+            if event.response.WhichOneof("event") == "reply_audio":
+                chunk = event.response.reply_audio
+                if speaker is not None:
+                    speaker.say(chunk.audio_content, chunk.sample_rate_hz)
+                if args.save_dir is not None:
+                    replies.setdefault(event.command, bytearray()).extend(chunk.audio_content)
+    if speaker is not None:
+        await speaker.drain()
+    for command, audio in sorted(replies.items()):
+        path = args.save_dir / f"reply-{command}.wav"
+        write_wav(path, WavAudio(bytes(audio), printer.rate))
+        if not args.json:
+            print(f"reply audio: {path} ({len(audio) / 2 / printer.rate:.1f} s)", flush=True)
+    return 0
+
+
+def _print_edge_event(event: Any, as_json: bool) -> None:
+    from voicemesh.client.edge import CommandFailed, CommandSent, WakeHeard
+
+    if as_json:
+        fields = {k: (v.name if isinstance(v, grpc.StatusCode) else v) for k, v in vars(event).items()}
+        print(json.dumps({"edge": type(event).__name__, **fields}), flush=True)
+    elif isinstance(event, WakeHeard):
+        print(f"[{event.heard_s:6.2f}s] wake: {event.model} ({event.score:.2f})", flush=True)
+    elif isinstance(event, CommandSent):
+        length = event.end_s - event.start_s
+        print(f"[{event.end_s:6.2f}s] sent {length:.1f} s of audio ({event.reason})", flush=True)
+    elif isinstance(event, CommandFailed):
+        print(f"voicemesh: command {event.command}: {event.code.name}: {event.details}", file=sys.stderr)
+
+
+async def history(args: argparse.Namespace) -> int:
+    """Show or delete what the mesh keeps about a user."""
+    async with AsyncClient(args.target) as client:
+        if args.action == "delete":
+            deleted = await client.users.DeleteUserData(
+                user_data_pb2.DeleteUserDataRequest(user_id=args.user_id)
+            )
+            if args.json:
+                print(json.dumps(MessageToDict(deleted, preserving_proto_field_name=True)))
+            else:
+                what = "the profile" if deleted.profile_deleted else "no profile"
+                print(
+                    f"deleted {args.user_id}: {deleted.turns_deleted} turns, {deleted.sessions_deleted} "
+                    f"sessions, {deleted.cached_replies_deleted} cached replies, {what}"
+                )
+            return 0
+        data = await client.users.GetUserData(
+            user_data_pb2.GetUserDataRequest(user_id=args.user_id, limit=args.limit)
+        )
+    if args.json:
+        print(json.dumps(MessageToDict(data, preserving_proto_field_name=True)))
+        return 0
+    profile = ", ".join(f"{k}={v}" for k, v in sorted(data.profile.items()))
+    print(f"{args.user_id}: profile {profile or '(none)'}; {len(data.turns)} turns shown, oldest first")
+    for turn in data.turns:
+        when = turn.time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+        cut = " [interrupted]" if turn.interrupted else ""
+        print(f"{when}  session {turn.session_id[:8]}  ({turn.route or 'no reply'})")
+        print(f"  you: {turn.transcript}")
+        print(f"  assistant: {turn.reply_text}{cut}")
+    return 0
+
+
+async def profile(args: argparse.Namespace) -> int:
+    fields = {}
+    for item in args.fields:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"voicemesh: {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        fields[key] = value
+    request = user_data_pb2.UpdateProfileRequest(user_id=args.user_id, set=fields, remove=args.remove or [])
+    async with AsyncClient(args.target) as client:
+        updated = await client.users.UpdateProfile(request)
+    print(", ".join(f"{k}={v}" for k, v in sorted(updated.profile.items())) or "(empty profile)")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    import runpy
+
+    sys.argv = [SERVICES[args.service]]
+    runpy.run_module(SERVICES[args.service], run_name="__main__", alter_sys=True)
+    return 0
+
+
+def up(args: argparse.Namespace) -> int:
+    from voicemesh.rpc.launcher import up as run_up
+
+    ports = {"gateway": args.port}
+    if args.backend_ports is not None:
+        ports.update(dict.fromkeys(("stt", "tts", "core"), args.backend_ports))
+    return asyncio.run(run_up(args.host, ports))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="voicemesh", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("up", help="start every service on loopback and wait until all are SERVING")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=50051, help="gateway port (0 picks a free one)")
+    p.add_argument(
+        "--backend-ports",
+        type=int,
+        default=None,
+        metavar="0",
+        help="give 0 to put stt, core and tts on free ports instead of 50052-50054",
+    )
+    p.set_defaults(run=up)
+
+    p = commands.add_parser("serve", help="run one service in the foreground")
+    p.add_argument("service", choices=sorted(SERVICES))
+    p.set_defaults(run=serve)
+
+    for name, help_text in (
+        ("talk", "send a spoken question (WAV) and hear the answer"),
+        ("ask", "ask in text"),
+    ):
+        p = commands.add_parser(name, help=help_text)
+        if name == "talk":
+            p.add_argument("wav", type=Path, help="16-bit PCM WAV file, any rate from 8 to 48 kHz")
+        else:
+            p.add_argument("text")
+        p.add_argument("--out", type=Path, help="write the spoken reply to this WAV file")
+        p.add_argument("--voice", default="", help="TTS voice (default: the server's)")
+        p.add_argument("--json", action="store_true", help="print one JSON object per event")
+        p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+        p.add_argument("--session", default="", help="continue this conversation (its id is in turn_done)")
+        _user_option(p)
+        p.set_defaults(run=talk if name == "talk" else ask)
+
+    p = commands.add_parser(
+        "listen", help="listen for the wake word on the microphone (or a WAV file) and converse"
+    )
+    p.add_argument("--file", type=Path, help="play this WAV through the edge at real-time pace instead")
+    p.add_argument("--fast", action="store_true", help="with --file: do not wait for real time")
+    p.add_argument(
+        "--wake-word",
+        action="append",
+        metavar="NAME|PATH",
+        help="bundled model name or custom .onnx (repeatable; give '' for none: any speech opens)",
+    )
+    p.add_argument("--threshold", type=float, help="wake word score that fires (0-1)")
+    p.add_argument("--save-dir", type=Path, help="ask for spoken replies and write them here as WAV")
+    p.add_argument("--quiet", action="store_true", help="with the microphone: do not play replies")
+    p.add_argument("--voice", default="", help="TTS voice (default: the server's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per event")
+    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    _user_option(p)
+    p.set_defaults(run=listen)
+
+    p = commands.add_parser("history", help="show or delete what the mesh keeps about a user")
+    p.add_argument("action", choices=["show", "delete"])
+    p.add_argument("user_id", metavar="USER")
+    p.add_argument("--limit", type=int, default=20, help="with show: most recent turns to list (default 20)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    p.set_defaults(run=history)
+
+    p = commands.add_parser("profile", help="set (KEY=VALUE) or remove fields of a user's profile")
+    p.add_argument("user_id", metavar="USER")
+    p.add_argument("fields", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("--remove", action="append", metavar="KEY", help="remove this field (repeatable)")
+    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    p.set_defaults(run=profile)
+    return root
+
+
+def _user_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--user",
+        default=DEFAULT_USER,
+        help="who is speaking: their profile and history give context, and turns are kept in their history "
+        "(default $VOICEMESH_USER or your login name; '' for anonymous)",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        result = args.run(args)
+        code = asyncio.run(result) if asyncio.iscoroutine(result) else result
+    except grpc.aio.AioRpcError as exc:
+        print(f"voicemesh: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:  # `voicemesh talk --json | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Python client for the voicemesh gateway: ``AsyncClient`` and its blocking twin ``Client``.
+
+Events are the gateway's own protobuf messages (``ConverseResponse`` / ``AskResponse``): the same
+objects a client in any other language gets. ``event.WhichOneof("event")`` says which kind it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from voicemesh.common.audio import WavAudio
+from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key, replay
+from voicemesh.common.retry import RetryPolicy, retrying_stream
+from voicemesh.v1 import (
+    audio_pb2,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    speech_to_text_pb2,
+    user_data_pb2_grpc,
+)
+
+DEFAULT_TARGET = os.environ.get("VOICEMESH_TARGET", "127.0.0.1:50051")
+CHUNK_MS = 100
+T = TypeVar("T")
+
+
+def wav_chunks(audio: WavAudio, chunk_ms: int = CHUNK_MS) -> Iterator[bytes]:
+    """Split a WAV's PCM into chunks of whole frames, ``chunk_ms`` long."""
+    step = audio.sample_rate_hz * chunk_ms // 1000 * 2 * audio.channels
+    for offset in range(0, len(audio.pcm), step):
+        yield audio.pcm[offset : offset + step]
+
+
+def reply_config(speak: bool, voice: str, sample_rate_hz: int) -> gateway_pb2.ReplyConfig:
+    return gateway_pb2.ReplyConfig(synthesize_audio=speak, voice=voice, sample_rate_hz=sample_rate_hz)
+
+
+class AsyncClient:
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout_s: float | None = None,
+        retry: RetryPolicy | None = None,
+        reply_cache: ReplyCache | None = None,
+    ) -> None:
+        """``reply_cache`` (e.g. ``ReplyCache("edge")``) answers an ``ask`` that starts a conversation
+        with words asked before from this process, without a round trip. Such a turn never reaches
+        the server, so it is not in the user's history there: leave it off where that matters."""
+        self.target = target
+        self._timeout_s = timeout_s
+        self._retry = retry or RetryPolicy()
+        self._channel = grpc.aio.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", 16 << 20)]
+        )
+        self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
+        self.users = user_data_pb2_grpc.UserDataServiceStub(self._channel)
+        self.reply_cache = reply_cache
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close(grace=None)
+
+    async def converse(
+        self,
+        audio: AsyncIterable[bytes] | Iterable[bytes],
+        *,
+        sample_rate_hz: int = 16_000,
+        channels: int = 1,
+        speak: bool = True,
+        voice: str = "",
+        reply_sample_rate_hz: int = 0,
+        session_id: str = "",
+        user_id: str = "",
+        request_id: str = "",
+        wake_words: Sequence[str] | None = None,
+        wake_threshold: float = 0.0,
+        interim_results: bool = False,
+        min_silence_ms: int = 0,
+        min_speech_ms: int = 0,
+        max_utterance_s: float = 0.0,
+        barge_in: bool = True,
+    ) -> AsyncIterator[gateway_pb2.ConverseResponse]:
+        """Stream PCM s16le audio; yield transcripts, reply text and reply audio as they come.
+
+        ``wake_words`` (``[]`` for the server's default) asks the server to listen for a wake word
+        and drop everything before it: for a client that streams all its audio. The SDK's own edge
+        (``voicemesh.client.edge``) does that on the device instead. ``interim_results`` adds
+        partial transcripts while the user speaks; ``min_silence_ms``, ``min_speech_ms`` and
+        ``max_utterance_s`` tune what counts as speech and when an utterance ends (0 keeps the
+        server's defaults). With ``barge_in``, speech over a reply interrupts it: an ``interrupted``
+        event says to stop playing that turn's audio. Unlike ``ask``, a failed stream is not retried:
+        the audio it consumed cannot be sent again.
+        """
+        wake = None
+        if wake_words is not None:
+            wake = speech_to_text_pb2.WakeWordConfig(models=wake_words, threshold=wake_threshold)
+        config = gateway_pb2.ConverseConfig(
+            audio_format=audio_pb2.AudioFormat(
+                encoding=audio_pb2.AUDIO_ENCODING_LINEAR16, sample_rate_hz=sample_rate_hz, channels=channels
+            ),
+            reply=reply_config(speak, voice, reply_sample_rate_hz),
+            session_id=session_id,
+            user_id=user_id,
+            request_id=request_id,
+            wake_word=wake,
+            interim_results=interim_results,
+            endpointing=speech_to_text_pb2.Endpointing(
+                min_silence_ms=min_silence_ms, min_speech_ms=min_speech_ms, max_utterance_s=max_utterance_s
+            ),
+            no_barge_in=not barge_in,
+        )
+
+        async def requests() -> AsyncIterator[gateway_pb2.ConverseRequest]:
+            yield gateway_pb2.ConverseRequest(config=config)
+            if isinstance(audio, AsyncIterable):
+                async for chunk in audio:
+                    yield gateway_pb2.ConverseRequest(audio_content=chunk)
+            else:
+                for chunk in audio:
+                    yield gateway_pb2.ConverseRequest(audio_content=chunk)
+
+        call = self._stub.Converse(requests(), timeout=self._timeout_s)
+        async for response in call:
+            yield response
+
+    async def ask(
+        self,
+        text: str,
+        *,
+        speak: bool = False,
+        voice: str = "",
+        reply_sample_rate_hz: int = 0,
+        session_id: str = "",
+        user_id: str = "",
+        request_id: str = "",
+    ) -> AsyncIterator[gateway_pb2.AskResponse]:
+        """A typed turn; yields the reply text (and audio if ``speak``) as it comes.
+
+        If the gateway is unreachable or over a limit before it answers, the call is retried with
+        jittered backoff (``retry``), within the client's timeout and after any pushback the server
+        asked for; once the reply has started it is not.
+        """
+        request = gateway_pb2.AskRequest(
+            text=text,
+            reply=reply_config(speak, voice, reply_sample_rate_hz),
+            session_id=session_id,
+            user_id=user_id,
+            request_id=request_id,
+        )
+        cache, key = self.reply_cache, cache_key(user_id, text, speak, voice, reply_sample_rate_hz)
+        if cache is not None and not session_id and (cached := cache.get(key)) is not None:
+            for event in _replayed(cached, text, request_id):
+                yield event
+            return
+        kept = _Keeper() if cache is not None and not session_id else None
+        deadline_at = time.monotonic() + self._timeout_s if self._timeout_s else None
+
+        def call() -> AsyncIterator[gateway_pb2.AskResponse]:
+            timeout = None if deadline_at is None else max(0.001, deadline_at - time.monotonic())
+            return self._stub.Ask(request, timeout=timeout)
+
+        async for response in retrying_stream(call, self._retry, deadline_at):
+            if kept is not None:
+                kept.see(response)
+            yield response
+        if cache is not None and kept is not None and (reply := kept.reply()) is not None:
+            cache.put(key, reply)
+
+
+class _Keeper:
+    """Collects an Ask's reply for the edge cache: kept only if whole and free of earlier context."""
+
+    def __init__(self) -> None:
+        self.model = ""
+        self.sentences: list[str] = []
+        self.audio: list[tuple[bytes, int]] = []
+        self.text = ""
+        self.cacheable = True
+
+    def see(self, response: gateway_pb2.AskResponse) -> None:
+        kind = response.WhichOneof("event")
+        if kind == "route":
+            self.model = response.route.model
+            self.cacheable = response.route.tier != "cache"  # the gateway's cache already has it
+        elif kind == "reply_sentence":
+            self.sentences.append(response.reply_sentence.text)
+        elif kind == "reply_audio":
+            self.audio.append((response.reply_audio.audio_content, response.reply_audio.sample_rate_hz))
+        elif kind == "reply_audio_failed":
+            self.cacheable = False
+        elif kind == "turn_done":
+            self.text = response.turn_done.reply_text
+
+    def reply(self) -> CachedReply | None:
+        if not self.cacheable or not self.text:
+            return None
+        return CachedReply(self.model, self.text, self.sentences, self.audio)
+
+
+def _replayed(cached: CachedReply, text: str, request_id: str) -> Iterator[gateway_pb2.AskResponse]:
+    for fields in replay(cached, "edge"):
+        yield gateway_pb2.AskResponse(request_id=request_id, **fields)  # type: ignore[arg-type]
+    done = gateway_pb2.TurnDone(transcript=text, reply_text=cached.text)
+    yield gateway_pb2.AskResponse(request_id=request_id, turn_done=done)
+
+
+class Client:
+    """The blocking client: the async one driven by a private event loop."""
+
+    def __init__(self, target: str = DEFAULT_TARGET, *, timeout_s: float | None = None) -> None:
+        self._runner = asyncio.Runner()
+        self._client = self._runner.run(self._make(target, timeout_s))
+
+    @staticmethod
+    async def _make(target: str, timeout_s: float | None) -> AsyncClient:
+        return AsyncClient(target, timeout_s=timeout_s)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._runner.run(self._client.close())
+        self._runner.close()
+
+    def _iterate(self, stream: AsyncIterator[T]) -> Iterator[T]:
+        try:
+            while True:
+                try:
+                    yield self._runner.run(anext(stream))  # type: ignore[arg-type]
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._runner.run(stream.aclose())  # type: ignore[attr-defined]
+
+    def converse(self, audio: Iterable[bytes], **options: Any) -> Iterator[gateway_pb2.ConverseResponse]:
+        return self._iterate(self._client.converse(audio, **options))
+
+    def ask(self, text: str, **options: Any) -> Iterator[gateway_pb2.AskResponse]:
+        return self._iterate(self._client.ask(text, **options))

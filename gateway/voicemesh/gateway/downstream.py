@@ -1,0 +1,245 @@
+"""Channels to the STT, core and TTS services, each call guarded by a circuit breaker per replica.
+
+A breaker (pybreaker) counts the calls that fail the way a sick service fails: UNAVAILABLE,
+DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS. After ``fail_max`` of them in a row it opens, and
+calls go to the service's other replicas; with none left they fail at once with UNAVAILABLE naming
+the service, instead of each waiting on a dead peer.
+After ``reset_timeout_s`` one call is let through (half-open); its success closes the breaker.
+A caller's own mistakes (INVALID_ARGUMENT …) and cancellations (barge-in) are not failures.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import pybreaker
+
+from voicemesh.common.metrics import BREAKER_STATE
+from voicemesh.gateway.deadlines import Deadline
+from voicemesh.gateway.throttle import ConcurrencyLimit
+from voicemesh.rpc.host import MAX_MESSAGE_BYTES
+from voicemesh.rpc.status import RelayedStatus
+from voicemesh.v1 import core_pb2_grpc, speech_to_text_pb2_grpc, text_to_speech_pb2_grpc, user_data_pb2_grpc
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # gRPC backs off reconnecting up to 120 s; a restarted pod should be found within seconds.
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    # A dns:/// target (a headless Service) resolves to every pod: spread calls over all of them,
+    # not just the first address. The servers' max connection age makes clients resolve again.
+    ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
+]
+FAILURE_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+STATE_VALUES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
+# The gRPC service each downstream name stands for: the gateway's health reports each one's breaker.
+SERVICES = {
+    "stt": "voicemesh.v1.SpeechToTextService",
+    "core": "voicemesh.v1.CoreService",
+    "tts": "voicemesh.v1.TextToSpeechService",
+}
+
+
+class _CallerDeadline(Exception):
+    """A downstream call ran out of the caller's own deadline."""
+
+
+def _not_a_failure(exc: BaseException) -> bool:
+    return not (isinstance(exc, grpc.aio.AioRpcError) and exc.code() in FAILURE_CODES)
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    fail_max: int = 5
+    reset_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class ConcurrencySettings:
+    """Calls in flight per service (an STT call is a whole stream), and how many more may wait."""
+
+    stt: int = 200
+    core: int = 16
+    tts: int = 16
+    queue: int = 32
+    max_wait_s: float = 2.0
+
+    def limits(self) -> dict[str, ConcurrencyLimit]:
+        return {
+            name: ConcurrencyLimit(name, getattr(self, name), self.queue, self.max_wait_s)
+            for name in SERVICES
+        }
+
+
+def replica_addresses(target: str) -> list[str]:
+    """A static list of replicas ("a:1,b:2" or gRPC's "ipv4:a:1,b:2") apart; any other target whole."""
+    listed = target.removeprefix("ipv4:")
+    return [a.strip() for a in listed.split(",") if a.strip()] if "," in listed else [target]
+
+
+@dataclass
+class Replica:
+    address: str
+    channel: grpc.aio.Channel
+    stub: Any
+    breaker: pybreaker.CircuitBreaker
+
+
+class Replicas(pybreaker.CircuitBreakerListener):
+    """One service's replicas, each with its own breaker, taken in turn; open ones are skipped.
+
+    A static address list gets a channel and a breaker per replica, so one dead replica is routed
+    around while the others serve. A single target (host:port, or dns:/// with gRPC's round_robin)
+    is one channel and one breaker.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        target: str,
+        make_stub: Callable[[grpc.aio.Channel], Any],
+        settings: BreakerSettings,
+        on_health: Callable[[str, bool], None],
+    ) -> None:
+        self.service = service
+        self._on_health = on_health
+        self.replicas = []
+        for address in replica_addresses(target):
+            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            breaker = pybreaker.CircuitBreaker(
+                fail_max=settings.fail_max,
+                reset_timeout=settings.reset_timeout_s,
+                exclude=[_not_a_failure],
+                listeners=[self],
+                name=address,
+                throw_new_error_on_trip=False,  # the call that trips it keeps its own status
+            )
+            self.replicas.append(Replica(address, channel, make_stub(channel), breaker))
+            BREAKER_STATE.labels(service, address).set(0)
+        self._next = 0
+
+    def state_change(
+        self, cb: pybreaker.CircuitBreaker, old: object, new: pybreaker.CircuitBreakerState
+    ) -> None:
+        BREAKER_STATE.labels(self.service, cb.name or "?").set(STATE_VALUES[new.name])
+        # ``cb`` still reports its old state while it tells listeners about the new one.
+        states = [new.name if r.breaker is cb else r.breaker.current_state for r in self.replicas]
+        serving = any(state != pybreaker.STATE_OPEN for state in states)
+        self._on_health(self.service, serving)
+
+    @contextmanager
+    def pick(self) -> Iterator[Replica]:
+        """The next replica whose breaker lets a call through, with the call counted against it."""
+        count = len(self.replicas)
+        start, self._next = self._next, (self._next + 1) % count
+        for offset in range(count):
+            replica = self.replicas[(start + offset) % count]
+            calling = replica.breaker.calling()
+            try:
+                calling.__enter__()
+            except pybreaker.CircuitBreakerError:
+                continue
+            with _exiting(calling):
+                yield replica
+            return
+        worst = max(r.breaker.fail_counter for r in self.replicas)
+        raise RelayedStatus(
+            grpc.StatusCode.UNAVAILABLE,
+            f"{self.service}: circuit open after {worst} failures in a row"
+            + (f" on all {count} replicas" if count > 1 else "")
+            + f"; the next try goes through within {self.replicas[0].breaker.reset_timeout:g}s",
+        )
+
+
+@contextmanager
+def _exiting(entered: AbstractContextManager[Any]) -> Iterator[None]:
+    """Hand what happens in the block to a context manager that was entered by hand."""
+    try:
+        yield
+    except BaseException as exc:
+        if not entered.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        entered.__exit__(None, None, None)
+
+
+class CoreStub(core_pb2_grpc.CoreServiceStub):
+    """The core's services on one channel: replies, and (as ``users``) user data."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        super().__init__(channel)
+        self.users = user_data_pb2_grpc.UserDataServiceStub(channel)
+
+
+@dataclass
+class Downstream:
+    services: dict[str, Replicas]
+    limits: dict[str, ConcurrencyLimit] = field(default_factory=lambda: ConcurrencySettings().limits())
+
+    @classmethod
+    def connect(
+        cls,
+        stt_target: str,
+        core_target: str,
+        tts_target: str,
+        breaker: BreakerSettings | None = None,
+        on_health: Callable[[str, bool], None] | None = None,
+        concurrency: ConcurrencySettings | None = None,
+    ) -> Downstream:
+        """``on_health(service, serving)`` hears a service go down (every breaker open) and up."""
+        settings = breaker or BreakerSettings()
+        health = on_health or (lambda _service, _serving: None)
+        stubs = {
+            "stt": (stt_target, speech_to_text_pb2_grpc.SpeechToTextServiceStub),
+            "core": (core_target, CoreStub),
+            "tts": (tts_target, text_to_speech_pb2_grpc.TextToSpeechServiceStub),
+        }
+        services = {
+            name: Replicas(name, target, stub, settings, health) for name, (target, stub) in stubs.items()
+        }
+        return cls(services, (concurrency or ConcurrencySettings()).limits())
+
+    @asynccontextmanager
+    async def guard(self, service: str, deadline: Deadline | None = None) -> AsyncIterator[Any]:
+        """One call to ``service``: a concurrency slot, a replica whose breaker is closed (its stub
+        is what this yields), and the call's failure relayed with the hop named.
+
+        A call that runs out of a deadline its caller chose is not the service's fault and does not
+        count against its breaker; one that runs out of the server's default budget does.
+        """
+        caller_deadline = deadline is not None and deadline.from_caller
+        try:
+            async with self.limits[service].slot():
+                with self.services[service].pick() as replica:
+                    try:
+                        yield replica.stub
+                    except grpc.aio.AioRpcError as exc:
+                        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and caller_deadline:
+                            raise _CallerDeadline from exc
+                        raise
+        except _CallerDeadline:
+            raise RelayedStatus(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"{service}: ran out of the caller's deadline"
+            ) from None
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise RelayedStatus(exc.code(), f"{service}: ran out of the time allowed for it") from None
+            raise RelayedStatus(exc.code(), f"{service}: {exc.details()}") from None
+
+    async def close(self) -> None:
+        for replicas in self.services.values():
+            for replica in replicas.replicas:
+                await replica.channel.close(grace=None)

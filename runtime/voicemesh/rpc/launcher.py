@@ -1,0 +1,221 @@
+"""``voicemesh up``: every service as its own process on loopback, ready when all are SERVING.
+
+Backends start first on their ports (0 picks free ones); each prints its address on stdout once it
+listens, and the gateway is started pointing at those addresses. Ctrl-C or SIGTERM stops them all
+with SIGTERM, so each drains: the gateway first, then the backends once it has exited; whatever is
+still alive after the grace period is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from voicemesh.rpc.host import METRICS_PREFIX, READY_PREFIX
+
+log = logging.getLogger(__name__)
+
+BACKENDS = {
+    "stt": "voicemesh.stt",
+    "core": "voicemesh.core",
+    "tts": "voicemesh.tts",
+}
+GATEWAY = "voicemesh.gateway"
+DEFAULT_PORTS = {"gateway": 50051, "stt": 50052, "tts": 50053, "core": 50054}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now, for a process about to be started on it."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+class StartupError(RuntimeError):
+    """A service failed to start; the message says which and why."""
+
+
+@dataclass
+class Process:
+    name: str
+    proc: asyncio.subprocess.Process
+    address: str = ""
+    metrics: str = ""  # host:port of /metrics, if the process serves it
+    _drain: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+async def start_service(name: str, module: str, env: dict[str, str], timeout_s: float) -> Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, env=env, stdout=asyncio.subprocess.PIPE, start_new_session=True
+    )
+    process = Process(name, proc)
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(timeout_s):
+            while line := (await proc.stdout.readline()).decode():
+                if line.startswith(METRICS_PREFIX):
+                    process.metrics = line.split()[1]
+                elif line.startswith(READY_PREFIX):
+                    process.address = line.split()[1]
+                    break
+    except TimeoutError:
+        raise StartupError(f"{name} did not start listening within {timeout_s:.0f}s") from None
+    if not process.address:
+        raise StartupError(
+            f"{name} exited with code {await proc.wait()} before listening (see its log above)"
+        )
+
+    async def drain() -> None:  # keep the pipe from filling; services log to stderr anyway
+        assert proc.stdout is not None
+        while await proc.stdout.readline():
+            pass
+
+    process._drain = asyncio.create_task(drain())
+    return process
+
+
+def service_env(name: str, **settings: object) -> dict[str, str]:
+    """This process's environment plus settings for one service (``max_tokens=8`` →
+    VOICEMESH_CORE_MAX_TOKENS=8), on free ports unless the settings name one."""
+    prefix = f"VOICEMESH_{name.upper()}_"
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        f"{prefix}PORT": "0",
+        f"{prefix}METRICS_PORT": "0",
+        **{f"{prefix}{key.upper()}": str(value) for key, value in settings.items()},
+    }
+
+
+async def stop_processes(processes: list[Process], grace_s: float = 15.0) -> None:
+    """SIGTERM them all at once; kill whatever has not exited after ``grace_s``."""
+    for process in processes:
+        if process.proc.returncode is None:
+            process.proc.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            await asyncio.wait_for(process.proc.wait(), grace_s)
+        except TimeoutError:
+            log.warning("%s did not stop within %.0fs; killing it", process.name, grace_s)
+            process.proc.kill()
+            await process.proc.wait()
+        if process._drain:
+            process._drain.cancel()
+
+
+async def wait_serving(address: str, timeout_s: float) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        async with asyncio.timeout(timeout_s):
+            while True:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                await asyncio.sleep(0.1)
+
+
+class Mesh:
+    """The running processes."""
+
+    def __init__(self, *, host: str = "127.0.0.1", ports: dict[str, int] | None = None) -> None:
+        self.host = host
+        self.ports = {**DEFAULT_PORTS, **(ports or {})}
+        self.processes: list[Process] = []
+
+    @property
+    def gateway(self) -> str:
+        return next(p.address for p in self.processes if p.name == "gateway")
+
+    def _listen_env(self, name: str) -> dict[str, str]:
+        prefix = f"VOICEMESH_{name.upper()}_"
+        env = {f"{prefix}HOST": self.host, f"{prefix}PORT": str(self.ports[name])}
+        if self.ports[name] == 0:  # a free gRPC port means a free metrics port too (several meshes at once)
+            env[f"{prefix}METRICS_PORT"] = "0"
+        return env
+
+    def addresses(self) -> dict[str, str]:
+        return {p.name: p.address for p in self.processes}
+
+    async def start(self, timeout_s: float = 180.0) -> None:
+        try:
+            base = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            starts = [
+                start_service(name, module, {**base, **self._listen_env(name)}, timeout_s)
+                for name, module in BACKENDS.items()
+            ]
+            for started in asyncio.as_completed(starts):
+                self.processes.append(await started)
+            targets = {f"VOICEMESH_GATEWAY_{p.name.upper()}_TARGET": p.address for p in self.processes}
+            gateway_env = {**base, **targets, **self._listen_env("gateway")}
+            self.processes.append(await start_service("gateway", GATEWAY, gateway_env, timeout_s))
+            for process in self.processes:
+                await wait_serving(process.address, timeout_s)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """The gateway drains first, so its turns in flight still reach the backends; then they stop."""
+        gateway = [p for p in self.processes if p.name == "gateway"]
+        backends = [p for p in self.processes if p.name != "gateway"]
+        for group in (gateway, backends):
+            await stop_processes(group, grace_s)
+        self.processes.clear()
+
+    async def wait_for_exit(self) -> Process:
+        """Return the first process that exits (a crash while the mesh is up)."""
+        waits = {asyncio.create_task(p.proc.wait()): p for p in self.processes}
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return waits[done.pop()]
+
+
+async def up(host: str, ports: dict[str, int]) -> int:
+    mesh = Mesh(host=host, ports=ports)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print("voicemesh: starting stt, core, tts and gateway …", flush=True)
+    starting = asyncio.create_task(mesh.start())
+    await asyncio.wait([starting, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return 130
+    try:
+        starting.result()
+    except (StartupError, TimeoutError) as exc:
+        print(f"voicemesh: {exc or 'services did not report SERVING in time'}", file=sys.stderr, flush=True)
+        return 1
+    for process in mesh.processes:
+        metrics = f"  metrics {process.metrics}" if process.metrics else ""
+        print(f"  {process.name:<8} {process.address}  SERVING{metrics}", flush=True)
+    print(f"voicemesh is up: gateway listening on {mesh.gateway} (Ctrl-C stops everything)", flush=True)
+    crashed = asyncio.create_task(mesh.wait_for_exit())
+    await asyncio.wait([crashed, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if crashed.done():
+        process = crashed.result()
+        print(
+            f"voicemesh: {process.name} exited with code {process.proc.returncode}; stopping", file=sys.stderr
+        )
+        code = 1
+    else:
+        crashed.cancel()
+    print("voicemesh: stopping …", flush=True)
+    await mesh.stop()
+    print("voicemesh: stopped", flush=True)
+    return code

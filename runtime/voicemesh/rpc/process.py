@@ -1,0 +1,31 @@
+"""What every service's ``__main__`` does: load settings, set up logging, serve, exit cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from voicemesh.common.config import ConfigError, ServiceSettings
+from voicemesh.common.logs import setup_logging
+from voicemesh.common.metrics import serve_metrics
+from voicemesh.common.tracing import setup_tracing
+from voicemesh.rpc.host import METRICS_PREFIX
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def run(settings_cls: type[S], name: str, serve: Callable[[S], Coroutine[Any, Any, None]]) -> None:
+    try:
+        settings = settings_cls.load()
+    except ConfigError as exc:
+        sys.exit(f"voicemesh {name}: {exc}")
+    setup_logging(name, fmt=settings.log_format, level=settings.log_level)
+    setup_tracing(name)
+    if settings.nice:
+        os.nice(settings.nice)
+    if settings.metrics_port >= 0:
+        print(f"{METRICS_PREFIX} {serve_metrics(settings.host, settings.metrics_port)}", flush=True)
+    asyncio.run(serve(settings))

@@ -1,0 +1,94 @@
+"""The core: picks a model, streams the reply, marks sentences. No gRPC here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from voicemesh.common.errors import InvalidRequest
+from voicemesh.common.metrics import TOKENS
+from voicemesh.common.sentences import SentenceSplitter
+from voicemesh.core.context import Context, ConversationMemory
+from voicemesh.core.routing import Route, TierRouter
+from voicemesh.storage.sessions import check_id
+
+MAX_INPUT_CHARS = 8 * 1024
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Sentence:
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    text: str
+    completion_tokens: int
+    finish_reason: str
+    context_turns: int = 0
+
+
+ReplyEvent = Route | TextDelta | Sentence | Done
+
+__all__ = ["Done", "GenerationSettings", "ReplyEvent", "Responder", "Route", "Sentence", "TextDelta"]
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    system_prompt: str
+    max_tokens: int = 160
+    temperature: float = 0.3
+
+
+class Responder:
+    def __init__(
+        self, router: TierRouter, settings: GenerationSettings, memory: ConversationMemory | None = None
+    ) -> None:
+        self._router = router
+        self._settings = settings
+        self.memory = memory
+
+    async def respond(
+        self, text: str, max_tokens: int = 0, *, session_id: str = "", user_id: str = ""
+    ) -> AsyncIterator[ReplyEvent]:
+        text = text.strip()
+        if not text:
+            raise InvalidRequest("text is empty; send what the user said")
+        if len(text) > MAX_INPUT_CHARS:
+            raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_INPUT_CHARS} limit")
+        if max_tokens < 0:
+            raise InvalidRequest(f"max_tokens {max_tokens} is negative; use 0 for the default")
+        check_id("session_id", session_id)
+        check_id("user_id", user_id)
+        context = await self.memory.load(session_id, user_id) if self.memory else Context()
+        messages = context.messages(self._settings.system_prompt, text)
+        route, stream = await self._router.open(
+            messages, max_tokens or self._settings.max_tokens, self._settings.temperature
+        )
+        yield route
+        splitter = SentenceSplitter()
+        parts: list[str] = []
+        sentences = tokens = 0
+        finish = "stop"
+        async for delta in stream:
+            if delta.finish_reason:
+                finish = delta.finish_reason
+            if not delta.text:
+                continue
+            tokens += 1
+            TOKENS.labels(route.tier).inc()
+            parts.append(delta.text)
+            yield TextDelta(delta.text)
+            for sentence in splitter.push(delta.text):
+                yield Sentence(sentences, sentence)
+                sentences += 1
+        for sentence in splitter.flush():
+            yield Sentence(sentences, sentence)
+            sentences += 1
+        yield Done("".join(parts).strip(), tokens, finish, len(context.exchanges))

@@ -1,0 +1,149 @@
+"""Core over gRPC: proto ⇄ engine, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from voicemesh.common.errors import InvalidRequest
+from voicemesh.common.logs import request_id_var
+from voicemesh.core.context import ConversationMemory
+from voicemesh.core.engine import Done, ReplyEvent, Responder, Route, Sentence, TextDelta
+from voicemesh.rpc.handler import rpc_handler
+from voicemesh.storage.history import TurnRecord
+from voicemesh.storage.sessions import check_id
+from voicemesh.v1 import core_pb2 as pb
+from voicemesh.v1 import core_pb2_grpc as pb_grpc
+from voicemesh.v1 import user_data_pb2, user_data_pb2_grpc
+
+MAX_TEXT_CHARS = 8 * 1024
+MAX_LIMIT = 1000
+
+
+def reply_message(event: ReplyEvent) -> dict[str, object]:
+    """The oneof field and value for an engine event (shared with the gateway)."""
+    if isinstance(event, Route):
+        return {"route": pb.RouteChosen(tier=event.tier, model=event.model, reason=event.reason)}
+    if isinstance(event, TextDelta):
+        return {"text_delta": event.text}
+    if isinstance(event, Sentence):
+        return {"sentence": pb.SentenceMark(index=event.index, text=event.text)}
+    assert isinstance(event, Done)
+    done = pb.ReplyDone(
+        text=event.text,
+        completion_tokens=event.completion_tokens,
+        finish_reason=event.finish_reason,
+        context_turns=event.context_turns,
+    )
+    return {"done": done}
+
+
+def turn_record(request: pb.RecordTurnRequest) -> TurnRecord:
+    if not request.session_id:
+        raise InvalidRequest("session_id is empty; a turn belongs to a session")
+    check_id("session_id", request.session_id)
+    check_id("user_id", request.user_id)
+    if not request.transcript.strip():
+        raise InvalidRequest("transcript is empty; there is no turn to record")
+    for name in ("transcript", "reply_text"):
+        if len(getattr(request, name)) > MAX_TEXT_CHARS:
+            raise InvalidRequest(f"{name} is over the {MAX_TEXT_CHARS}-character limit")
+    return TurnRecord(
+        request.user_id,
+        request.session_id,
+        request.transcript,
+        request.reply_text,
+        request.route,
+        dict(request.timings_ms),
+        request.interrupted,
+    )
+
+
+class CoreServicer(pb_grpc.CoreServiceServicer):
+    def __init__(self, engine: Responder) -> None:
+        self._engine = engine
+
+    @rpc_handler
+    async def Respond(
+        self, request: pb.RespondRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RespondResponse]:
+        request_id_var.set(request.request_id or "-")
+        events = self._engine.respond(
+            request.text, request.max_tokens, session_id=request.session_id, user_id=request.user_id
+        )
+        async for event in events:
+            yield pb.RespondResponse(request_id=request.request_id, **reply_message(event))  # type: ignore[arg-type]
+
+    @rpc_handler
+    async def RecordTurn(
+        self, request: pb.RecordTurnRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordTurnResponse:
+        request_id_var.set(request.request_id or "-")
+        turn = turn_record(request)
+        if self._engine.memory is not None:
+            await self._engine.memory.record(turn)
+        return pb.RecordTurnResponse()
+
+
+def _user_id(user_id: str) -> str:
+    if not user_id:
+        raise InvalidRequest("user_id is empty; name the user")
+    check_id("user_id", user_id)
+    return user_id
+
+
+def history_turn(turn: TurnRecord) -> user_data_pb2.HistoryTurn:
+    message = user_data_pb2.HistoryTurn(
+        session_id=turn.session_id,
+        transcript=turn.transcript,
+        reply_text=turn.reply,
+        route=turn.route,
+        timings_ms=turn.timings,
+        interrupted=turn.interrupted,
+    )
+    message.time.FromNanoseconds(int(turn.at * 1e9))
+    return message
+
+
+class UserDataServicer(user_data_pb2_grpc.UserDataServiceServicer):
+    """A user's data in the core's stores."""
+
+    def __init__(self, memory: ConversationMemory | None) -> None:
+        self._memory = memory
+
+    def _stores(self) -> ConversationMemory:
+        if self._memory is None:
+            raise InvalidRequest("this core keeps no user data")
+        return self._memory
+
+    @rpc_handler
+    async def GetUserData(
+        self, request: user_data_pb2.GetUserDataRequest, context: grpc.aio.ServicerContext
+    ) -> user_data_pb2.GetUserDataResponse:
+        if not 0 <= request.limit <= MAX_LIMIT:
+            raise InvalidRequest(f"limit {request.limit} is out of range; use 1 to {MAX_LIMIT}, or 0 for 20")
+        profile, turns = await self._stores().user_data(_user_id(request.user_id), request.limit or 20)
+        return user_data_pb2.GetUserDataResponse(profile=profile, turns=[history_turn(t) for t in turns])
+
+    @rpc_handler
+    async def UpdateProfile(
+        self, request: user_data_pb2.UpdateProfileRequest, context: grpc.aio.ServicerContext
+    ) -> user_data_pb2.UpdateProfileResponse:
+        user_id = _user_id(request.user_id)
+        for key, value in request.set.items():
+            if not key.strip() or len(key) > 64 or len(value) > 256:
+                raise InvalidRequest(
+                    f"profile field {key[:64]!r}: keys are 1-64 characters, values at most 256"
+                )
+        profile = await self._stores().update_profile(user_id, dict(request.set), list(request.remove))
+        return user_data_pb2.UpdateProfileResponse(profile=profile)
+
+    @rpc_handler
+    async def DeleteUserData(
+        self, request: user_data_pb2.DeleteUserDataRequest, context: grpc.aio.ServicerContext
+    ) -> user_data_pb2.DeleteUserDataResponse:
+        turns, sessions, profile = await self._stores().delete_user(_user_id(request.user_id))
+        return user_data_pb2.DeleteUserDataResponse(
+            turns_deleted=turns, sessions_deleted=sessions, profile_deleted=profile
+        )
