@@ -37,8 +37,8 @@ import soxr
 from piper import PiperVoice, SynthesisConfig
 
 from voicemesh.client.live import RATE_HZ, LiveCall
-from voicemesh.common.audio import float_to_pcm16
 from voicemesh.common.metrics import scrape
+from voicemesh.common.samples import float_to_pcm16
 from voicemesh.rpc.launcher import Mesh
 from voicemesh.tts.engine import bundled_voice
 from voicemesh.v1 import gateway_pb2 as pb

@@ -29,6 +29,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from voicemesh.common.components import GATEWAY
 from voicemesh.common.metrics import scrape
 from voicemesh.rpc.launcher import free_port, start_service, wait_serving
 from voicemesh.v1 import audio_pb2
@@ -157,7 +158,7 @@ async def main() -> None:
         "VOICEMESH_GATEWAY_MAX_STT_STREAMS": "100000",
         "VOICEMESH_GATEWAY_LOG_LEVEL": "WARNING",
     }
-    gateway = await start_service("gateway", "voicemesh.gateway", env, 60)
+    gateway = await start_service(GATEWAY, env, 60)
     report: dict[str, object] = {"chunk_ms": args.chunk_ms, "seconds": args.seconds, "levels": []}
     try:
         await wait_serving(gateway.address, 30)

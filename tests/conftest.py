@@ -22,16 +22,16 @@ import soxr
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from piper import PiperVoice, SynthesisConfig
 
-from voicemesh.common.audio import float_to_pcm16, pcm16_to_float
+from voicemesh.common.samples import float_to_pcm16, pcm16_to_float
 from voicemesh.rpc.host import ServiceHost
-from voicemesh.stt.__main__ import build_engine as build_stt
-from voicemesh.stt.__main__ import build_host as stt_host
 from voicemesh.stt.config import SttSettings
 from voicemesh.stt.engine import SpeechRecognizer
-from voicemesh.tts.__main__ import build_engine as build_tts
-from voicemesh.tts.__main__ import build_host as tts_host
+from voicemesh.stt.server import build_engine as build_stt
+from voicemesh.stt.server import build_host as stt_host
 from voicemesh.tts.config import TtsSettings
 from voicemesh.tts.engine import Synthesizer, bundled_voice
+from voicemesh.tts.server import build_engine as build_tts
+from voicemesh.tts.server import build_host as tts_host
 
 # Piper samples noise for every utterance, so the same text sounds a little different each run;
 # without that noise a test hears the same audio every time and cannot pass by luck.

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 import grpc
 import pytest
 
-from voicemesh.core.__main__ import build_engine, build_host
 from voicemesh.core.config import CoreSettings
 from voicemesh.core.models import bundled_gguf
+from voicemesh.core.server import build_engine, build_host
 from voicemesh.rpc.launcher import free_port
 from voicemesh.v1 import core_pb2 as pb
 from voicemesh.v1 import core_pb2_grpc as pb_grpc

@@ -25,7 +25,8 @@ from voicemesh.client.edge import (
     file_audio,
 )
 from voicemesh.client.sdk import AsyncClient, wav_chunks
-from voicemesh.common.audio import WavAudio, pcm16_to_float, write_wav
+from voicemesh.common.audio import WavAudio, write_wav
+from voicemesh.common.samples import pcm16_to_float
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
 

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from voicemesh.client.sdk import AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio
+from voicemesh.common.components import CORE, GATEWAY
 from voicemesh.common.metrics import scrape
 from voicemesh.common.reply_cache import ReplyCache
 from voicemesh.rpc.launcher import free_port, start_service, stop_processes, wait_serving
@@ -104,12 +105,9 @@ async def servers() -> AsyncIterator[Backends]:
     await admin.execute(f"CREATE SCHEMA {schema}")
     await admin.close()
     history_url = f"{POSTGRES_URL}?search_path={schema}"
-    core = await start_service(
-        "core", "voicemesh.core", env("core", session_url=redis.url, history_url=history_url), 120
-    )
+    core = await start_service(CORE, env("core", session_url=redis.url, history_url=history_url), 120)
     gateway = await start_service(
-        "gateway",
-        "voicemesh.gateway",
+        GATEWAY,
         env(
             "gateway",
             core_target=core.address,

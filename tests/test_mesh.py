@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from voicemesh.client.sdk import AsyncClient, Client, wav_chunks
-from voicemesh.common.audio import MODEL_RATE_HZ, WavAudio, pcm16_to_float, read_wav, write_wav
+from voicemesh.common.audio import MODEL_RATE_HZ, WavAudio, read_wav, write_wav
+from voicemesh.common.samples import pcm16_to_float
 from voicemesh.stt.engine import SpeechRecognizer
 
 SERVICES = {
@@ -36,7 +37,7 @@ async def transcribe(stt_engine: SpeechRecognizer, audio: WavAudio) -> str:
     samples = np.asarray(
         soxr.resample(pcm16_to_float(audio.pcm), audio.sample_rate_hz, MODEL_RATE_HZ), np.float32
     )
-    return stt_engine._recognizer.transcribe(samples).text
+    return stt_engine.recognizer.transcribe(samples).text
 
 
 async def test_full_turn_from_wav_to_spoken_reply(mesh, speak, stt_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -179,12 +180,14 @@ def test_grpcurl_readme_example_asks_the_gateway(mesh) -> None:  # type: ignore[
 
 async def test_gateway_names_the_failed_hop() -> None:
     """A gateway whose STT is down answers UNAVAILABLE naming stt, rather than hanging."""
-    from voicemesh.gateway.__main__ import build_host, build_runner
     from voicemesh.gateway.config import GatewaySettings
     from voicemesh.gateway.downstream import Downstream
+    from voicemesh.gateway.server import build_host, build_runner
 
-    downstream = Downstream.connect("127.0.0.1:9", "127.0.0.1:9", "127.0.0.1:9")
-    settings = GatewaySettings.load(port=0)
+    settings = GatewaySettings.load(
+        port=0, stt_target="127.0.0.1:9", core_target="127.0.0.1:9", tts_target="127.0.0.1:9"
+    )
+    downstream = Downstream.connect(settings)
     host = build_host(settings, build_runner(settings, downstream))
     await host.start()
     try:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from voicemesh.client.sdk import AsyncClient, wav_chunks
-from voicemesh.common.audio import WavAudio, float_to_pcm16
+from voicemesh.common.audio import WavAudio
+from voicemesh.common.samples import float_to_pcm16
 from voicemesh.stt.agreement import LocalAgreement
 from voicemesh.v1 import speech_to_text_pb2 as pb
 

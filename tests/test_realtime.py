@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from voicemesh.client.live import RATE_HZ, LiveCall
-from voicemesh.common.audio import float_to_pcm16
 from voicemesh.common.metrics import scrape
+from voicemesh.common.samples import float_to_pcm16
 from voicemesh.gateway.conversation import same_words
 from voicemesh.listening.segmenter import Segmenter, SegmenterConfig, SpeechStart, Utterance
 from voicemesh.listening.vad import SileroVad

@@ -10,6 +10,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from voicemesh.common.components import CORE, GATEWAY, TTS
 from voicemesh.common.metrics import scrape
 from voicemesh.rpc.launcher import Process, free_port, start_service, stop_processes, wait_serving
 from voicemesh.rpc.launcher import service_env as env
@@ -21,7 +22,7 @@ RESET_S = 3.0
 
 
 async def start_tts(port: int) -> Process:
-    tts = await start_service("tts", "voicemesh.tts", env("tts", port=port), 120)
+    tts = await start_service(TTS, env("tts", port=port), 120)
     await wait_serving(tts.address, 60)
     return tts
 
@@ -45,11 +46,10 @@ async def tts_health(channel: grpc.aio.Channel) -> int:
 @pytest.mark.timeout(240)
 async def test_a_dead_tts_costs_the_audio_not_the_answer_and_its_breaker_recovers() -> None:
     tts_port = free_port()
-    core = await start_service("core", "voicemesh.core", env("core"), 120)
+    core = await start_service(CORE, env("core"), 120)
     tts = await start_tts(tts_port)
     gateway = await start_service(
-        "gateway",
-        "voicemesh.gateway",
+        GATEWAY,
         env(
             "gateway",
             core_target=core.address,
@@ -133,14 +133,12 @@ async def test_a_stalled_core_yields_deadline_exceeded_naming_it_and_is_cancelle
     server = await asyncio.start_server(stall.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     core = await start_service(
-        "core",
-        "voicemesh.core",
+        CORE,
         env("core", openai_base_url=f"http://127.0.0.1:{port}/v1", openai_model="stalls"),
         120,
     )
     gateway = await start_service(
-        "gateway",
-        "voicemesh.gateway",
+        GATEWAY,
         env("gateway", core_target=core.address, tts_target="127.0.0.1:1", stt_target="127.0.0.1:1"),
         120,
     )
@@ -171,10 +169,9 @@ async def test_a_stalled_core_yields_deadline_exceeded_naming_it_and_is_cancelle
 
 @pytest.mark.timeout(180)
 async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_others_are_not() -> None:
-    core = await start_service("core", "voicemesh.core", env("core"), 120)
+    core = await start_service(CORE, env("core"), 120)
     gateway = await start_service(
-        "gateway",
-        "voicemesh.gateway",
+        GATEWAY,
         env("gateway", core_target=core.address, limit_llm_per_min=2, stt_target="127.0.0.1:1"),
         120,
     )
@@ -207,10 +204,9 @@ async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_othe
 
 @pytest.mark.timeout(120)
 async def test_sigterm_reports_not_serving_then_finishes_the_turn_in_flight() -> None:
-    core = await start_service("core", "voicemesh.core", env("core"), 120)
+    core = await start_service(CORE, env("core"), 120)
     gateway = await start_service(
-        "gateway",
-        "voicemesh.gateway",
+        GATEWAY,
         env("gateway", core_target=core.address, drain_delay_s=1.0, grace_s=20, stt_target="127.0.0.1:1"),
         120,
     )
@@ -235,11 +231,10 @@ async def test_sigterm_reports_not_serving_then_finishes_the_turn_in_flight() ->
 
 @pytest.mark.timeout(180)
 async def test_a_dead_replica_is_routed_around_by_its_own_breaker() -> None:
-    core = await start_service("core", "voicemesh.core", env("core"), 120)
+    core = await start_service(CORE, env("core"), 120)
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
     gateway = await start_service(
-        "gateway",
-        "voicemesh.gateway",
+        GATEWAY,
         env(
             "gateway",
             core_target=f"{core.address},{dead}",

@@ -11,6 +11,7 @@ import pytest
 
 from voicemesh.client.sdk import AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio
+from voicemesh.common.components import CORE, GATEWAY, STT
 from voicemesh.common.metrics import scrape
 from voicemesh.common.retry import RetryPolicy
 from voicemesh.rpc.launcher import Process, free_port, start_service, stop_processes, wait_serving
@@ -33,13 +34,12 @@ async def test_three_stt_replicas_share_30_turns_and_one_dies_without_losing_lat
     audio = list(wav_chunks(WavAudio(speech.pcm, speech.sample_rate_hz)))
     stts = list(
         await asyncio.gather(
-            *(start_service(f"stt{n}", "voicemesh.stt", env("stt", workers=1), 180) for n in range(3))
+            *(start_service(STT, env("stt", workers=1), 180, name=f"stt{n}") for n in range(3))
         )
     )
-    core = await start_service("core", "voicemesh.core", env("core", max_tokens=16), 180)
+    core = await start_service(CORE, env("core", max_tokens=16), 180)
     gateway = await start_service(
-        "gateway",
-        "voicemesh.gateway",
+        GATEWAY,
         env(
             "gateway",
             stt_target=",".join(stt.address for stt in stts),  # one name, three replicas
@@ -101,10 +101,9 @@ async def test_three_stt_replicas_share_30_turns_and_one_dies_without_losing_lat
 async def test_a_dns_target_keeps_working_while_its_pod_goes_and_comes_back() -> None:
     """The gateway reaches the core by dns:/// (as in k8s/) and finds it again after a restart."""
     port = free_port()
-    core = await start_service("core", "voicemesh.core", env("core", port=port, max_tokens=8), 180)
+    core = await start_service(CORE, env("core", port=port, max_tokens=8), 180)
     gateway = await start_service(
-        "gateway",
-        "voicemesh.gateway",
+        GATEWAY,
         env(
             "gateway",
             core_target=f"dns:///localhost:{port}",
@@ -128,9 +127,7 @@ async def test_a_dns_target_keeps_working_while_its_pod_goes_and_comes_back() ->
             core.proc.send_signal(signal.SIGKILL)
             await core.proc.wait()
             assert not await answered(client)  # gone: refused at once, not hung
-            core = processes[0] = await start_service(
-                "core", "voicemesh.core", env("core", port=port, max_tokens=8), 180
-            )
+            core = processes[0] = await start_service(CORE, env("core", port=port, max_tokens=8), 180)
             back = False
             for _ in range(40):  # reconnect backoff is capped at 2 s, the breaker resets after 1 s
                 if back := await answered(client):

@@ -11,8 +11,8 @@ import grpc
 import numpy as np
 import pytest
 
-from voicemesh.common.audio import float_to_pcm16
 from voicemesh.common.errors import InvalidRequest
+from voicemesh.common.samples import float_to_pcm16
 from voicemesh.listening.gate import Closed, Gate, Opened, Passed
 from voicemesh.listening.ring import SampleRing
 from voicemesh.listening.vad import SileroVad

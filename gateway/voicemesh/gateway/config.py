@@ -5,18 +5,19 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from voicemesh.common.components import CORE, GATEWAY, STT, TTS
 from voicemesh.common.config import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="VOICEMESH_GATEWAY_", extra="forbid")
-    section = "gateway"
+    model_config = SettingsConfigDict(env_prefix=GATEWAY.env_prefix, extra="forbid")
+    section = GATEWAY.name
 
-    port: int = 50051
-    metrics_port: int = 9451
-    stt_target: str = Field("127.0.0.1:50052", description="gRPC target of the STT service.")
-    core_target: str = Field("127.0.0.1:50054", description="gRPC target of the core service.")
-    tts_target: str = Field("127.0.0.1:50053", description="gRPC target of the TTS service.")
+    port: int = GATEWAY.port
+    metrics_port: int = GATEWAY.metrics_port
+    stt_target: str = Field(f"127.0.0.1:{STT.port}", description="gRPC target of the STT service.")
+    core_target: str = Field(f"127.0.0.1:{CORE.port}", description="gRPC target of the core service.")
+    tts_target: str = Field(f"127.0.0.1:{TTS.port}", description="gRPC target of the TTS service.")
     preemptive_generation: bool = Field(
         True,
         description="Start the reply on the transcript decoded in the user's pause, before the endpoint; "

@@ -21,11 +21,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from voicemesh.common.metrics import BARGE_INS, PREEMPTIVE
+from voicemesh.common.replies import ReplyEvent
 from voicemesh.gateway.deadlines import Deadline
-from voicemesh.gateway.turns import Fields, Turn, TurnClock, TurnOutput, TurnRunner
+from voicemesh.gateway.events import ConverseEvent
+from voicemesh.gateway.turns import EmitReply, Turn, TurnClock, TurnOutput, TurnRunner
 from voicemesh.v1 import gateway_pb2 as pb
 
-Send = Callable[[int, Fields], Awaitable[None]]
+Send = Callable[[int, ConverseEvent], Awaitable[None]]
 
 
 def same_words(a: str, b: str) -> bool:
@@ -156,9 +158,9 @@ class Conversation:
         task = asyncio.create_task(self._runner.run(turn, output))
         return _Running(index, text, output, task)
 
-    def _emitter(self, index: int) -> Callable[[Fields], Awaitable[None]]:
-        async def emit(fields: Fields) -> None:
-            await self._send(index, fields)
+    def _emitter(self, index: int) -> EmitReply:
+        async def emit(event: ReplyEvent) -> None:
+            await self._send(index, event)
 
         return emit
 
@@ -183,7 +185,7 @@ class Conversation:
         event = pb.ReplyInterrupted(
             by_utterance_index=by_index, audio_sent_s=output.audio_s, reply_text=output.reply_text
         )
-        await self._send(turn.index, {"interrupted": event})
+        await self._send(turn.index, event)
 
     def _drop_speculative(self) -> None:
         if self._speculative is not None:

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 
 import grpc
 
-from voicemesh.rpc.status import RelayedStatus
+from voicemesh.common.errors import RelayedStatus
 
 
 @dataclass(frozen=True)
 class Budgets:
     """What a call gets when its caller set no deadline, and the margin kept for the reply."""
 
-    ask_s: float = 60.0
-    turn_s: float = 60.0  # each turn of a Converse stream
-    margin_s: float = 0.05
+    ask_s: float
+    turn_s: float  # each turn of a Converse stream
+    margin_s: float
 
     def for_ask(self, context: grpc.aio.ServicerContext) -> Deadline:
         return Deadline.of(context, self.ask_s, self.margin_s)

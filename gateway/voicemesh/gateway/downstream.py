@@ -13,17 +13,19 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pybreaker
 
+from voicemesh.common.components import BACKENDS
+from voicemesh.common.errors import RelayedStatus
+from voicemesh.common.limits import MAX_MESSAGE_BYTES
 from voicemesh.common.metrics import BREAKER_STATE
+from voicemesh.gateway.config import GatewaySettings
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.throttle import ConcurrencyLimit
-from voicemesh.rpc.host import MAX_MESSAGE_BYTES
-from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import core_pb2_grpc, speech_to_text_pb2_grpc, text_to_speech_pb2_grpc, user_data_pb2_grpc
 
 CHANNEL_OPTIONS = [
@@ -46,11 +48,7 @@ FAILURE_CODES = frozenset(
 )
 STATE_VALUES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
 # The gRPC service each downstream name stands for: the gateway's health reports each one's breaker.
-SERVICES = {
-    "stt": "voicemesh.v1.SpeechToTextService",
-    "core": "voicemesh.v1.CoreService",
-    "tts": "voicemesh.v1.TextToSpeechService",
-}
+SERVICES = {component.name: component.services[0] for component in BACKENDS}
 
 
 class _CallerDeadline(Exception):
@@ -59,29 +57,6 @@ class _CallerDeadline(Exception):
 
 def _not_a_failure(exc: BaseException) -> bool:
     return not (isinstance(exc, grpc.aio.AioRpcError) and exc.code() in FAILURE_CODES)
-
-
-@dataclass(frozen=True)
-class BreakerSettings:
-    fail_max: int = 5
-    reset_timeout_s: float = 10.0
-
-
-@dataclass(frozen=True)
-class ConcurrencySettings:
-    """Calls in flight per service (an STT call is a whole stream), and how many more may wait."""
-
-    stt: int = 200
-    core: int = 16
-    tts: int = 16
-    queue: int = 32
-    max_wait_s: float = 2.0
-
-    def limits(self) -> dict[str, ConcurrencyLimit]:
-        return {
-            name: ConcurrencyLimit(name, getattr(self, name), self.queue, self.max_wait_s)
-            for name in SERVICES
-        }
 
 
 def replica_addresses(target: str) -> list[str]:
@@ -111,7 +86,7 @@ class Replicas(pybreaker.CircuitBreakerListener):
         service: str,
         target: str,
         make_stub: Callable[[grpc.aio.Channel], Any],
-        settings: BreakerSettings,
+        settings: GatewaySettings,
         on_health: Callable[[str, bool], None],
     ) -> None:
         self.service = service
@@ -120,8 +95,8 @@ class Replicas(pybreaker.CircuitBreakerListener):
         for address in replica_addresses(target):
             channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
             breaker = pybreaker.CircuitBreaker(
-                fail_max=settings.fail_max,
-                reset_timeout=settings.reset_timeout_s,
+                fail_max=settings.breaker_fail_max,
+                reset_timeout=settings.breaker_reset_timeout_s,
                 exclude=[_not_a_failure],
                 listeners=[self],
                 name=address,
@@ -187,30 +162,36 @@ class CoreStub(core_pb2_grpc.CoreServiceStub):
 @dataclass
 class Downstream:
     services: dict[str, Replicas]
-    limits: dict[str, ConcurrencyLimit] = field(default_factory=lambda: ConcurrencySettings().limits())
+    limits: dict[str, ConcurrencyLimit]
 
     @classmethod
     def connect(
-        cls,
-        stt_target: str,
-        core_target: str,
-        tts_target: str,
-        breaker: BreakerSettings | None = None,
-        on_health: Callable[[str, bool], None] | None = None,
-        concurrency: ConcurrencySettings | None = None,
+        cls, settings: GatewaySettings, on_health: Callable[[str, bool], None] | None = None
     ) -> Downstream:
-        """``on_health(service, serving)`` hears a service go down (every breaker open) and up."""
-        settings = breaker or BreakerSettings()
+        """Channels to the targets the settings name, with their breakers and concurrency limits.
+
+        ``on_health(service, serving)`` hears a service go down (every breaker open) and up.
+        """
         health = on_health or (lambda _service, _serving: None)
         stubs = {
-            "stt": (stt_target, speech_to_text_pb2_grpc.SpeechToTextServiceStub),
-            "core": (core_target, CoreStub),
-            "tts": (tts_target, text_to_speech_pb2_grpc.TextToSpeechServiceStub),
+            "stt": (settings.stt_target, speech_to_text_pb2_grpc.SpeechToTextServiceStub),
+            "core": (settings.core_target, CoreStub),
+            "tts": (settings.tts_target, text_to_speech_pb2_grpc.TextToSpeechServiceStub),
         }
         services = {
             name: Replicas(name, target, stub, settings, health) for name, (target, stub) in stubs.items()
         }
-        return cls(services, (concurrency or ConcurrencySettings()).limits())
+        # Calls in flight per service (an STT call is a whole stream), and how many more may wait.
+        most = {
+            "stt": settings.max_stt_streams,
+            "core": settings.max_core_calls,
+            "tts": settings.max_tts_calls,
+        }
+        limits = {
+            name: ConcurrencyLimit(name, most[name], settings.max_queued_calls, settings.max_queue_wait_s)
+            for name in services
+        }
+        return cls(services, limits)
 
     @asynccontextmanager
     async def guard(self, service: str, deadline: Deadline | None = None) -> AsyncIterator[Any]:

@@ -15,8 +15,8 @@ from collections import deque
 
 import grpc
 
+from voicemesh.common.errors import RelayedStatus
 from voicemesh.gateway.downstream import Downstream
-from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import core_pb2
 
 log = logging.getLogger(__name__)

@@ -2,43 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
 from collections.abc import AsyncIterator
 
 import grpc
 
-from voicemesh.common.audio import MAX_RATE_HZ, MIN_RATE_HZ, check_chunk
+from voicemesh.common import limits
+from voicemesh.common.audio import MAX_RATE_HZ, MIN_RATE_HZ
 from voicemesh.common.errors import InvalidRequest
 from voicemesh.common.logs import request_id_var
 from voicemesh.common.pump import Emit, pump
+from voicemesh.common.replies import ReplyEvent, ask_response
 from voicemesh.common.streams import split_config
-from voicemesh.common.tracing import outgoing_metadata
-from voicemesh.gateway.conversation import Conversation
 from voicemesh.gateway.deadlines import Budgets
+from voicemesh.gateway.stream import ConverseStream
 from voicemesh.gateway.throttle import RateLimits, tenant_of
-from voicemesh.gateway.turns import Fields, Turn, TurnOutput, TurnRunner
+from voicemesh.gateway.turns import Turn, TurnOutput, TurnRunner
 from voicemesh.rpc.convert import audio_format
 from voicemesh.rpc.handler import rpc_handler
-from voicemesh.rpc.status import RelayedStatus
-from voicemesh.storage.sessions import check_id
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
-from voicemesh.v1 import speech_to_text_pb2 as stt_pb2
-
-MAX_TEXT_CHARS = 8 * 1024
-# A Converse stream whose STT replica fails before it answers starts again on another replica,
-# replaying the audio it had taken, if that is at most this much.
-STT_ATTEMPTS = 3
-MAX_REPLAY_S = 10
-
-log = logging.getLogger(__name__)
 
 
 def _check_ids(session_id: str, user_id: str) -> None:
-    check_id("session_id", session_id)
-    check_id("user_id", user_id)
+    limits.check_id("session_id", session_id)
+    limits.check_id("user_id", user_id)
 
 
 def _check_reply(reply: pb.ReplyConfig) -> None:
@@ -50,20 +38,17 @@ def _check_reply(reply: pb.ReplyConfig) -> None:
         )
 
 
+def _reply_kinds(reply: pb.ReplyConfig) -> tuple[str, ...]:
+    """The rate limits one reply counts against."""
+    return ("llm", "tts") if reply.synthesize_audio else ("llm",)
+
+
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
-    def __init__(
-        self,
-        runner: TurnRunner,
-        *,
-        preemptive: bool = True,
-        budgets: Budgets | None = None,
-        limits: RateLimits | None = None,
-    ) -> None:
+    def __init__(self, runner: TurnRunner, *, preemptive: bool, budgets: Budgets, limits: RateLimits) -> None:
         self._runner = runner
-        self._downstream = runner.downstream
         self._preemptive = preemptive
-        self._budgets = budgets or Budgets()
-        self._limits = limits or RateLimits({"stt": 100, "llm": 20, "tts": 50})
+        self._budgets = budgets
+        self._limits = limits
 
     @rpc_handler
     async def Converse(
@@ -75,113 +60,24 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         fmt = audio_format(config.audio_format)  # fail before any downstream call is made
         _check_reply(config.reply)
         _check_ids(config.session_id, config.user_id)
-        session_id = config.session_id or uuid.uuid4().hex
         tenant = tenant_of(context.invocation_metadata())
         await self._limits.admit(tenant, "stt")
-        reply_kinds = ("llm", "tts") if config.reply.synthesize_audio else ("llm",)
-
-        # Audio is checked here, not inside the STT call's request iterator: gRPC swallows errors
-        # raised there, and the caller would never hear why the stream stopped.
-        forward: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=32)
-        ended = asyncio.Event()  # the client's audio has all gone to the STT
-
-        async def feed() -> None:
-            async for chunk in audio:
-                check_chunk(chunk, fmt)
-                await forward.put(chunk)
-            await forward.put(None)
-
-        # Audio an STT replica took but has not answered yet: if that replica turns out to be gone,
-        # the stream starts again on another one with this audio first. None once it has answered.
-        unanswered: list[bytes] | None = []
-        replay_cap = fmt.sample_rate_hz * fmt.channels * 2 * MAX_REPLAY_S
-
-        async def stt_requests(speculative: bool) -> AsyncIterator[stt_pb2.StreamingRecognizeRequest]:
-            nonlocal unanswered
-            recognition = stt_pb2.RecognitionConfig(
-                audio_format=config.audio_format, request_id=request_id, speculative_results=speculative
-            )
-            if config.HasField("wake_word"):
-                recognition.wake_word.CopyFrom(config.wake_word)
-            recognition.interim_results = config.interim_results
-            recognition.endpointing.CopyFrom(config.endpointing)
-            yield stt_pb2.StreamingRecognizeRequest(config=recognition)
-            for taken in list(unanswered or []):
-                yield stt_pb2.StreamingRecognizeRequest(audio_content=taken)
-            while (chunk := await forward.get()) is not None:
-                if unanswered is not None:
-                    unanswered.append(chunk)
-                    if len(unanswered) * len(chunk) > replay_cap:
-                        unanswered = None  # too much to hold: this stream is not retried
-                yield stt_pb2.StreamingRecognizeRequest(audio_content=chunk)
-            ended.set()
+        kinds = _reply_kinds(config.reply)
 
         async def converse(emit: Emit[pb.ConverseResponse]) -> None:
-            async def send(turn_index: int, fields: Fields) -> None:
-                await emit(pb.ConverseResponse(request_id=request_id, turn_index=turn_index, **fields))  # type: ignore[arg-type]
-
-            conversation = Conversation(
+            stream = ConverseStream(
                 self._runner,
                 config,
-                request_id,
-                session_id,
-                send,
-                new_session=not config.session_id,
+                fmt,
+                emit,
+                request_id=request_id,
+                session_id=config.session_id or uuid.uuid4().hex,
                 preemptive=self._preemptive,
-                deadline=lambda: self._budgets.for_turn(context),
-                admit=lambda: self._limits.admit(tenant, *reply_kinds),
+                stt_timeout_s=self._budgets.for_stream(context),
+                turn_deadline=lambda: self._budgets.for_turn(context),
+                admit=lambda: self._limits.admit(tenant, *kinds),
             )
-
-            async def listen() -> None:
-                nonlocal unanswered
-                timeout = self._budgets.for_stream(context)
-                try:
-                    for attempt in range(1, STT_ATTEMPTS + 1):
-                        try:
-                            async with self._downstream.guard("stt") as stt:
-                                async for response in stt.StreamingRecognize(
-                                    stt_requests(conversation.preemptive),
-                                    timeout=timeout,
-                                    metadata=outgoing_metadata(),
-                                ):
-                                    unanswered = None
-                                    await hear(response)
-                            return
-                        except RelayedStatus as exc:
-                            retry = exc.code == grpc.StatusCode.UNAVAILABLE and unanswered is not None
-                            if not retry or attempt == STT_ATTEMPTS or ended.is_set():
-                                raise
-                            log.warning("stt replica unavailable before answering (%s); trying another", exc)
-                finally:
-                    conversation.close()
-
-            async def hear(response: stt_pb2.StreamingRecognizeResponse) -> None:
-                kind = response.WhichOneof("event")
-                if kind == "result":
-                    result = response.result
-                    index = result.utterance_index
-                    if result.is_final:
-                        await send(index, {"transcript": result})
-                        await conversation.final(index, result.transcript)
-                        return
-                    if result.speculative:
-                        conversation.speculative(index, result.transcript)
-                    else:
-                        conversation.partial(index)
-                    if config.interim_results:
-                        await send(index, {"transcript": result})
-                    return
-                event = getattr(response, kind)
-                if kind == "speech_ended":
-                    conversation.speech_ended(event.utterance_index)
-                await send(event.utterance_index, {kind: event})
-                if kind == "speech_started":
-                    await conversation.speech_started(event.utterance_index)
-
-            async with asyncio.TaskGroup() as group:
-                group.create_task(feed())
-                group.create_task(listen())
-                group.create_task(conversation.run())
+            await stream.run(audio)
 
         async for response in pump(converse):
             yield response
@@ -192,23 +88,18 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     ) -> AsyncIterator[pb.AskResponse]:
         request_id = request.request_id or uuid.uuid4().hex
         request_id_var.set(request_id)
-        text = request.text.strip()
-        if not text:
-            raise InvalidRequest("text is empty; send what the user typed")
-        if len(text) > MAX_TEXT_CHARS:
-            raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_TEXT_CHARS} limit")
+        text = limits.check_text("text", request.text)
         _check_reply(request.reply)
         _check_ids(request.session_id, request.user_id)
-        kinds = ("llm", "tts") if request.reply.synthesize_audio else ("llm",)
-        await self._limits.admit(tenant_of(context.invocation_metadata()), *kinds)
+        await self._limits.admit(tenant_of(context.invocation_metadata()), *_reply_kinds(request.reply))
         deadline = self._budgets.for_ask(context)
         session_id = request.session_id or uuid.uuid4().hex
         fresh = not request.session_id
         turn = Turn(text, session_id, request_id, request.reply, deadline, request.user_id, fresh)
 
         async def ask(emit: Emit[pb.AskResponse]) -> None:
-            async def send(fields: Fields) -> None:
-                await emit(pb.AskResponse(request_id=request_id, **fields))  # type: ignore[arg-type]
+            async def send(event: ReplyEvent) -> None:
+                await emit(ask_response(request_id, event))
 
             await self._runner.run(turn, TurnOutput(send))
 

@@ -36,8 +36,8 @@ class RateLimits:
     """Sliding-window request counts per (tenant, kind)."""
 
     per_window: dict[str, int]  # kind → requests allowed per window
-    window_s: float = 60.0
-    max_wait_s: float = 0.0
+    max_wait_s: float
+    window_s: float = 60.0  # the settings name limits per minute
     _seen: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
 
     def _retry_after(self, tenant: str, kind: str) -> float:

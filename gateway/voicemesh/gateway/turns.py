@@ -1,9 +1,9 @@
 """One turn: the user's text to the core, the reply's text deltas on to TTS as they are generated.
 
-Events are emitted as ``{field: value}`` with the field names that ConverseResponse and AskResponse
-share, so both RPCs use this one implementation. Where they go is a ``TurnOutput``: it times the
-turn's stages as the client sees them, counts the reply audio sent, and can hold a speculative
-turn's events until the transcript it started from is confirmed.
+A turn emits typed reply events (``voicemesh.common.replies.ReplyEvent``), which Ask and Converse
+each put in their own response message, so both RPCs use this one implementation. Where they go is
+a ``TurnOutput``: it times the turn's stages as the client sees them, counts the reply audio sent,
+and can hold a speculative turn's events until the transcript it started from is confirmed.
 """
 
 from __future__ import annotations
@@ -15,31 +15,26 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from voicemesh.common.errors import RelayedStatus
 from voicemesh.common.metrics import STAGE_SECONDS
+from voicemesh.common.replies import ReplyEvent
 from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key, replay
 from voicemesh.common.retry import RetryPolicy, retrying_stream
 from voicemesh.common.tracing import outgoing_metadata, tracer
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.downstream import Downstream
 from voicemesh.gateway.recorder import TurnRecorder
-from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import audio_pb2, core_pb2, gateway_pb2
 from voicemesh.v1 import text_to_speech_pb2 as tts_pb2
 
 log = logging.getLogger(__name__)
 
-Fields = dict[str, object]
-EmitFields = Callable[[Fields], Awaitable[None]]
+EmitReply = Callable[[ReplyEvent], Awaitable[None]]
 
 # A reply stream that has not answered yet is safe to start again (another core replica, a restart).
 CORE_RETRIES = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.5)
 # What a held (speculative) turn may buffer before it waits: a few sentences of audio.
 MAX_HELD_EVENTS = 256
-_STAGE_OF_FIELD = {
-    "reply_text_delta": "first_token",
-    "reply_sentence": "first_sentence",
-    "reply_audio": "first_audio",
-}
 
 
 @dataclass
@@ -63,10 +58,10 @@ class TurnClock:
 class TurnOutput:
     """Where one turn's events go, held back while the turn is speculative."""
 
-    def __init__(self, send: EmitFields, clock: TurnClock | None = None, *, held: bool = False) -> None:
+    def __init__(self, send: EmitReply, clock: TurnClock | None = None, *, held: bool = False) -> None:
         self._send = send
         self.clock = clock or TurnClock()
-        self._held: list[Fields] | None = [] if held else None
+        self._held: list[ReplyEvent] | None = [] if held else None
         self._released = asyncio.Event()
         self._on_release: list[Callable[[], object]] = []
         self.closed = False  # interrupted: nothing more reaches the client
@@ -74,11 +69,11 @@ class TurnOutput:
         self.audio_s = 0.0
         self.first_audio_at: float | None = None
 
-    async def __call__(self, fields: Fields) -> None:
+    async def __call__(self, event: ReplyEvent) -> None:
         if self._held is None:
-            await self._deliver(fields)
+            await self._deliver(event)
             return
-        self._held.append(fields)
+        self._held.append(event)
         if len(self._held) >= MAX_HELD_EVENTS:
             await self._released.wait()
 
@@ -88,8 +83,8 @@ class TurnOutput:
         held, self._held = self._held or [], None
         for hook in self._on_release:
             hook()
-        for fields in held:
-            await self._deliver(fields)
+        for event in held:
+            await self._deliver(event)
         self._released.set()
 
     @property
@@ -104,24 +99,23 @@ class TurnOutput:
         """When the client will have played the audio sent so far (monotonic seconds)."""
         return (self.first_audio_at or 0.0) + self.audio_s
 
-    async def _deliver(self, fields: Fields) -> None:
+    async def _deliver(self, event: ReplyEvent) -> None:
         if self.closed:
             return
-        ((name, value),) = fields.items()
-        if stage := _STAGE_OF_FIELD.get(name):
-            self.clock.mark(stage)
-        if name == "reply_text_delta":
-            self.reply_text += str(value)
-        elif name == "reply_audio":
-            assert isinstance(value, audio_pb2.SynthesizedAudio)
+        if isinstance(event, str):
+            self.clock.mark("first_token")
+            self.reply_text += event
+        elif isinstance(event, core_pb2.SentenceMark):
+            self.clock.mark("first_sentence")
+        elif isinstance(event, audio_pb2.SynthesizedAudio):
+            self.clock.mark("first_audio")
             if self.first_audio_at is None:
                 self.first_audio_at = time.monotonic()
-            self.audio_s += len(value.audio_content) / 2 / (value.sample_rate_hz or 1)
-        elif name == "turn_done":
-            assert isinstance(value, gateway_pb2.TurnDone)
+            self.audio_s += len(event.audio_content) / 2 / (event.sample_rate_hz or 1)
+        elif isinstance(event, gateway_pb2.TurnDone):
             self.clock.mark("done")
-            value.timings.CopyFrom(self.clock.timings())
-        await self._send(fields)
+            event.timings.CopyFrom(self.clock.timings())
+        await self._send(event)
 
 
 @dataclass(frozen=True)
@@ -183,7 +177,7 @@ class TurnRunner:
                 session_id=turn.session_id,
                 context_turns=max(reply.context_turns, 0),
             )
-            await output({"turn_done": done})
+            await output(done)
 
     def _record(
         self, turn: Turn, output: TurnOutput, reply: _Reply, *, interrupted: bool
@@ -238,14 +232,14 @@ class TurnRunner:
                     if kind == "route":
                         reply.route = f"{response.route.tier}/{response.route.model}"
                         reply.model = response.route.model
-                        await output({"route": response.route})
+                        await output(response.route)
                     elif kind == "text_delta":
                         if turn.reply.synthesize_audio:
                             await to_tts.put(response.text_delta)
-                        await output({"reply_text_delta": response.text_delta})
+                        await output(response.text_delta)
                     elif kind == "sentence":
                         reply.sentences.append(response.sentence.text)
-                        await output({"reply_sentence": response.sentence})
+                        await output(response.sentence)
                     elif kind == "done":
                         reply.text = response.done.text
                         reply.finish_reason = response.done.finish_reason
@@ -272,13 +266,13 @@ class TurnRunner:
                     ):
                         if keep_audio:
                             reply.audio.append((response.audio.audio_content, response.audio.sample_rate_hz))
-                        await output({"reply_audio": response.audio})
+                        await output(response.audio)
             except RelayedStatus as exc:
                 # Speech is lost, not the answer: say so, and let the text reply run to its end.
                 log.warning("reply audio failed: %s", exc)
                 reply.audio_failed = True
                 failed = gateway_pb2.ReplyAudioFailed(code=exc.code.value[0], message=str(exc))
-                await output({"reply_audio_failed": failed})
+                await output(failed)
 
         async with asyncio.TaskGroup() as group:
             group.create_task(think())
@@ -288,5 +282,5 @@ class TurnRunner:
 
 async def _replay(cached: CachedReply, output: TurnOutput, reply: _Reply) -> None:
     reply.route, reply.model, reply.text = f"cache/{cached.model}", cached.model, cached.text
-    for fields in replay(cached, "gateway"):
-        await output(fields)
+    for event in replay(cached, "gateway"):
+        await output(event)

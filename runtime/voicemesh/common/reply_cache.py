@@ -6,7 +6,8 @@ stands in for a spoken one. Only replies that depended on nothing said earlier a
 core says so with ``context_turns == 0``), and only requests that start a conversation look here:
 a follow-up's meaning depends on what came before it. Least recently used entries go first, and
 every entry expires after ``ttl_s``. Spoken replies are large (about 40 KiB a second of audio), so
-the cache is bounded in bytes as well as entries.
+the cache is bounded in bytes as well as entries. It needs nothing beyond the generated messages, so
+the thin client's edge cache is the same class; each side counts its lookups its own way.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from voicemesh.common.metrics import REPLY_CACHE
+from voicemesh.common.replies import ReplyEvent
 from voicemesh.v1 import audio_pb2, core_pb2
 
 Key = tuple[str, str, bool, str, int]
@@ -44,15 +45,15 @@ class CachedReply:
         return len(self.text) + sum(len(pcm) for pcm, _ in self.audio)
 
 
-def replay(cached: CachedReply, where: str) -> Iterator[dict[str, object]]:
-    """A cached reply as the event fields Ask and Converse share: route, text, sentences, audio."""
+def replay(cached: CachedReply, where: str) -> Iterator[ReplyEvent]:
+    """A cached reply as the events of a turn: its route, text, sentences and audio."""
     reason = f"asked in the same words before; the {where}'s cached reply"
-    yield {"route": core_pb2.RouteChosen(tier="cache", model=cached.model, reason=reason)}
+    yield core_pb2.RouteChosen(tier="cache", model=cached.model, reason=reason)
     for index, sentence in enumerate(cached.sentences):
-        yield {"reply_text_delta": f" {sentence}" if index else sentence}
-        yield {"reply_sentence": core_pb2.SentenceMark(index=index, text=sentence)}
+        yield f" {sentence}" if index else sentence
+        yield core_pb2.SentenceMark(index=index, text=sentence)
     for pcm, rate in cached.audio:
-        yield {"reply_audio": audio_pb2.SynthesizedAudio(audio_content=pcm, sample_rate_hz=rate)}
+        yield audio_pb2.SynthesizedAudio(audio_content=pcm, sample_rate_hz=rate)
 
 
 class ReplyCache:
@@ -64,8 +65,11 @@ class ReplyCache:
         max_bytes: int = 64 << 20,
         ttl_s: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        on_lookup: Callable[[str], object] = lambda _result: None,
     ) -> None:
-        self.where = where  # the metric's label: "gateway" or "edge"
+        """``on_lookup("hit" | "miss")`` hears every lookup (the gateway counts them in a metric)."""
+        self.where = where  # "gateway" or "edge": said in a cached reply's route
+        self._on_lookup = on_lookup
         self._entries: OrderedDict[Key, CachedReply] = OrderedDict()
         self._max = max_entries
         self._max_bytes = max_bytes
@@ -89,11 +93,11 @@ class ReplyCache:
             entry = None
         if entry is None:
             self.misses += 1
-            REPLY_CACHE.labels(self.where, "miss").inc()
+            self._on_lookup("miss")
             return None
         self._entries.move_to_end(key)
         self.hits += 1
-        REPLY_CACHE.labels(self.where, "hit").inc()
+        self._on_lookup("hit")
         return entry
 
     def put(self, key: Key, reply: CachedReply) -> None:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from voicemesh.rpc.status import RelayedStatus
+from voicemesh.common.errors import RelayedStatus
 
 T = TypeVar("T")
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})

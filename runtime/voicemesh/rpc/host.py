@@ -13,14 +13,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from voicemesh.common.limits import MAX_MESSAGE_BYTES
 from voicemesh.rpc.decoding import DecodeErrorInterceptor
 
 log = logging.getLogger(__name__)
 
 READY_PREFIX = "VOICEMESH_LISTENING"
 METRICS_PREFIX = "VOICEMESH_METRICS"
-# Room for our own 1 MiB audio-chunk check to answer with a precise message before gRPC's limit does.
-MAX_MESSAGE_BYTES = 16 << 20
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

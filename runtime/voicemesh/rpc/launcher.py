@@ -20,17 +20,10 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from voicemesh.common.components import BACKENDS, COMPONENTS, GATEWAY, Component
 from voicemesh.rpc.host import METRICS_PREFIX, READY_PREFIX
 
 log = logging.getLogger(__name__)
-
-BACKENDS = {
-    "stt": "voicemesh.stt",
-    "core": "voicemesh.core",
-    "tts": "voicemesh.tts",
-}
-GATEWAY = "voicemesh.gateway"
-DEFAULT_PORTS = {"gateway": 50051, "stt": 50052, "tts": 50053, "core": 50054}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -53,9 +46,18 @@ class Process:
     _drain: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
-async def start_service(name: str, module: str, env: dict[str, str], timeout_s: float) -> Process:
+async def start_service(
+    component: Component, env: dict[str, str], timeout_s: float, *, name: str = ""
+) -> Process:
+    """Start ``component`` (as process ``name``, default its own); returns once it listens."""
+    name = name or component.name
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", module, env=env, stdout=asyncio.subprocess.PIPE, start_new_session=True
+        sys.executable,
+        "-m",
+        component.package,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        start_new_session=True,
     )
     process = Process(name, proc)
     assert proc.stdout is not None
@@ -86,7 +88,7 @@ async def start_service(name: str, module: str, env: dict[str, str], timeout_s: 
 def service_env(name: str, **settings: object) -> dict[str, str]:
     """This process's environment plus settings for one service (``max_tokens=8`` →
     VOICEMESH_CORE_MAX_TOKENS=8), on free ports unless the settings name one."""
-    prefix = f"VOICEMESH_{name.upper()}_"
+    prefix = COMPONENTS[name].env_prefix
     return {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -129,7 +131,7 @@ class Mesh:
 
     def __init__(self, *, host: str = "127.0.0.1", ports: dict[str, int] | None = None) -> None:
         self.host = host
-        self.ports = {**DEFAULT_PORTS, **(ports or {})}
+        self.ports = {**{c.name: c.port for c in COMPONENTS.values()}, **(ports or {})}
         self.processes: list[Process] = []
 
     @property
@@ -137,7 +139,7 @@ class Mesh:
         return next(p.address for p in self.processes if p.name == "gateway")
 
     def _listen_env(self, name: str) -> dict[str, str]:
-        prefix = f"VOICEMESH_{name.upper()}_"
+        prefix = COMPONENTS[name].env_prefix
         env = {f"{prefix}HOST": self.host, f"{prefix}PORT": str(self.ports[name])}
         if self.ports[name] == 0:  # a free gRPC port means a free metrics port too (several meshes at once)
             env[f"{prefix}METRICS_PORT"] = "0"
@@ -149,15 +151,12 @@ class Mesh:
     async def start(self, timeout_s: float = 180.0) -> None:
         try:
             base = {**os.environ, "PYTHONUNBUFFERED": "1"}
-            starts = [
-                start_service(name, module, {**base, **self._listen_env(name)}, timeout_s)
-                for name, module in BACKENDS.items()
-            ]
+            starts = [start_service(c, {**base, **self._listen_env(c.name)}, timeout_s) for c in BACKENDS]
             for started in asyncio.as_completed(starts):
                 self.processes.append(await started)
-            targets = {f"VOICEMESH_GATEWAY_{p.name.upper()}_TARGET": p.address for p in self.processes}
-            gateway_env = {**base, **targets, **self._listen_env("gateway")}
-            self.processes.append(await start_service("gateway", GATEWAY, gateway_env, timeout_s))
+            targets = {f"{GATEWAY.env_prefix}{p.name.upper()}_TARGET": p.address for p in self.processes}
+            gateway_env = {**base, **targets, **self._listen_env(GATEWAY.name)}
+            self.processes.append(await start_service(GATEWAY, gateway_env, timeout_s))
             for process in self.processes:
                 await wait_serving(process.address, timeout_s)
         except BaseException:
@@ -187,7 +186,8 @@ async def up(host: str, ports: dict[str, int]) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print("voicemesh: starting stt, core, tts and gateway …", flush=True)
+    names = ", ".join(c.name for c in (*BACKENDS, GATEWAY))
+    print(f"voicemesh: starting {names} …", flush=True)
     starting = asyncio.create_task(mesh.start())
     await asyncio.wait([starting, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():

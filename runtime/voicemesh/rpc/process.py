@@ -1,4 +1,4 @@
-"""What every service's ``__main__`` does: load settings, set up logging, serve, exit cleanly."""
+"""What every server process does: load its settings, set up logging, traces and metrics, serve."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ from voicemesh.rpc.host import METRICS_PREFIX
 S = TypeVar("S", bound=ServiceSettings)
 
 
-def run(settings_cls: type[S], name: str, serve: Callable[[S], Coroutine[Any, Any, None]]) -> None:
+def run_process(settings_cls: type[S], serve: Callable[[S], Coroutine[Any, Any, None]]) -> None:
+    """Serve until signalled; a bad setting is one line naming it, and exit status 2."""
+    name = settings_cls.section
     try:
         settings = settings_cls.load()
     except ConfigError as exc:
-        sys.exit(f"voicemesh {name}: {exc}")
+        print(f"voicemesh {name}: {exc}", file=sys.stderr)
+        sys.exit(2)
     setup_logging(name, fmt=settings.log_format, level=settings.log_level)
     setup_tracing(name)
     if settings.nice:

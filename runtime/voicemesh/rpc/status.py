@@ -17,6 +17,7 @@ from voicemesh.common.errors import (
     InvalidRequest,
     ModelFailure,
     Overloaded,
+    RelayedStatus,
     VoicemeshError,
 )
 from voicemesh.common.logs import request_id_var
@@ -29,14 +30,6 @@ _CODES: dict[type[VoicemeshError], grpc.StatusCode] = {
     ModelFailure: grpc.StatusCode.INTERNAL,
     DependencyUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
-
-
-class RelayedStatus(Exception):
-    """A status from a downstream service, passed on to the caller with the hop named."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def status_code(error: VoicemeshError) -> grpc.StatusCode:

@@ -21,10 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from voicemesh.common.errors import InvalidRequest
-
 SESSION_TTL_S = 30 * 60
-MAX_ID_CHARS = 128
 MAX_EXCHANGES = 8  # what the session keeps for context; the full history is the history store's
 
 
@@ -50,14 +47,6 @@ class Session:
     def from_json(cls, text: str | bytes) -> Session:
         data = json.loads(text)
         return cls(data["session_id"], data["user_id"], [Exchange(**e) for e in data["exchanges"]])
-
-
-def check_id(name: str, value: str) -> None:
-    """Session and user ids become keys and Redis hash tags: short, printable, without braces."""
-    if len(value) > MAX_ID_CHARS:
-        raise InvalidRequest(f"{name} of {len(value)} characters is over the {MAX_ID_CHARS} limit")
-    if any(c in "{}" or not c.isprintable() for c in value):
-        raise InvalidRequest(f"{name} {value!r} may not contain braces or control characters")
 
 
 def keys(session_id: str) -> tuple[str, str]:

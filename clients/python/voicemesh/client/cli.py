@@ -17,15 +17,9 @@ from google.protobuf.json_format import MessageToDict
 
 from voicemesh.client.sdk import DEFAULT_TARGET, AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio, read_wav, write_wav
+from voicemesh.common.components import BACKENDS, COMPONENTS, GATEWAY, MissingExtra, import_extra
 from voicemesh.common.errors import InvalidAudio
 from voicemesh.v1 import user_data_pb2
-
-SERVICES = {
-    "stt": "voicemesh.stt",
-    "tts": "voicemesh.tts",
-    "core": "voicemesh.core",
-    "gateway": "voicemesh.gateway",
-}
 
 DEFAULT_USER = os.environ.get("VOICEMESH_USER") or getpass.getuser()
 
@@ -131,8 +125,7 @@ async def ask(args: argparse.Namespace) -> int:
 
 
 async def listen(args: argparse.Namespace) -> int:
-    from voicemesh.client import edge
-
+    edge = import_extra("voicemesh.client.edge", "edge")  # its models need numpy and onnxruntime
     overrides: dict[str, Any] = {}
     if args.wake_word is not None:
         overrides["wake_words"] = [w for w in args.wake_word if w]
@@ -259,20 +252,17 @@ async def profile(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import runpy
-
-    sys.argv = [SERVICES[args.service]]
-    runpy.run_module(SERVICES[args.service], run_name="__main__", alter_sys=True)
+    COMPONENTS[args.service].server().main()
     return 0
 
 
 def up(args: argparse.Namespace) -> int:
-    from voicemesh.rpc.launcher import up as run_up
-
-    ports = {"gateway": args.port}
+    launcher = import_extra("voicemesh.rpc.launcher", "all")
+    ports = {GATEWAY.name: args.port}
     if args.backend_ports is not None:
-        ports.update(dict.fromkeys(("stt", "tts", "core"), args.backend_ports))
-    return asyncio.run(run_up(args.host, ports))
+        ports.update(dict.fromkeys((c.name for c in BACKENDS), args.backend_ports))
+    code: int = asyncio.run(launcher.up(args.host, ports))
+    return code
 
 
 def parser() -> argparse.ArgumentParser:
@@ -281,18 +271,20 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("up", help="start every service on loopback and wait until all are SERVING")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=50051, help="gateway port (0 picks a free one)")
+    p.add_argument("--port", type=int, default=GATEWAY.port, help="gateway port (0 picks a free one)")
     p.add_argument(
         "--backend-ports",
         type=int,
         default=None,
         metavar="0",
-        help="give 0 to put stt, core and tts on free ports instead of 50052-50054",
+        help="give 0 to put the backends on free ports instead of their own ("
+        + ", ".join(f"{c.name} {c.port}" for c in BACKENDS)
+        + ")",
     )
     p.set_defaults(run=up)
 
     p = commands.add_parser("serve", help="run one service in the foreground")
-    p.add_argument("service", choices=sorted(SERVICES))
+    p.add_argument("service", choices=sorted(COMPONENTS))
     p.set_defaults(run=serve)
 
     for name, help_text in (
@@ -366,6 +358,9 @@ def main(argv: list[str] | None = None) -> None:
     except grpc.aio.AioRpcError as exc:
         print(f"voicemesh: {exc.code().name}: {exc.details()}", file=sys.stderr)
         code = 1
+    except MissingExtra as exc:
+        print(f"voicemesh {args.command}: {exc}", file=sys.stderr)
+        code = 2
     except KeyboardInterrupt:
         code = 130
     except BrokenPipeError:  # `voicemesh talk --json | head`: the reader has all it wanted

@@ -22,10 +22,11 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from voicemesh.client.sdk import AsyncClient
-from voicemesh.common.audio import MODEL_RATE_HZ, PcmFormat, PcmNormalizer, float_to_pcm16, read_wav
+from voicemesh.common.audio import MODEL_RATE_HZ, PcmFormat, read_wav
 from voicemesh.common.blocking import BlockingPool
 from voicemesh.common.config import Settings
 from voicemesh.common.errors import InvalidRequest
+from voicemesh.common.samples import PcmNormalizer, float_to_pcm16
 from voicemesh.listening.gate import Closed, Gate, GateConfig, GateEvent, Opened, Passed
 from voicemesh.listening.segmenter import SegmenterConfig
 from voicemesh.listening.vad import SileroVad

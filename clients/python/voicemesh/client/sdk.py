@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 import grpc
 
 from voicemesh.common.audio import WavAudio
+from voicemesh.common.components import GATEWAY
+from voicemesh.common.limits import MAX_MESSAGE_BYTES
+from voicemesh.common.replies import ask_response
 from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key, replay
 from voicemesh.common.retry import RetryPolicy, retrying_stream
 from voicemesh.v1 import (
@@ -25,7 +28,7 @@ from voicemesh.v1 import (
     user_data_pb2_grpc,
 )
 
-DEFAULT_TARGET = os.environ.get("VOICEMESH_TARGET", "127.0.0.1:50051")
+DEFAULT_TARGET = os.environ.get("VOICEMESH_TARGET", f"127.0.0.1:{GATEWAY.port}")
 CHUNK_MS = 100
 T = TypeVar("T")
 
@@ -57,7 +60,7 @@ class AsyncClient:
         self._timeout_s = timeout_s
         self._retry = retry or RetryPolicy()
         self._channel = grpc.aio.insecure_channel(
-            target, options=[("grpc.max_receive_message_length", 16 << 20)]
+            target, options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         )
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
         self.users = user_data_pb2_grpc.UserDataServiceStub(self._channel)
@@ -210,10 +213,9 @@ class _Keeper:
 
 
 def _replayed(cached: CachedReply, text: str, request_id: str) -> Iterator[gateway_pb2.AskResponse]:
-    for fields in replay(cached, "edge"):
-        yield gateway_pb2.AskResponse(request_id=request_id, **fields)  # type: ignore[arg-type]
-    done = gateway_pb2.TurnDone(transcript=text, reply_text=cached.text)
-    yield gateway_pb2.AskResponse(request_id=request_id, turn_done=done)
+    for event in replay(cached, "edge"):
+        yield ask_response(request_id, event)
+    yield ask_response(request_id, gateway_pb2.TurnDone(transcript=text, reply_text=cached.text))
 
 
 class Client:

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from voicemesh.common.components import CORE
 from voicemesh.common.config import ServiceSettings
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -17,11 +18,11 @@ DEFAULT_SYSTEM_PROMPT = (
 
 
 class CoreSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="VOICEMESH_CORE_", extra="forbid")
-    section = "core"
+    model_config = SettingsConfigDict(env_prefix=CORE.env_prefix, extra="forbid")
+    section = CORE.name
 
-    port: int = 50054
-    metrics_port: int = 9454
+    port: int = CORE.port
+    metrics_port: int = CORE.metrics_port
     # Beside STT and TTS on one host, the LLM yields the CPU to them: past its first sentence its
     # speed is not what the user waits for, while the first sentence's synthesis is.
     nice: int = Field(10, ge=0, le=19, description="Lower the process's CPU priority by this much.")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from voicemesh.common.errors import DependencyUnavailable, InvalidRequest
+from voicemesh.common.limits import MAX_PROFILE_FIELDS
 from voicemesh.common.metrics import STAGE_SECONDS
 from voicemesh.storage.history import HistoryStore, TurnRecord
 from voicemesh.storage.sessions import Exchange, Session, SessionStore
@@ -27,7 +28,6 @@ from voicemesh.storage.writer import HistoryWriter
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MAX_PROFILE_FIELDS = 32
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from voicemesh.common import limits
 from voicemesh.common.errors import InvalidRequest
 from voicemesh.common.metrics import TOKENS
 from voicemesh.common.sentences import SentenceSplitter
 from voicemesh.core.context import Context, ConversationMemory
 from voicemesh.core.routing import Route, TierRouter
-from voicemesh.storage.sessions import check_id
-
-MAX_INPUT_CHARS = 8 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,15 +55,11 @@ class Responder:
     async def respond(
         self, text: str, max_tokens: int = 0, *, session_id: str = "", user_id: str = ""
     ) -> AsyncIterator[ReplyEvent]:
-        text = text.strip()
-        if not text:
-            raise InvalidRequest("text is empty; send what the user said")
-        if len(text) > MAX_INPUT_CHARS:
-            raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_INPUT_CHARS} limit")
+        text = limits.check_text("text", text)
         if max_tokens < 0:
             raise InvalidRequest(f"max_tokens {max_tokens} is negative; use 0 for the default")
-        check_id("session_id", session_id)
-        check_id("user_id", user_id)
+        limits.check_id("session_id", session_id)
+        limits.check_id("user_id", user_id)
         context = await self.memory.load(session_id, user_id) if self.memory else Context()
         messages = context.messages(self._settings.system_prompt, text)
         route, stream = await self._router.open(

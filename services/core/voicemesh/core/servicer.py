@@ -6,49 +6,47 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from voicemesh.common import limits
 from voicemesh.common.errors import InvalidRequest
 from voicemesh.common.logs import request_id_var
 from voicemesh.core.context import ConversationMemory
-from voicemesh.core.engine import Done, ReplyEvent, Responder, Route, Sentence, TextDelta
+from voicemesh.core.engine import ReplyEvent, Responder, Route, Sentence, TextDelta
 from voicemesh.rpc.handler import rpc_handler
 from voicemesh.storage.history import TurnRecord
-from voicemesh.storage.sessions import check_id
 from voicemesh.v1 import core_pb2 as pb
 from voicemesh.v1 import core_pb2_grpc as pb_grpc
 from voicemesh.v1 import user_data_pb2, user_data_pb2_grpc
 
-MAX_TEXT_CHARS = 8 * 1024
-MAX_LIMIT = 1000
 
-
-def reply_message(event: ReplyEvent) -> dict[str, object]:
-    """The oneof field and value for an engine event (shared with the gateway)."""
+def respond_response(request_id: str, event: ReplyEvent) -> pb.RespondResponse:
+    """The RespondResponse that carries an engine event."""
     if isinstance(event, Route):
-        return {"route": pb.RouteChosen(tier=event.tier, model=event.model, reason=event.reason)}
+        route = pb.RouteChosen(tier=event.tier, model=event.model, reason=event.reason)
+        return pb.RespondResponse(request_id=request_id, route=route)
     if isinstance(event, TextDelta):
-        return {"text_delta": event.text}
+        return pb.RespondResponse(request_id=request_id, text_delta=event.text)
     if isinstance(event, Sentence):
-        return {"sentence": pb.SentenceMark(index=event.index, text=event.text)}
-    assert isinstance(event, Done)
+        sentence = pb.SentenceMark(index=event.index, text=event.text)
+        return pb.RespondResponse(request_id=request_id, sentence=sentence)
     done = pb.ReplyDone(
         text=event.text,
         completion_tokens=event.completion_tokens,
         finish_reason=event.finish_reason,
         context_turns=event.context_turns,
     )
-    return {"done": done}
+    return pb.RespondResponse(request_id=request_id, done=done)
 
 
 def turn_record(request: pb.RecordTurnRequest) -> TurnRecord:
     if not request.session_id:
         raise InvalidRequest("session_id is empty; a turn belongs to a session")
-    check_id("session_id", request.session_id)
-    check_id("user_id", request.user_id)
+    limits.check_id("session_id", request.session_id)
+    limits.check_id("user_id", request.user_id)
     if not request.transcript.strip():
         raise InvalidRequest("transcript is empty; there is no turn to record")
     for name in ("transcript", "reply_text"):
-        if len(getattr(request, name)) > MAX_TEXT_CHARS:
-            raise InvalidRequest(f"{name} is over the {MAX_TEXT_CHARS}-character limit")
+        if len(getattr(request, name)) > limits.MAX_TEXT_CHARS:
+            raise InvalidRequest(f"{name} is over the {limits.MAX_TEXT_CHARS}-character limit")
     return TurnRecord(
         request.user_id,
         request.session_id,
@@ -73,7 +71,7 @@ class CoreServicer(pb_grpc.CoreServiceServicer):
             request.text, request.max_tokens, session_id=request.session_id, user_id=request.user_id
         )
         async for event in events:
-            yield pb.RespondResponse(request_id=request.request_id, **reply_message(event))  # type: ignore[arg-type]
+            yield respond_response(request.request_id, event)
 
     @rpc_handler
     async def RecordTurn(
@@ -89,7 +87,7 @@ class CoreServicer(pb_grpc.CoreServiceServicer):
 def _user_id(user_id: str) -> str:
     if not user_id:
         raise InvalidRequest("user_id is empty; name the user")
-    check_id("user_id", user_id)
+    limits.check_id("user_id", user_id)
     return user_id
 
 
@@ -121,8 +119,9 @@ class UserDataServicer(user_data_pb2_grpc.UserDataServiceServicer):
     async def GetUserData(
         self, request: user_data_pb2.GetUserDataRequest, context: grpc.aio.ServicerContext
     ) -> user_data_pb2.GetUserDataResponse:
-        if not 0 <= request.limit <= MAX_LIMIT:
-            raise InvalidRequest(f"limit {request.limit} is out of range; use 1 to {MAX_LIMIT}, or 0 for 20")
+        most = limits.MAX_HISTORY_TURNS
+        if not 0 <= request.limit <= most:
+            raise InvalidRequest(f"limit {request.limit} is out of range; use 1 to {most}, or 0 for 20")
         profile, turns = await self._stores().user_data(_user_id(request.user_id), request.limit or 20)
         return user_data_pb2.GetUserDataResponse(profile=profile, turns=[history_turn(t) for t in turns])
 
@@ -131,10 +130,12 @@ class UserDataServicer(user_data_pb2_grpc.UserDataServiceServicer):
         self, request: user_data_pb2.UpdateProfileRequest, context: grpc.aio.ServicerContext
     ) -> user_data_pb2.UpdateProfileResponse:
         user_id = _user_id(request.user_id)
+        longest_key, longest_value = limits.MAX_PROFILE_KEY_CHARS, limits.MAX_PROFILE_VALUE_CHARS
         for key, value in request.set.items():
-            if not key.strip() or len(key) > 64 or len(value) > 256:
+            if not key.strip() or len(key) > longest_key or len(value) > longest_value:
                 raise InvalidRequest(
-                    f"profile field {key[:64]!r}: keys are 1-64 characters, values at most 256"
+                    f"profile field {key[:longest_key]!r}: keys are 1-{longest_key} characters, "
+                    f"values at most {longest_value}"
                 )
         profile = await self._stores().update_profile(user_id, dict(request.set), list(request.remove))
         return user_data_pb2.UpdateProfileResponse(profile=profile)

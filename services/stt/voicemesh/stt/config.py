@@ -5,15 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from voicemesh.common.components import STT
 from voicemesh.common.config import ServiceSettings
 
 
 class SttSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="VOICEMESH_STT_", extra="forbid")
-    section = "stt"
+    model_config = SettingsConfigDict(env_prefix=STT.env_prefix, extra="forbid")
+    section = STT.name
 
-    port: int = 50052
-    metrics_port: int = 9452
+    port: int = STT.port
+    metrics_port: int = STT.metrics_port
     model: str = Field("", description="CTranslate2 Whisper model folder; empty means the bundled tiny.en.")
     device: str = Field("cpu", description="'cpu' or 'cuda'.")
     compute_type: str = Field("int8", description="CTranslate2 compute type: int8, int8_float16, float16 …")

@@ -11,12 +11,12 @@ from voicemesh.common.logs import request_id_var
 from voicemesh.common.streams import split_config
 from voicemesh.rpc.convert import audio_format
 from voicemesh.rpc.handler import rpc_handler
-from voicemesh.stt.engine import (
+from voicemesh.stt.engine import SpeechRecognizer
+from voicemesh.stt.events import (
     PartialTranscript,
     RecognitionEvent,
     SpeculativeTranscript,
     SpeechEnded,
-    SpeechRecognizer,
     SpeechStarted,
     StreamOptions,
     WakeOptions,

@@ -1,49 +1,6 @@
 """``python -m voicemesh.tts``: the text-to-speech server."""
 
-from __future__ import annotations
-
-from pathlib import Path
-
-from voicemesh.rpc.host import ServiceHost, serve_until_signalled, service_host
-from voicemesh.tts.config import TtsSettings
-from voicemesh.tts.engine import Synthesizer, bundled_voice
-from voicemesh.tts.servicer import TextToSpeechServicer
-from voicemesh.v1 import text_to_speech_pb2, text_to_speech_pb2_grpc
-
-
-def build_engine(settings: TtsSettings) -> Synthesizer:
-    name, path = bundled_voice()
-    voices = {name: path, **{voice: Path(p) for voice, p in settings.voices.items()}}
-    return Synthesizer(
-        voices,
-        settings.default_voice or name,
-        workers=settings.workers,
-        first_clause_words=settings.first_clause_words,
-    )
-
-
-def build_host(settings: TtsSettings, engine: Synthesizer) -> ServiceHost:
-    return service_host(
-        (
-            text_to_speech_pb2_grpc.add_TextToSpeechServiceServicer_to_server,
-            TextToSpeechServicer(engine),
-            text_to_speech_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name,
-        ),
-        host=settings.host,
-        port=settings.port,
-        max_connection_age_s=settings.max_connection_age_s,
-    )
-
-
-async def serve(settings: TtsSettings) -> None:
-    engine = build_engine(settings)
-    try:
-        await serve_until_signalled(build_host(settings, engine), settings.grace_s, settings.drain_delay_s)
-    finally:
-        engine.close()
-
+from voicemesh.common.components import run
 
 if __name__ == "__main__":
-    from voicemesh.rpc.process import run
-
-    run(TtsSettings, "tts", serve)
+    run("tts")

@@ -5,15 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from voicemesh.common.components import TTS
 from voicemesh.common.config import ServiceSettings
 
 
 class TtsSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="VOICEMESH_TTS_", extra="forbid")
-    section = "tts"
+    model_config = SettingsConfigDict(env_prefix=TTS.env_prefix, extra="forbid")
+    section = TTS.name
 
-    port: int = 50053
-    metrics_port: int = 9453
+    port: int = TTS.port
+    metrics_port: int = TTS.metrics_port
     voices: dict[str, str] = Field(
         default_factory=dict,
         description='Extra piper voices, name → .onnx path (JSON in the env: {"amy": "/models/amy.onnx"}).',

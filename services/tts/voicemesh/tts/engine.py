@@ -9,13 +9,14 @@ from pathlib import Path
 
 from piper import PiperVoice
 
-from voicemesh.common.audio import MAX_RATE_HZ, MIN_RATE_HZ, float_to_pcm16, resample_pcm16
+from voicemesh.common.audio import MAX_RATE_HZ, MIN_RATE_HZ
 from voicemesh.common.blocking import BlockingPool
 from voicemesh.common.errors import InvalidRequest
+from voicemesh.common.limits import MAX_SYNTHESIS_CHARS
 from voicemesh.common.metrics import SENTENCES, WORK_STOPPED
+from voicemesh.common.samples import float_to_pcm16, resample_pcm16
 from voicemesh.common.sentences import SentenceSplitter
 
-MAX_TEXT_CHARS = 64 * 1024
 # Audio leaves in pieces of about 0.37 s at 22 kHz: small messages, and a client can start playback
 # without waiting for a long sentence's last sample.
 CHUNK_SAMPLES = 8192
@@ -70,8 +71,8 @@ class Synthesizer:
     async def synthesize(
         self, text: str, voice: str = "", sample_rate_hz: int = 0
     ) -> AsyncIterator[AudioPiece]:
-        if len(text) > MAX_TEXT_CHARS:
-            raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_TEXT_CHARS} limit")
+        if len(text) > MAX_SYNTHESIS_CHARS:
+            raise InvalidRequest(f"text of {len(text)} characters is over the {MAX_SYNTHESIS_CHARS} limit")
 
         async def whole() -> AsyncIterator[str]:
             yield text
@@ -100,8 +101,8 @@ class Synthesizer:
         received = 0
         async for delta in deltas:
             received += len(delta)
-            if received > MAX_TEXT_CHARS:
-                raise InvalidRequest(f"text stream is over the {MAX_TEXT_CHARS}-character limit")
+            if received > MAX_SYNTHESIS_CHARS:
+                raise InvalidRequest(f"text stream is over the {MAX_SYNTHESIS_CHARS}-character limit")
             for sentence in splitter.push(delta):
                 async for piece in self._speak(piper_voice, sentence, index, sample_rate_hz):
                     yield piece

@@ -1,0 +1,155 @@
+"""One Converse stream: the caller's audio to the STT, what the STT hears to the conversation, and
+the conversation's events back to the caller.
+
+Audio is checked as it arrives, not inside the STT call's request iterator: gRPC swallows errors
+raised there, and the caller would never hear why the stream stopped. A stream whose STT replica
+fails before it answers starts again on another replica with the audio that replica had taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+
+from voicemesh.common.audio import PcmFormat, check_chunk
+from voicemesh.common.errors import RelayedStatus
+from voicemesh.common.pump import Emit
+from voicemesh.common.tracing import outgoing_metadata
+from voicemesh.gateway.conversation import Conversation
+from voicemesh.gateway.deadlines import Deadline
+from voicemesh.gateway.events import ConverseEvent, converse_response
+from voicemesh.gateway.turns import TurnRunner
+from voicemesh.v1 import gateway_pb2 as pb
+from voicemesh.v1 import speech_to_text_pb2 as stt_pb2
+
+log = logging.getLogger(__name__)
+
+STT_ATTEMPTS = 3
+# Audio held for a replay on another STT replica, at most; a stream past it is not retried.
+MAX_REPLAY_S = 10
+
+
+class ConverseStream:
+    def __init__(
+        self,
+        runner: TurnRunner,
+        config: pb.ConverseConfig,
+        fmt: PcmFormat,
+        emit: Emit[pb.ConverseResponse],
+        *,
+        request_id: str,
+        session_id: str,
+        preemptive: bool,
+        stt_timeout_s: float | None,
+        turn_deadline: Callable[[], Deadline],
+        admit: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._downstream = runner.downstream
+        self._config = config
+        self._fmt = fmt
+        self._emit = emit
+        self._request_id = request_id
+        self._stt_timeout_s = stt_timeout_s
+        self._forward: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=32)
+        self._ended = asyncio.Event()  # the client's audio has all gone to the STT
+        # Audio an STT replica took but has not answered yet: if that replica turns out to be gone,
+        # the stream starts again on another one with this audio first. None once it has answered.
+        self._unanswered: list[bytes] | None = []
+        self._replay_cap = fmt.sample_rate_hz * fmt.channels * 2 * MAX_REPLAY_S
+        self._conversation = Conversation(
+            runner,
+            config,
+            request_id,
+            session_id,
+            self._send,
+            new_session=not config.session_id,
+            preemptive=preemptive,
+            deadline=turn_deadline,
+            admit=admit,
+        )
+
+    async def run(self, audio: AsyncIterator[bytes]) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._feed(audio))
+            group.create_task(self._listen())
+            group.create_task(self._conversation.run())
+
+    async def _send(self, turn_index: int, event: ConverseEvent) -> None:
+        await self._emit(converse_response(self._request_id, turn_index, event))
+
+    async def _feed(self, audio: AsyncIterator[bytes]) -> None:
+        async for chunk in audio:
+            check_chunk(chunk, self._fmt)
+            await self._forward.put(chunk)
+        await self._forward.put(None)
+
+    async def _stt_requests(self) -> AsyncIterator[stt_pb2.StreamingRecognizeRequest]:
+        config = self._config
+        recognition = stt_pb2.RecognitionConfig(
+            audio_format=config.audio_format,
+            request_id=self._request_id,
+            speculative_results=self._conversation.preemptive,
+            interim_results=config.interim_results,
+            endpointing=config.endpointing,
+        )
+        if config.HasField("wake_word"):
+            recognition.wake_word.CopyFrom(config.wake_word)
+        yield stt_pb2.StreamingRecognizeRequest(config=recognition)
+        for taken in list(self._unanswered or []):
+            yield stt_pb2.StreamingRecognizeRequest(audio_content=taken)
+        while (chunk := await self._forward.get()) is not None:
+            if self._unanswered is not None:
+                self._unanswered.append(chunk)
+                if len(self._unanswered) * len(chunk) > self._replay_cap:
+                    self._unanswered = None  # too much to hold: this stream is not retried
+            yield stt_pb2.StreamingRecognizeRequest(audio_content=chunk)
+        self._ended.set()
+
+    async def _listen(self) -> None:
+        try:
+            for attempt in range(1, STT_ATTEMPTS + 1):
+                try:
+                    async with self._downstream.guard("stt") as stt:
+                        async for response in stt.StreamingRecognize(
+                            self._stt_requests(), timeout=self._stt_timeout_s, metadata=outgoing_metadata()
+                        ):
+                            self._unanswered = None
+                            await self._hear(response)
+                    return
+                except RelayedStatus as exc:
+                    retry = exc.code == grpc.StatusCode.UNAVAILABLE and self._unanswered is not None
+                    if not retry or attempt == STT_ATTEMPTS or self._ended.is_set():
+                        raise
+                    log.warning("stt replica unavailable before answering (%s); trying another", exc)
+        finally:
+            self._conversation.close()
+
+    async def _hear(self, response: stt_pb2.StreamingRecognizeResponse) -> None:
+        conversation = self._conversation
+        kind = response.WhichOneof("event")
+        if kind == "result":
+            result = response.result
+            index = result.utterance_index
+            if result.is_final:
+                await self._send(index, result)
+                await conversation.final(index, result.transcript)
+                return
+            if result.speculative:
+                conversation.speculative(index, result.transcript)
+            else:
+                conversation.partial(index)
+            if self._config.interim_results:
+                await self._send(index, result)
+        elif kind == "speech_started":
+            started = response.speech_started
+            await self._send(started.utterance_index, started)
+            await conversation.speech_started(started.utterance_index)
+        elif kind == "speech_ended":
+            ended = response.speech_ended
+            conversation.speech_ended(ended.utterance_index)
+            await self._send(ended.utterance_index, ended)
+        elif kind == "wake_word":
+            await self._send(response.wake_word.utterance_index, response.wake_word)

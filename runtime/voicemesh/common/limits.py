@@ -1,0 +1,44 @@
+"""How large a request may be, in one place: every layer that checks a request reads its limit here.
+
+The gateway checks what callers send before it spends a downstream call on it; the services check
+again, since their own APIs are reachable too; both with the numbers and messages below.
+"""
+
+from __future__ import annotations
+
+from voicemesh.common.errors import InvalidRequest
+
+# A turn's text: what the user typed or said, and a reply kept in the history.
+MAX_TEXT_CHARS = 8 * 1024
+# Text given to speech synthesis in one request or stream.
+MAX_SYNTHESIS_CHARS = 64 * 1024
+# Session and user ids become store keys and Redis hash tags.
+MAX_ID_CHARS = 128
+# 1 MiB is about 33 s of 16 kHz mono: far above any sane streaming chunk, far below gRPC's limits.
+MAX_CHUNK_BYTES = 1 << 20
+# gRPC's own message limit, on every server and channel: room for our checks above to answer first.
+MAX_MESSAGE_BYTES = 16 << 20
+# A user's profile.
+MAX_PROFILE_FIELDS = 32
+MAX_PROFILE_KEY_CHARS = 64
+MAX_PROFILE_VALUE_CHARS = 256
+# History turns one GetUserData may list.
+MAX_HISTORY_TURNS = 1000
+
+
+def check_text(name: str, text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """The text stripped of surrounding whitespace, refused when empty or over the limit."""
+    stripped = text.strip()
+    if not stripped:
+        raise InvalidRequest(f"{name} is empty; send what the user said or typed")
+    if len(stripped) > limit:
+        raise InvalidRequest(f"{name} of {len(stripped)} characters is over the {limit} limit")
+    return stripped
+
+
+def check_id(name: str, value: str) -> None:
+    """Session and user ids: short, printable, without braces (they become Redis hash tags)."""
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidRequest(f"{name} of {len(value)} characters is over the {MAX_ID_CHARS} limit")
+    if any(c in "{}" or not c.isprintable() for c in value):
+        raise InvalidRequest(f"{name} {value!r} may not contain braces or control characters")

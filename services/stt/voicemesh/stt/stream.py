@@ -1,0 +1,204 @@
+"""One recognition stream: its listener, the decodes it has in flight, and its events in order.
+
+The stream segments its audio while earlier utterances are transcribed. With ``interim_results``
+the utterance being heard is re-decoded every ``partial_interval`` samples of new speech (one
+draft at a time; a busy pool skips a draft rather than queue it), and the words two drafts in a
+row agree on are committed. Once a pause reaches ``speculate_after`` samples, the utterance is
+decoded as if the pause were its end; if the endpoint follows with no more speech, that decode is
+the final result, so the final comes out at the endpoint instead of a decode later. With
+``speculative_results`` it is also sent at once, as a speculative partial.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from voicemesh.common.audio import MODEL_RATE_HZ
+from voicemesh.common.blocking import BlockingPool
+from voicemesh.common.metrics import SPECULATIONS, STAGE_SECONDS
+from voicemesh.common.samples import PcmNormalizer
+from voicemesh.listening.gate import Gate, GateEvent, Opened
+from voicemesh.listening.segmenter import Segmenter, SpeechStart, Utterance
+from voicemesh.stt.agreement import LocalAgreement
+from voicemesh.stt.events import (
+    FinalTranscript,
+    PartialTranscript,
+    RecognitionEvent,
+    SpeculativeTranscript,
+    SpeechEnded,
+    SpeechStarted,
+    StreamOptions,
+    WakeWordHeard,
+)
+from voicemesh.stt.recognizer import Transcript, WhisperRecognizer
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """What the streams of one process share: the model, its pools, and when to decode."""
+
+    recognizer: WhisperRecognizer
+    whisper: BlockingPool
+    vad: BlockingPool
+    partial_interval: int  # samples of new speech between two drafts
+    speculate_after: int  # samples of pause before the utterance is decoded as if it had ended
+
+
+@dataclass
+class _Speculation:
+    voiced_end: int  # samples of the utterance before the pause it was decoded in
+    decode: asyncio.Future[Transcript]
+
+
+class RecognitionStream:
+    def __init__(
+        self,
+        decoding: Decoding,
+        listener: Segmenter | Gate,
+        normalizer: PcmNormalizer,
+        options: StreamOptions,
+    ) -> None:
+        self._decoding = decoding
+        self._listener = listener
+        self._normalizer = normalizer
+        self._options = options
+        self._events: asyncio.Queue[RecognitionEvent | BaseException | None] = asyncio.Queue()
+        self._utterances: asyncio.Queue[Utterance | None] = asyncio.Queue()
+        self._ended: set[int] = set()  # utterances whose final is on its way: their drafts are stale
+        self._drafted: dict[int, int] = {}  # samples of each utterance already sent to a draft
+        self._agreements: dict[int, LocalAgreement] = {}
+        self._drafting: asyncio.Task[None] | None = None
+        self._speculations: dict[int, _Speculation] = {}
+
+    async def events(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[RecognitionEvent]:
+        """Events in order, while the stream is segmented and transcribed behind them."""
+        worker = asyncio.create_task(self._run(chunks))
+        try:
+            while (event := await self._events.get()) is not None:
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+        finally:
+            worker.cancel()
+            for known in self._speculations.values():
+                known.decode.cancel()
+
+    async def _run(self, chunks: AsyncIterable[bytes]) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._segment(chunks, group))
+                group.create_task(self._transcribe())
+        except BaseExceptionGroup as group_error:
+            await self._events.put(group_error.exceptions[0])
+        else:
+            await self._events.put(None)
+
+    async def _segment(self, chunks: AsyncIterable[bytes], group: asyncio.TaskGroup) -> None:
+        vad, listener = self._decoding.vad, self._listener
+        push: Callable[[np.ndarray], Sequence[GateEvent]] = listener.push
+        async for chunk in chunks:
+            samples = self._normalizer.push(chunk)
+            await self._route(await vad.run(push, samples))
+            if self._options.interim_results:
+                self._maybe_draft(group)
+            self._maybe_speculate()
+        tail = self._normalizer.flush()
+        await self._route([*await vad.run(push, tail), *listener.flush()])
+        await self._utterances.put(None)
+
+    async def _route(self, heard: Sequence[GateEvent]) -> None:
+        for event in heard:
+            if isinstance(event, Utterance):
+                self._ended.add(event.index)
+                # Said at the endpoint, not after Whisper: the client's turn clock starts here.
+                await self._events.put(SpeechEnded(event.index, event.end_s))
+                await self._utterances.put(event)
+            elif isinstance(event, SpeechStart):
+                await self._events.put(SpeechStarted(event.index, event.offset_s))
+            elif isinstance(event, Opened) and event.wake is not None:
+                wake, offset_s = event.wake, event.start_sample / MODEL_RATE_HZ
+                await self._events.put(WakeWordHeard(event.index, wake.model, wake.score, offset_s))
+
+    async def _transcribe(self) -> None:
+        decoding = self._decoding
+        while (utterance := await self._utterances.get()) is not None:
+            endpoint = time.monotonic()
+            known = self._speculations.pop(utterance.index, None)
+            if known is not None and known.voiced_end == utterance.voiced_end:
+                SPECULATIONS.labels("used").inc()
+                transcript = await known.decode  # the same audio, decoded in the pause
+            else:
+                if known is not None:
+                    known.decode.cancel()
+                    SPECULATIONS.labels("wasted").inc()
+                transcript = await decoding.whisper.run(
+                    decoding.recognizer.transcribe, utterance.audio, utterance.start_s, self._options.language
+                )
+            STAGE_SECONDS.labels("stt.final_after_endpoint").observe(time.monotonic() - endpoint)
+            await self._events.put(
+                FinalTranscript(utterance.index, transcript, utterance.start_s, utterance.end_s)
+            )
+
+    def _maybe_draft(self, group: asyncio.TaskGroup) -> None:
+        progress = self._listener.in_progress()
+        if progress is None or progress.pause or (self._drafting is not None and not self._drafting.done()):
+            return  # one draft at a time per stream, none in pauses; a busy pool skips, not queues
+        if progress.samples - self._drafted.get(progress.index, 0) >= self._decoding.partial_interval:
+            self._drafted[progress.index] = progress.samples
+            audio = self._listener.speech_so_far()
+            self._drafting = group.create_task(self._draft(progress.index, progress.start, audio))
+
+    async def _draft(self, index: int, start: int, audio: np.ndarray) -> None:
+        decoding = self._decoding
+        words = await decoding.whisper.run(decoding.recognizer.draft, audio, self._options.language)
+        if index in self._ended:
+            return
+        agreement = self._agreements.setdefault(index, LocalAgreement())
+        shown = agreement.update(words)
+        start_s = start / MODEL_RATE_HZ
+        end_s = start_s + audio.size / MODEL_RATE_HZ
+        self._events.put_nowait(PartialTranscript(index, shown, list(agreement.committed), start_s, end_s))
+
+    def _maybe_speculate(self) -> None:
+        progress = self._listener.in_progress()
+        if progress is None or progress.pause < self._decoding.speculate_after:
+            return
+        index, voiced_end = progress.index, progress.voiced_end
+        known = self._speculations.get(index)
+        if known is not None:
+            if known.voiced_end == voiced_end:
+                return  # this pause is already being decoded
+            known.decode.cancel()
+            SPECULATIONS.labels("wasted").inc()
+        audio = self._listener.as_if_ended()
+        start_s = progress.start / MODEL_RATE_HZ
+        decoding = self._decoding
+        decode = asyncio.ensure_future(
+            decoding.whisper.run(decoding.recognizer.transcribe, audio, start_s, self._options.language)
+        )
+        decode.add_done_callback(lambda done: done.cancelled() or done.exception())  # never unheard
+        speculation = self._speculations[index] = _Speculation(voiced_end, decode)
+        if self._options.speculative_results:
+            end_s = start_s + audio.size / MODEL_RATE_HZ
+            decode.add_done_callback(lambda done: self._announce(index, speculation, start_s, end_s))
+
+    def _announce(self, index: int, speculation: _Speculation, start_s: float, end_s: float) -> None:
+        """Send a pause's decode as a speculative result, unless it is stale by the time it is done."""
+        done = speculation.decode
+        if done.cancelled() or done.exception() is not None or index in self._ended:
+            return
+        now = self._listener.in_progress()
+        if (
+            self._speculations.get(index) is not speculation
+            or now is None
+            or now.voiced_end != speculation.voiced_end
+        ):
+            return  # the user spoke on while it was decoded: it is stale already
+        agreement = self._agreements.get(index)
+        committed = list(agreement.committed) if agreement is not None else []
+        self._events.put_nowait(SpeculativeTranscript(index, done.result(), committed, start_s, end_s))
