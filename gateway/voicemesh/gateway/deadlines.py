@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from voicemesh.common.errors import RelayedStatus
+from voicemesh.rpc.handler import Context
+from voicemesh.rpc.status import RelayedStatus
 
 
 @dataclass(frozen=True)
@@ -23,15 +24,15 @@ class Budgets:
     turn_s: float  # each turn of a Converse stream
     margin_s: float
 
-    def for_ask(self, context: grpc.aio.ServicerContext) -> Deadline:
+    def for_ask(self, context: Context) -> Deadline:
         return Deadline.of(context, self.ask_s, self.margin_s)
 
-    def for_stream(self, context: grpc.aio.ServicerContext) -> float | None:
+    def for_stream(self, context: Context) -> float | None:
         """A whole stream's downstream timeout: the caller's deadline less the margin, if it set one."""
         remaining = context.time_remaining()
         return None if remaining is None else max(0.001, remaining - self.margin_s)
 
-    def for_turn(self, context: grpc.aio.ServicerContext) -> Deadline:
+    def for_turn(self, context: Context) -> Deadline:
         """The stream's deadline if the caller set one, else a fresh budget for this turn."""
         return Deadline.of(context, self.turn_s, self.margin_s)
 
@@ -43,7 +44,7 @@ class Deadline:
     from_caller: bool = True  # False: the server's default stood in for a caller that set none
 
     @classmethod
-    def of(cls, context: grpc.aio.ServicerContext, default_s: float, margin_s: float) -> Deadline:
+    def of(cls, context: Context, default_s: float, margin_s: float) -> Deadline:
         remaining = context.time_remaining()
         if remaining is None:
             return cls(time.monotonic() + default_s, margin_s, from_caller=False)

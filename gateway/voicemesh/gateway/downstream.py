@@ -20,12 +20,12 @@ import grpc
 import pybreaker
 
 from voicemesh.common.components import BACKENDS
-from voicemesh.common.errors import RelayedStatus
 from voicemesh.common.limits import MAX_MESSAGE_BYTES
 from voicemesh.common.metrics import BREAKER_STATE
 from voicemesh.gateway.config import GatewaySettings
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.throttle import ConcurrencyLimit
+from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import core_pb2_grpc, speech_to_text_pb2_grpc, text_to_speech_pb2_grpc, user_data_pb2_grpc
 
 CHANNEL_OPTIONS = [
@@ -155,7 +155,7 @@ class CoreStub(core_pb2_grpc.CoreServiceStub):
     """The core's services on one channel: replies, and (as ``users``) user data."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
-        super().__init__(channel)
+        super().__init__(channel)  # type: ignore[no-untyped-call]  # generated, unannotated
         self.users = user_data_pb2_grpc.UserDataServiceStub(channel)
 
 

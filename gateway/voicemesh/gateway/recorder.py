@@ -15,8 +15,8 @@ from collections import deque
 
 import grpc
 
-from voicemesh.common.errors import RelayedStatus
 from voicemesh.gateway.downstream import Downstream
+from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import core_pb2
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class TurnRecorder:
                 async with self._downstream.guard("core") as core:
                     await core.RecordTurn(request, timeout=ATTEMPT_TIMEOUT_S)
             except RelayedStatus as exc:
-                if exc.code not in _HOPELESS:
+                if exc.code() not in _HOPELESS:
                     log.warning("recording a turn failed (%s); retrying in %.2fs", exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._retry_max_s)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-import grpc
-
 from voicemesh.common import limits
 from voicemesh.common.audio import MAX_RATE_HZ, MIN_RATE_HZ
 from voicemesh.common.errors import InvalidRequest
@@ -19,7 +17,7 @@ from voicemesh.gateway.stream import ConverseStream
 from voicemesh.gateway.throttle import RateLimits, tenant_of
 from voicemesh.gateway.turns import Turn, TurnOutput, TurnRunner
 from voicemesh.rpc.convert import audio_format
-from voicemesh.rpc.handler import rpc_handler
+from voicemesh.rpc.handler import Context, rpc_handler
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
 
@@ -52,7 +50,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
     @rpc_handler
     async def Converse(
-        self, request_iterator: AsyncIterator[pb.ConverseRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[pb.ConverseRequest], context: Context
     ) -> AsyncIterator[pb.ConverseResponse]:
         config, audio = await split_config(request_iterator, "audio_content")
         request_id = config.request_id or uuid.uuid4().hex
@@ -83,9 +81,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             yield response
 
     @rpc_handler
-    async def Ask(
-        self, request: pb.AskRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.AskResponse]:
+    async def Ask(self, request: pb.AskRequest, context: Context) -> AsyncIterator[pb.AskResponse]:
         request_id = request.request_id or uuid.uuid4().hex
         request_id_var.set(request_id)
         text = limits.check_text("text", request.text)

@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 
 from voicemesh.common.audio import PcmFormat, check_chunk
-from voicemesh.common.errors import RelayedStatus
 from voicemesh.common.pump import Emit
 from voicemesh.common.tracing import outgoing_metadata
 from voicemesh.gateway.conversation import Conversation
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.events import ConverseEvent, converse_response
 from voicemesh.gateway.turns import TurnRunner
+from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import speech_to_text_pb2 as stt_pb2
 
@@ -100,6 +100,8 @@ class ConverseStream:
         yield stt_pb2.StreamingRecognizeRequest(config=recognition)
         for taken in list(self._unanswered or []):
             yield stt_pb2.StreamingRecognizeRequest(audio_content=taken)
+        if self._ended.is_set():
+            return  # the caller's audio had all been taken by the replica that failed
         while (chunk := await self._forward.get()) is not None:
             if self._unanswered is not None:
                 self._unanswered.append(chunk)
@@ -120,8 +122,8 @@ class ConverseStream:
                             await self._hear(response)
                     return
                 except RelayedStatus as exc:
-                    retry = exc.code == grpc.StatusCode.UNAVAILABLE and self._unanswered is not None
-                    if not retry or attempt == STT_ATTEMPTS or self._ended.is_set():
+                    retry = exc.code() == grpc.StatusCode.UNAVAILABLE and self._unanswered is not None
+                    if not retry or attempt == STT_ATTEMPTS:
                         raise
                     log.warning("stt replica unavailable before answering (%s); trying another", exc)
         finally:

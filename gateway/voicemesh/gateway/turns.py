@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from voicemesh.common.errors import RelayedStatus
 from voicemesh.common.metrics import STAGE_SECONDS
 from voicemesh.common.replies import ReplyEvent
 from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key, replay
@@ -24,6 +23,7 @@ from voicemesh.common.tracing import outgoing_metadata, tracer
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.downstream import Downstream
 from voicemesh.gateway.recorder import TurnRecorder
+from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import audio_pb2, core_pb2, gateway_pb2
 from voicemesh.v1 import text_to_speech_pb2 as tts_pb2
 
@@ -271,7 +271,7 @@ class TurnRunner:
                 # Speech is lost, not the answer: say so, and let the text reply run to its end.
                 log.warning("reply audio failed: %s", exc)
                 reply.audio_failed = True
-                failed = gateway_pb2.ReplyAudioFailed(code=exc.code.value[0], message=str(exc))
+                failed = gateway_pb2.ReplyAudioFailed(code=exc.code().value[0], message=str(exc))
                 await output(failed)
 
         async with asyncio.TaskGroup() as group:

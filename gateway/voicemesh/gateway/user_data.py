@@ -6,11 +6,9 @@ too, since a reply may have used it.
 
 from __future__ import annotations
 
-import grpc
-
 from voicemesh.common.reply_cache import ReplyCache
 from voicemesh.gateway.downstream import Downstream
-from voicemesh.rpc.handler import rpc_handler
+from voicemesh.rpc.handler import Context, rpc_handler
 from voicemesh.v1 import user_data_pb2 as pb
 from voicemesh.v1 import user_data_pb2_grpc as pb_grpc
 
@@ -23,16 +21,14 @@ class GatewayUserData(pb_grpc.UserDataServiceServicer):
         self._cache = cache
 
     @rpc_handler
-    async def GetUserData(
-        self, request: pb.GetUserDataRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetUserDataResponse:
+    async def GetUserData(self, request: pb.GetUserDataRequest, context: Context) -> pb.GetUserDataResponse:
         async with self._downstream.guard("core") as core:
             response: pb.GetUserDataResponse = await core.users.GetUserData(request, timeout=TIMEOUT_S)
         return response
 
     @rpc_handler
     async def UpdateProfile(
-        self, request: pb.UpdateProfileRequest, context: grpc.aio.ServicerContext
+        self, request: pb.UpdateProfileRequest, context: Context
     ) -> pb.UpdateProfileResponse:
         async with self._downstream.guard("core") as core:
             response: pb.UpdateProfileResponse = await core.users.UpdateProfile(request, timeout=TIMEOUT_S)
@@ -41,7 +37,7 @@ class GatewayUserData(pb_grpc.UserDataServiceServicer):
 
     @rpc_handler
     async def DeleteUserData(
-        self, request: pb.DeleteUserDataRequest, context: grpc.aio.ServicerContext
+        self, request: pb.DeleteUserDataRequest, context: Context
     ) -> pb.DeleteUserDataResponse:
         cached = self._cache.drop_user(request.user_id)
         async with self._downstream.guard("core") as core:

@@ -108,5 +108,6 @@ def run(name: str) -> None:
     try:
         server = component.server()
     except MissingExtra as exc:
-        sys.exit(f"voicemesh {name}: {exc}")
+        print(f"voicemesh {name}: {exc}", file=sys.stderr)
+        sys.exit(2)
     server.main()

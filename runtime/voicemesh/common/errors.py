@@ -6,8 +6,6 @@ Messages are written for the caller: they say what to change, not what broke ins
 
 from __future__ import annotations
 
-import grpc
-
 
 class VoicemeshError(Exception):
     """Base of every error a caller can act on."""
@@ -39,11 +37,3 @@ class ModelFailure(VoicemeshError):
 
 class DependencyUnavailable(VoicemeshError):
     """Something the request needs (a remote model endpoint) cannot be reached (UNAVAILABLE)."""
-
-
-class RelayedStatus(Exception):
-    """A status from a downstream service, passed on to the caller with the hop named ("stt: …")."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code

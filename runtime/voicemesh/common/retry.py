@@ -1,6 +1,7 @@
 """Retrying a server-streaming call, only while that is safe: before its first response.
 
-Failures are gRPC errors, or the gateway's relayed statuses (a downstream's status, hop named).
+Failures are gRPC errors: a call's own, or one the gateway relays from a downstream (hop named),
+which carries ``code()`` the same way.
 
 A stream that has not answered yet has had no effect the caller saw, so it can be started again;
 one that has answered cannot, or the caller would see the start twice. Waits grow exponentially
@@ -18,8 +19,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
-
-from voicemesh.common.errors import RelayedStatus
 
 T = TypeVar("T")
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
@@ -61,8 +60,8 @@ async def retrying_stream(
                 answered = True
                 yield item
             return
-        except (grpc.aio.AioRpcError, RelayedStatus) as error:
-            code = error.code() if isinstance(error, grpc.aio.AioRpcError) else error.code
+        except grpc.RpcError as error:
+            code = error.code() if callable(getattr(error, "code", None)) else None
             if answered or code not in RETRYABLE or retry + 1 >= policy.attempts:
                 raise
             wait = policy.backoff(retry)

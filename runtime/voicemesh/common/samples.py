@@ -35,13 +35,14 @@ class PcmNormalizer:
             samples = samples.reshape(-1, 2).mean(axis=1, dtype=np.float32)
         if self._resampler is None:
             return samples
-        return self._resampler.resample_chunk(samples, last=False)
+        return np.asarray(self._resampler.resample_chunk(samples, last=False), dtype=np.float32)
 
     def flush(self) -> np.ndarray:
         """The resampler's tail, at the end of the stream."""
         if self._resampler is None:
             return np.zeros(0, dtype=np.float32)
-        return self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        return np.asarray(tail, dtype=np.float32)
 
 
 def resample_pcm16(audio: bytes, from_rate_hz: int, to_rate_hz: int) -> bytes:

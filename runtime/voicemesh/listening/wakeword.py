@@ -132,11 +132,11 @@ class WakeWordModels:
     def melspectrogram(self, audio: np.ndarray) -> np.ndarray:
         """Mel frames of int16-scaled float32 audio, with openWakeWord's ``x/10 + 2`` rescaling."""
         (output,) = self._melspec.run(None, {"input": audio[None, :]})
-        return np.squeeze(output).reshape(-1, _MEL_BINS) / 10 + 2
+        return np.asarray(output).reshape(-1, _MEL_BINS) / 10 + 2
 
     def embed(self, mel_window: np.ndarray) -> np.ndarray:
         (output,) = self._embedding.run(None, {"input_1": mel_window[None, :, :, None].astype(np.float32)})
-        return output.reshape(-1, 96)
+        return np.asarray(output).reshape(-1, 96)
 
     def _noise_features(self) -> np.ndarray:
         # openWakeWord starts each stream's history with embeddings of quiet noise; the classifiers

@@ -10,9 +10,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
+
+from voicemesh.rpc.handler import Context
+
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 @dataclass(frozen=True)
@@ -42,32 +46,32 @@ def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]
     return deserialize
 
 
-async def _checked(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+async def _checked(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
     async for request in requests:
         if isinstance(request, _Undecodable):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message())
         yield request
 
 
-def _wrap(handler: Any) -> grpc.RpcMethodHandler:  # grpc-stubs types only the sync API
+def _wrap(handler: Any) -> Handler:  # grpc-stubs types only the sync API
     deserializer = _safe(handler.request_deserializer)
     serializer = handler.response_serializer
     if handler.unary_unary or handler.unary_stream:
         inner: Any = handler.unary_unary or handler.unary_stream
 
-        async def unary_request(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def unary_request(request: Any, context: Context) -> Any:
             if isinstance(request, _Undecodable):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message())
             return inner(request, context)
 
         if handler.unary_unary:
 
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary_unary(request: Any, context: Context) -> Any:
                 return await (await unary_request(request, context))
 
             return grpc.unary_unary_rpc_method_handler(unary_unary, deserializer, serializer)
 
-        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def unary_stream(request: Any, context: Context) -> AsyncIterator[Any]:
             async for response in await unary_request(request, context):
                 yield response
 
@@ -76,12 +80,12 @@ def _wrap(handler: Any) -> grpc.RpcMethodHandler:  # grpc-stubs types only the s
     inner_stream: Any = handler.stream_unary or handler.stream_stream
     if handler.stream_unary:
 
-        async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        async def stream_unary(requests: AsyncIterator[Any], context: Context) -> Any:
             return await inner_stream(_checked(requests, context), context)
 
         return grpc.stream_unary_rpc_method_handler(stream_unary, deserializer, serializer)
 
-    async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+    async def stream_stream(requests: AsyncIterator[Any], context: Context) -> Any:
         result = inner_stream(_checked(requests, context), context)
         if inspect.isasyncgen(result):
             async for response in result:
@@ -92,13 +96,13 @@ def _wrap(handler: Any) -> grpc.RpcMethodHandler:  # grpc-stubs types only the s
     return grpc.stream_stream_rpc_method_handler(stream_stream, deserializer, serializer)
 
 
-class DecodeErrorInterceptor(grpc.aio.ServerInterceptor):
+class DecodeErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  # generic in the stubs only
     """Applied to every voicemesh server."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         handler = await continuation(handler_call_details)
         return handler if handler is None else _wrap(handler)

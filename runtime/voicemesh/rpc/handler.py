@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 from opentelemetry import trace
@@ -25,6 +25,8 @@ from voicemesh.common.tracing import incoming_context, tracer
 from voicemesh.rpc.status import to_status
 
 F = TypeVar("F", bound=Callable[..., Any])
+# What every servicer method is handed; grpc-stubs makes it generic in the request and response.
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class _Call:
@@ -34,7 +36,7 @@ class _Call:
         self.span = span
         self.code = grpc.StatusCode.OK
 
-    async def fail(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    async def fail(self, context: Context, exc: Exception) -> None:
         self.code, message = to_status(exc)
         self.span.set_status(trace.StatusCode.ERROR, f"{self.code.name}: {message}")
         if isinstance(exc, Overloaded):
@@ -49,7 +51,7 @@ class _Call:
 
 
 @contextmanager
-def _observed(method: str, context: grpc.aio.ServicerContext) -> Iterator[_Call]:
+def _observed(method: str, context: Context) -> Iterator[_Call]:
     started = time.monotonic()
     ACTIVE_RPCS.labels(method).inc()
     with tracer.start_as_current_span(
@@ -80,7 +82,7 @@ def rpc_handler(method: F) -> F:
     if inspect.isasyncgenfunction(method):
 
         @functools.wraps(method)
-        async def stream(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def stream(self: Any, request: Any, context: Context) -> AsyncIterator[Any]:
             with _observed(label, context) as call:
                 try:
                     async for response in method(self, request, context):
@@ -93,7 +95,7 @@ def rpc_handler(method: F) -> F:
         return stream  # type: ignore[return-value]
 
     @functools.wraps(method)
-    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary(self: Any, request: Any, context: Context) -> Any:
         with _observed(label, context) as call:
             try:
                 return await method(self, request, context)

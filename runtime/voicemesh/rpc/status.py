@@ -17,12 +17,30 @@ from voicemesh.common.errors import (
     InvalidRequest,
     ModelFailure,
     Overloaded,
-    RelayedStatus,
     VoicemeshError,
 )
 from voicemesh.common.logs import request_id_var
 
 log = logging.getLogger(__name__)
+
+
+class RelayedStatus(grpc.RpcError):
+    """A status from a downstream service, passed on to the caller with the hop named ("stt: …").
+
+    An RpcError with ``code()`` and ``details()``, like the error of a failed call, so code that
+    handles a call's failure (a retry, say) handles a relayed one the same way.
+    """
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return str(self)
+
 
 _CODES: dict[type[VoicemeshError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
@@ -44,6 +62,6 @@ def to_status(exc: Exception) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, VoicemeshError):
         return status_code(exc), str(exc)
     if isinstance(exc, RelayedStatus):
-        return exc.code, str(exc)
+        return exc.code(), str(exc)
     log.exception("unhandled error")
     return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id_var.get()}); see the server log"

@@ -1,1 +1,1 @@
-"""Generated from protos/voicemesh/v1 by scripts/generate_protos.py."""
+"""Generated from protos/voicemesh/v1 by buf generate (buf.gen.yaml)."""

@@ -189,17 +189,17 @@ async def listen(args: argparse.Namespace) -> int:
 
 
 def _print_edge_event(event: Any, as_json: bool) -> None:
-    from voicemesh.client.edge import CommandFailed, CommandSent, WakeHeard
-
+    """An edge event (the edge module is loaded only with its extra, so it is told by name here)."""
+    kind = type(event).__name__
     if as_json:
         fields = {k: (v.name if isinstance(v, grpc.StatusCode) else v) for k, v in vars(event).items()}
-        print(json.dumps({"edge": type(event).__name__, **fields}), flush=True)
-    elif isinstance(event, WakeHeard):
+        print(json.dumps({"edge": kind, **fields}), flush=True)
+    elif kind == "WakeHeard":
         print(f"[{event.heard_s:6.2f}s] wake: {event.model} ({event.score:.2f})", flush=True)
-    elif isinstance(event, CommandSent):
+    elif kind == "CommandSent":
         length = event.end_s - event.start_s
         print(f"[{event.end_s:6.2f}s] sent {length:.1f} s of audio ({event.reason})", flush=True)
-    elif isinstance(event, CommandFailed):
+    elif kind == "CommandFailed":
         print(f"voicemesh: command {event.command}: {event.code.name}: {event.details}", file=sys.stderr)
 
 

@@ -172,7 +172,8 @@ class AsyncClient:
 
         def call() -> AsyncIterator[gateway_pb2.AskResponse]:
             timeout = None if deadline_at is None else max(0.001, deadline_at - time.monotonic())
-            return self._stub.Ask(request, timeout=timeout)
+            stream: AsyncIterator[gateway_pb2.AskResponse] = self._stub.Ask(request, timeout=timeout)
+            return stream
 
         async for response in retrying_stream(call, self._retry, deadline_at):
             if kept is not None:

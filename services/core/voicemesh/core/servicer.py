@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
-
 from voicemesh.common import limits
 from voicemesh.common.errors import InvalidRequest
 from voicemesh.common.logs import request_id_var
 from voicemesh.core.context import ConversationMemory
 from voicemesh.core.engine import ReplyEvent, Responder, Route, Sentence, TextDelta
-from voicemesh.rpc.handler import rpc_handler
+from voicemesh.rpc.handler import Context, rpc_handler
 from voicemesh.storage.history import TurnRecord
 from voicemesh.v1 import core_pb2 as pb
 from voicemesh.v1 import core_pb2_grpc as pb_grpc
@@ -64,7 +62,7 @@ class CoreServicer(pb_grpc.CoreServiceServicer):
 
     @rpc_handler
     async def Respond(
-        self, request: pb.RespondRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RespondRequest, context: Context
     ) -> AsyncIterator[pb.RespondResponse]:
         request_id_var.set(request.request_id or "-")
         events = self._engine.respond(
@@ -74,9 +72,7 @@ class CoreServicer(pb_grpc.CoreServiceServicer):
             yield respond_response(request.request_id, event)
 
     @rpc_handler
-    async def RecordTurn(
-        self, request: pb.RecordTurnRequest, context: grpc.aio.ServicerContext
-    ) -> pb.RecordTurnResponse:
+    async def RecordTurn(self, request: pb.RecordTurnRequest, context: Context) -> pb.RecordTurnResponse:
         request_id_var.set(request.request_id or "-")
         turn = turn_record(request)
         if self._engine.memory is not None:
@@ -117,7 +113,7 @@ class UserDataServicer(user_data_pb2_grpc.UserDataServiceServicer):
 
     @rpc_handler
     async def GetUserData(
-        self, request: user_data_pb2.GetUserDataRequest, context: grpc.aio.ServicerContext
+        self, request: user_data_pb2.GetUserDataRequest, context: Context
     ) -> user_data_pb2.GetUserDataResponse:
         most = limits.MAX_HISTORY_TURNS
         if not 0 <= request.limit <= most:
@@ -127,7 +123,7 @@ class UserDataServicer(user_data_pb2_grpc.UserDataServiceServicer):
 
     @rpc_handler
     async def UpdateProfile(
-        self, request: user_data_pb2.UpdateProfileRequest, context: grpc.aio.ServicerContext
+        self, request: user_data_pb2.UpdateProfileRequest, context: Context
     ) -> user_data_pb2.UpdateProfileResponse:
         user_id = _user_id(request.user_id)
         longest_key, longest_value = limits.MAX_PROFILE_KEY_CHARS, limits.MAX_PROFILE_VALUE_CHARS
@@ -142,7 +138,7 @@ class UserDataServicer(user_data_pb2_grpc.UserDataServiceServicer):
 
     @rpc_handler
     async def DeleteUserData(
-        self, request: user_data_pb2.DeleteUserDataRequest, context: grpc.aio.ServicerContext
+        self, request: user_data_pb2.DeleteUserDataRequest, context: Context
     ) -> user_data_pb2.DeleteUserDataResponse:
         turns, sessions, profile = await self._stores().delete_user(_user_id(request.user_id))
         return user_data_pb2.DeleteUserDataResponse(

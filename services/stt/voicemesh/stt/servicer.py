@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
-
 from voicemesh.common.errors import InvalidRequest
 from voicemesh.common.logs import request_id_var
 from voicemesh.common.streams import split_config
 from voicemesh.rpc.convert import audio_format
-from voicemesh.rpc.handler import rpc_handler
+from voicemesh.rpc.handler import Context, rpc_handler
 from voicemesh.stt.engine import SpeechRecognizer
 from voicemesh.stt.events import (
     PartialTranscript,
@@ -32,7 +30,7 @@ class SpeechToTextServicer(pb_grpc.SpeechToTextServiceServicer):
 
     @rpc_handler
     async def StreamingRecognize(
-        self, request_iterator: AsyncIterator[pb.StreamingRecognizeRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[pb.StreamingRecognizeRequest], context: Context
     ) -> AsyncIterator[pb.StreamingRecognizeResponse]:
         config, audio = await split_config(request_iterator, "audio_content")
         request_id_var.set(config.request_id or "-")

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
-
 from voicemesh.common.logs import request_id_var
 from voicemesh.common.streams import split_config
-from voicemesh.rpc.handler import rpc_handler
+from voicemesh.rpc.handler import Context, rpc_handler
 from voicemesh.tts.engine import AudioPiece, Synthesizer
 from voicemesh.v1 import audio_pb2
 from voicemesh.v1 import text_to_speech_pb2 as pb
@@ -31,7 +29,7 @@ class TextToSpeechServicer(pb_grpc.TextToSpeechServiceServicer):
 
     @rpc_handler
     async def Synthesize(
-        self, request: pb.SynthesizeRequest, context: grpc.aio.ServicerContext
+        self, request: pb.SynthesizeRequest, context: Context
     ) -> AsyncIterator[pb.SynthesizeResponse]:
         config = request.config
         request_id_var.set(config.request_id or "-")
@@ -42,7 +40,7 @@ class TextToSpeechServicer(pb_grpc.TextToSpeechServiceServicer):
     async def StreamingSynthesize(
         self,
         request_iterator: AsyncIterator[pb.StreamingSynthesizeRequest],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> AsyncIterator[pb.StreamingSynthesizeResponse]:
         config, deltas = await split_config(request_iterator, "text_delta")
         request_id_var.set(config.request_id or "-")
