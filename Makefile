@@ -1,4 +1,5 @@
 # Two commands do everything:  `make up` (install, then run the mesh)  and  `make test`.
+# Both install the whole mesh and its tools: voicemesh[all,dev], and the npm workspace.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -15,25 +16,34 @@ $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[all,dev]"
 	touch $@
 
-node_modules/.bin/buf: package.json
+# buf, and the Node client's packages (an npm workspace), then the client built from its TypeScript.
+NODE_CLIENT := clients/node/dist/main.js
+node_modules/.installed: package.json package-lock.json clients/node/package.json
 	npm install --no-audit --no-fund --silent
 	touch $@
 
-install: $(BIN)/.installed node_modules/.bin/buf
+$(NODE_CLIENT): node_modules/.installed clients/node/tsconfig.json $(shell find clients/node/src -name '*.ts')
+	npm run --silent --workspace clients/node build
+
+install: $(BIN)/.installed $(NODE_CLIENT)
 
 up: $(BIN)/.installed
 	$(BIN)/voicemesh up
 
-protos: $(BIN)/.installed
-	$(BIN)/python scripts/generate_protos.py --lock
+# Every language's stubs from protos/ (buf.gen.yaml), then the published field numbers recorded.
+protos: $(BIN)/.installed node_modules/.installed
+	rm -rf runtime/voicemesh/v1 clients/node/src/gen
+	PATH="$(CURDIR)/$(BIN):$$PATH" node_modules/.bin/buf generate
+	$(BIN)/python scripts/field_numbers.py
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	node_modules/.bin/buf lint
 
 test: install
@@ -42,4 +52,4 @@ test: install
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules clients/node/dist .pytest_cache .mypy_cache .ruff_cache

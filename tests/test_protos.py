@@ -1,46 +1,66 @@
-"""The API contract: generated code is fresh, buf lint is clean, field numbers are forever."""
+"""The API contract: every language's generated code is fresh, buf lint is clean, field numbers are
+forever."""
 
 from __future__ import annotations
 
 import filecmp
-import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import generate_protos  # noqa: E402
+import field_numbers  # noqa: E402
+
+BUF = ROOT / "node_modules" / ".bin" / "buf"
+# Where buf.gen.yaml writes each language's stubs.
+GENERATED = {"python": Path("runtime/voicemesh/v1"), "typescript": Path("clients/node/src/gen")}
 
 
-def test_generated_code_is_current(tmp_path: Path) -> None:
-    generate_protos.generate(tmp_path)
-    fresh, committed = tmp_path / "voicemesh" / "v1", ROOT / "runtime" / "voicemesh" / "v1"
-    names = sorted(p.name for p in fresh.iterdir())
-    assert names == sorted(p.name for p in committed.iterdir() if p.name != "__pycache__")
-    stale = [name for name in names if not filecmp.cmp(fresh / name, committed / name, shallow=False)]
-    assert not stale, f"regenerate with `python scripts/generate_protos.py`: {stale} differ from protos/"
+def buf() -> str:
+    if not BUF.is_file():
+        pytest.fail(f"{BUF} is missing: run `npm install` (`make install` does) to install @bufbuild/buf")
+    return str(BUF)
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(
+        p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
+
+
+@pytest.mark.parametrize("language", sorted(GENERATED))
+def test_generated_code_is_current(tmp_path: Path, language: str) -> None:
+    """`buf generate` (buf.gen.yaml) into a fresh folder gives exactly the committed stubs."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [buf(), "generate", "--output", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    fresh, committed = tmp_path / GENERATED[language], ROOT / GENERATED[language]
+    assert files_under(fresh) == files_under(committed), (
+        "run `make protos`: generated files were added or removed"
+    )
+    stale = [str(p) for p in files_under(fresh) if not filecmp.cmp(fresh / p, committed / p, shallow=False)]
+    assert not stale, f"run `make protos`: {stale} differ from what protos/ generates"
 
 
 def test_buf_lint_is_clean() -> None:
-    buf = ROOT / "node_modules" / ".bin" / "buf"
-    if not buf.exists():
-        found = shutil.which("buf")
-        assert found, "buf is missing: run `npm ci` (the Makefile does) to install @bufbuild/buf"
-        buf = Path(found)
-    result = subprocess.run([str(buf), "lint"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([buf(), "lint"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_field_numbers_are_never_reused() -> None:
     """A published number keeps its field; a removed field's number stays `reserved`."""
-    locked = generate_protos.read_lock()
-    current = generate_protos.field_numbers()
+    locked = field_numbers.read_lock()
+    current = field_numbers.field_numbers()
     new = sorted(set(current) - set(locked))
-    assert not new, f"new fields {new}: run `python scripts/generate_protos.py --lock` and commit the lock"
+    assert not new, f"new fields {new}: run `make protos` and commit protos/field_numbers.lock"
     pool = descriptor_pool.Default()
     for name, number in locked.items():
         if current.get(name) == number:
