@@ -143,7 +143,7 @@ async def run_mesh(
     utterances: list[Utterance], turns: int, preemptive: bool, rng: random.Random, min_silence_ms: int
 ) -> tuple[list[TurnResult], dict[str, list[float]]]:
     os.environ["VOICEMESH_GATEWAY_PREEMPTIVE_GENERATION"] = "true" if preemptive else "false"
-    mesh = Mesh(ports={"gateway": 0, "stt": 0, "core": 0, "tts": 0})
+    mesh = Mesh.on_free_ports()
     await mesh.start()
     try:
         async with grpc.aio.insecure_channel(mesh.gateway) as channel:

@@ -31,7 +31,7 @@ import numpy as np
 
 from voicemesh.common.components import GATEWAY
 from voicemesh.common.metrics import scrape
-from voicemesh.rpc.launcher import free_port, start_service, wait_serving
+from voicemesh.rpc.launcher import free_port, service_env, start_service, wait_serving
 from voicemesh.v1 import audio_pb2
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
@@ -149,15 +149,13 @@ async def main() -> None:
     stub = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--serve-stub-stt", str(stub_port), stdout=asyncio.subprocess.DEVNULL
     )
-    env = {
-        **os.environ,
-        "VOICEMESH_GATEWAY_PORT": "0",
-        "VOICEMESH_GATEWAY_METRICS_PORT": "0",
-        "VOICEMESH_GATEWAY_STT_TARGET": f"127.0.0.1:{stub_port}",
-        "VOICEMESH_GATEWAY_LIMIT_STT_PER_MIN": "100000",
-        "VOICEMESH_GATEWAY_MAX_STT_STREAMS": "100000",
-        "VOICEMESH_GATEWAY_LOG_LEVEL": "WARNING",
-    }
+    env = service_env(
+        "gateway",
+        stt_target=f"127.0.0.1:{stub_port}",
+        limit_stt_per_min=100_000,
+        max_stt_streams=100_000,
+        log_level="WARNING",
+    )
     gateway = await start_service(GATEWAY, env, 60)
     report: dict[str, object] = {"chunk_ms": args.chunk_ms, "seconds": args.seconds, "levels": []}
     try:

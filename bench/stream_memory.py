@@ -51,7 +51,7 @@ async def main() -> None:
     speech = float_to_pcm16(np.asarray(soxr.resample(audio, voice.config.sample_rate, RATE_HZ), np.float32))
     os.environ["VOICEMESH_GATEWAY_LIMIT_LLM_PER_MIN"] = "10000"  # one tenant opens them all
     os.environ["VOICEMESH_GATEWAY_LIMIT_TTS_PER_MIN"] = "10000"
-    mesh = Mesh(ports={"gateway": 0, "stt": 0, "core": 0, "tts": 0})
+    mesh = Mesh.on_free_ports()
     await mesh.start()
     services = ("gateway", "stt")
     try:

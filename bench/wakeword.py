@@ -1,6 +1,6 @@
 """Wake word quality and edge cost, on piper speech.
 
-    python bench/wakeword.py [--minutes 5] [--threshold 0.5]
+    python bench/wakeword.py [--minutes 5] [--threshold 0.5] [--out bench/results/wakeword.json]
 
 - False accepts: at least --minutes of speech without the wake phrase (everyday sentences, commands
   said without the name, near misses such as "Hey Travis"), streamed through the detector as one
@@ -231,6 +231,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, help="default: the edge's setting")
     parser.add_argument("--patience", type=int, help="default: the edge's setting")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=RESULTS / "wakeword.json")
     args = parser.parse_args()
 
     speaker = Speaker(args.seed)
@@ -341,9 +342,9 @@ def main() -> None:
         print(f"  false accept at {min(THRESHOLDS)}: {line!r}")
     for line in report["unclean_transcripts"] + report["missed"]:
         print(f"  note: {line}")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "wakeword.json").write_text(json.dumps(report, indent=2))
-    print(f"wrote {RESULTS / 'wakeword.json'}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -134,6 +134,11 @@ class Mesh:
         self.ports = {**{c.name: c.port for c in COMPONENTS.values()}, **(ports or {})}
         self.processes: list[Process] = []
 
+    @classmethod
+    def on_free_ports(cls, host: str = "127.0.0.1") -> Mesh:
+        """Every component on a port nothing uses (several meshes at once, tests and benches)."""
+        return cls(host=host, ports=dict.fromkeys(COMPONENTS, 0))
+
     @property
     def gateway(self) -> str:
         return next(p.address for p in self.processes if p.name == "gateway")

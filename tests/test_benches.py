@@ -1,0 +1,63 @@
+"""Every bench still runs: a tiny run of each, as the README runs it, must finish and write its JSON.
+
+The numbers of these runs mean nothing (the runs are far too small); the point is that no change to
+the mesh breaks a bench unseen.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def run_bench(script: str, out: Path, *args: str, timeout_s: float = 600) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report: dict[str, Any] = json.loads(out.read_text())
+    return report
+
+
+@pytest.mark.timeout(600)
+def test_latency_bench(tmp_path: Path) -> None:
+    report = run_bench(
+        "latency.py", tmp_path / "latency.json", "--turns", "2", "--preemptive", "on", "--no-peers"
+    )
+    assert report
+
+
+@pytest.mark.timeout(300)
+def test_load_bench(tmp_path: Path) -> None:
+    report = run_bench("load.py", tmp_path / "load.json", "--levels", "4", "--seconds", "1")
+    assert [level["streams"] for level in report["levels"]] == [4]
+
+
+@pytest.mark.timeout(300)
+def test_stores_bench(tmp_path: Path) -> None:
+    report = run_bench("stores.py", tmp_path / "stores.json", "--ops", "20", "--turns", "40")
+    assert len(report["sessions"]) == 3 and len(report["history"]) == 2
+
+
+@pytest.mark.timeout(600)
+def test_stream_memory_bench(tmp_path: Path) -> None:
+    report = run_bench(
+        "stream_memory.py", tmp_path / "stream_memory.json", "--streams", "2", "--slow-readers", "1"
+    )
+    assert report
+
+
+@pytest.mark.timeout(600)
+def test_wakeword_bench(tmp_path: Path) -> None:
+    report = run_bench("wakeword.py", tmp_path / "wakeword.json", "--minutes", "0.2")
+    assert "vad_rtf_one_core" in report and "per_stream_kib" in report
