@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,9 +23,16 @@ HEAVY = {"torch", "llama-cpp-python", "faster-whisper", "piper-tts", "ctranslate
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    """The wheel ``pip install .`` builds, from the tracked files alone (a build never leaves a
+    build/ folder in the checkout whose stale files a later wheel would pick up)."""
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in tracked.decode().split("\0"):
+        if name and (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(source)],
         check=True,
         timeout=600,
     )

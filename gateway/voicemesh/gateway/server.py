@@ -55,9 +55,7 @@ def build_host(settings: GatewaySettings, runner: TurnRunner) -> ServiceHost:
             GatewayUserData(runner.downstream, runner.cache),
             user_data_service,
         ),
-        host=settings.host,
-        port=settings.port,
-        max_connection_age_s=settings.max_connection_age_s,
+        settings=settings,
     )
 
 
@@ -77,7 +75,7 @@ async def serve(settings: GatewaySettings) -> None:
     runner = build_runner(settings, downstream)
     host = build_host(settings, runner)
     try:
-        await serve_until_signalled(host, settings.grace_s, settings.drain_delay_s)
+        await serve_until_signalled(host, settings)
     finally:
         await runner.recorder.close(settings.grace_s)
         await downstream.close()

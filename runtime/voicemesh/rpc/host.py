@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from voicemesh.common.config import ServiceSettings
 from voicemesh.common.limits import MAX_MESSAGE_BYTES
 from voicemesh.rpc.decoding import DecodeErrorInterceptor
 
@@ -94,19 +95,22 @@ class ServiceHost:
 Served = tuple[Callable[[Any, grpc.aio.Server], None], object, str]
 
 
-def service_host(*services: Served, host: str, port: int, max_connection_age_s: float = 0) -> ServiceHost:
-    """The usual case: voicemesh services (plus health and reflection) on one port."""
+def service_host(*services: Served, settings: ServiceSettings) -> ServiceHost:
+    """The usual case: voicemesh services (plus health and reflection) on the settings' address."""
 
     def register(server: grpc.aio.Server) -> Sequence[str]:
         for add_to_server, servicer, _name in services:
             add_to_server(servicer, server)
         return [name for _add, _servicer, name in services]
 
-    return ServiceHost(register, host=host, port=port, max_connection_age_s=max_connection_age_s)
+    return ServiceHost(
+        register, host=settings.host, port=settings.port, max_connection_age_s=settings.max_connection_age_s
+    )
 
 
-async def serve_until_signalled(host: ServiceHost, grace_s: float, drain_delay_s: float = 0.0) -> None:
+async def serve_until_signalled(host: ServiceHost, settings: ServiceSettings) -> None:
     """Start, announce the address on stdout, and stop gracefully on SIGINT or SIGTERM."""
+    grace_s, drain_delay_s = settings.grace_s, settings.drain_delay_s
     await host.start()
     print(f"{READY_PREFIX} {host.address}", flush=True)
     log.info("serving on %s", host.address)

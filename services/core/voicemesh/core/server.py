@@ -73,9 +73,7 @@ def build_host(settings: CoreSettings, engine: Responder) -> ServiceHost:
             UserDataServicer(engine.memory),
             user_data_service,
         ),
-        host=settings.host,
-        port=settings.port,
-        max_connection_age_s=settings.max_connection_age_s,
+        settings=settings,
     )
 
 
@@ -83,7 +81,7 @@ async def serve(settings: CoreSettings) -> None:
     memory = await open_memory(settings)
     try:
         host = build_host(settings, build_engine(settings, memory))
-        await serve_until_signalled(host, settings.grace_s, settings.drain_delay_s)
+        await serve_until_signalled(host, settings)
     finally:
         await close_memory(memory)
 

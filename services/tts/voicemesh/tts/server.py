@@ -31,16 +31,14 @@ def build_host(settings: TtsSettings, engine: Synthesizer) -> ServiceHost:
             TextToSpeechServicer(engine),
             TTS.services[0],
         ),
-        host=settings.host,
-        port=settings.port,
-        max_connection_age_s=settings.max_connection_age_s,
+        settings=settings,
     )
 
 
 async def serve(settings: TtsSettings) -> None:
     engine = build_engine(settings)
     try:
-        await serve_until_signalled(build_host(settings, engine), settings.grace_s, settings.drain_delay_s)
+        await serve_until_signalled(build_host(settings, engine), settings)
     finally:
         engine.close()
 
