@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -5,6 +8,18 @@ from collections.abc import Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class GetUserVersionRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class GetUserVersionResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class RespondRequest(_message.Message):
     __slots__ = ("request_id", "session_id", "text", "max_tokens", "user_id")
@@ -21,7 +36,7 @@ class RespondRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., text: _Optional[str] = ..., max_tokens: _Optional[int] = ..., user_id: _Optional[str] = ...) -> None: ...
 
 class RecordTurnRequest(_message.Message):
-    __slots__ = ("request_id", "session_id", "user_id", "transcript", "reply_text", "route", "timings_ms", "interrupted")
+    __slots__ = ("request_id", "session_id", "user_id", "transcript", "reply_text", "route", "timings_ms", "interrupted", "failure", "ended_at")
     class TimingsMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +52,8 @@ class RecordTurnRequest(_message.Message):
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_MS_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     session_id: str
     user_id: str
@@ -45,7 +62,9 @@ class RecordTurnRequest(_message.Message):
     route: str
     timings_ms: _containers.ScalarMap[str, float]
     interrupted: bool
-    def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., transcript: _Optional[str] = ..., reply_text: _Optional[str] = ..., route: _Optional[str] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., interrupted: _Optional[bool] = ...) -> None: ...
+    failure: str
+    ended_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., transcript: _Optional[str] = ..., reply_text: _Optional[str] = ..., route: _Optional[str] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., interrupted: _Optional[bool] = ..., failure: _Optional[str] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RecordTurnResponse(_message.Message):
     __slots__ = ()
@@ -84,13 +103,15 @@ class SentenceMark(_message.Message):
     def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class ReplyDone(_message.Message):
-    __slots__ = ("text", "completion_tokens", "finish_reason", "context_turns")
+    __slots__ = ("text", "completion_tokens", "finish_reason", "context_turns", "user_version")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_TURNS_FIELD_NUMBER: _ClassVar[int]
+    USER_VERSION_FIELD_NUMBER: _ClassVar[int]
     text: str
     completion_tokens: int
     finish_reason: str
     context_turns: int
-    def __init__(self, text: _Optional[str] = ..., completion_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ..., context_turns: _Optional[int] = ...) -> None: ...
+    user_version: int
+    def __init__(self, text: _Optional[str] = ..., completion_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ..., context_turns: _Optional[int] = ..., user_version: _Optional[int] = ...) -> None: ...

@@ -45,6 +45,11 @@ class CoreServiceStub:
                 request_serializer=voicemesh_dot_v1_dot_core__pb2.RecordTurnRequest.SerializeToString,
                 response_deserializer=voicemesh_dot_v1_dot_core__pb2.RecordTurnResponse.FromString,
                 _registered_method=True)
+        self.GetUserVersion = channel.unary_unary(
+                '/voicemesh.v1.CoreService/GetUserVersion',
+                request_serializer=voicemesh_dot_v1_dot_core__pb2.GetUserVersionRequest.SerializeToString,
+                response_deserializer=voicemesh_dot_v1_dot_core__pb2.GetUserVersionResponse.FromString,
+                _registered_method=True)
 
 
 class CoreServiceServicer:
@@ -66,6 +71,15 @@ class CoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUserVersion(self, request, context):
+        """The version of a user's data: it changes whenever their profile changes or they are deleted. A
+        gateway gives a cached reply again only while the version it was made under still stands, so
+        no replica serves a deleted user's replies.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +92,11 @@ def add_CoreServiceServicer_to_server(servicer, server):
                     servicer.RecordTurn,
                     request_deserializer=voicemesh_dot_v1_dot_core__pb2.RecordTurnRequest.FromString,
                     response_serializer=voicemesh_dot_v1_dot_core__pb2.RecordTurnResponse.SerializeToString,
+            ),
+            'GetUserVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUserVersion,
+                    request_deserializer=voicemesh_dot_v1_dot_core__pb2.GetUserVersionRequest.FromString,
+                    response_serializer=voicemesh_dot_v1_dot_core__pb2.GetUserVersionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +154,33 @@ class CoreService:
             '/voicemesh.v1.CoreService/RecordTurn',
             voicemesh_dot_v1_dot_core__pb2.RecordTurnRequest.SerializeToString,
             voicemesh_dot_v1_dot_core__pb2.RecordTurnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUserVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/voicemesh.v1.CoreService/GetUserVersion',
+            voicemesh_dot_v1_dot_core__pb2.GetUserVersionRequest.SerializeToString,
+            voicemesh_dot_v1_dot_core__pb2.GetUserVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cvoicemesh/v1/user_data.proto\x12\x0cvoicemesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n\x12GetUserDataRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"\xb0\x01\n\x13GetUserDataResponse\x12?\n\x07profile\x18\x01 \x03(\x0b\x32..voicemesh.v1.GetUserDataResponse.ProfileEntry\x12(\n\x05turns\x18\x02 \x03(\x0b\x32\x19.voicemesh.v1.HistoryTurn\x1a.\n\x0cProfileEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x02\n\x0bHistoryTurn\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\ntranscript\x18\x02 \x01(\t\x12\x12\n\nreply_text\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12<\n\ntimings_ms\x18\x05 \x03(\x0b\x32(.voicemesh.v1.HistoryTurn.TimingsMsEntry\x12\x13\n\x0binterrupted\x18\x06 \x01(\x08\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x9d\x01\n\x14UpdateProfileRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x38\n\x03set\x18\x02 \x03(\x0b\x32+.voicemesh.v1.UpdateProfileRequest.SetEntry\x12\x0e\n\x06remove\x18\x03 \x03(\t\x1a*\n\x08SetEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8a\x01\n\x15UpdateProfileResponse\x12\x41\n\x07profile\x18\x01 \x03(\x0b\x32\x30.voicemesh.v1.UpdateProfileResponse.ProfileEntry\x1a.\n\x0cProfileEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"(\n\x15\x44\x65leteUserDataRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x82\x01\n\x16\x44\x65leteUserDataResponse\x12\x15\n\rturns_deleted\x18\x01 \x01(\x05\x12\x18\n\x10sessions_deleted\x18\x02 \x01(\x05\x12\x1e\n\x16\x63\x61\x63hed_replies_deleted\x18\x03 \x01(\x05\x12\x17\n\x0fprofile_deleted\x18\x04 \x01(\x08\x32\x9c\x02\n\x0fUserDataService\x12R\n\x0bGetUserData\x12 .voicemesh.v1.GetUserDataRequest\x1a!.voicemesh.v1.GetUserDataResponse\x12X\n\rUpdateProfile\x12\".voicemesh.v1.UpdateProfileRequest\x1a#.voicemesh.v1.UpdateProfileResponse\x12[\n\x0e\x44\x65leteUserData\x12#.voicemesh.v1.DeleteUserDataRequest\x1a$.voicemesh.v1.DeleteUserDataResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cvoicemesh/v1/user_data.proto\x12\x0cvoicemesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n\x12GetUserDataRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"\xb0\x01\n\x13GetUserDataResponse\x12?\n\x07profile\x18\x01 \x03(\x0b\x32..voicemesh.v1.GetUserDataResponse.ProfileEntry\x12(\n\x05turns\x18\x02 \x03(\x0b\x32\x19.voicemesh.v1.HistoryTurn\x1a.\n\x0cProfileEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x98\x02\n\x0bHistoryTurn\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\ntranscript\x18\x02 \x01(\t\x12\x12\n\nreply_text\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12<\n\ntimings_ms\x18\x05 \x03(\x0b\x32(.voicemesh.v1.HistoryTurn.TimingsMsEntry\x12\x13\n\x0binterrupted\x18\x06 \x01(\x08\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x66\x61ilure\x18\x08 \x01(\t\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x9d\x01\n\x14UpdateProfileRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x38\n\x03set\x18\x02 \x03(\x0b\x32+.voicemesh.v1.UpdateProfileRequest.SetEntry\x12\x0e\n\x06remove\x18\x03 \x03(\t\x1a*\n\x08SetEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8a\x01\n\x15UpdateProfileResponse\x12\x41\n\x07profile\x18\x01 \x03(\x0b\x32\x30.voicemesh.v1.UpdateProfileResponse.ProfileEntry\x1a.\n\x0cProfileEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"(\n\x15\x44\x65leteUserDataRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x82\x01\n\x16\x44\x65leteUserDataResponse\x12\x15\n\rturns_deleted\x18\x01 \x01(\x05\x12\x18\n\x10sessions_deleted\x18\x02 \x01(\x05\x12\x1e\n\x16\x63\x61\x63hed_replies_deleted\x18\x03 \x01(\x05\x12\x17\n\x0fprofile_deleted\x18\x04 \x01(\x08\x32\x9c\x02\n\x0fUserDataService\x12R\n\x0bGetUserData\x12 .voicemesh.v1.GetUserDataRequest\x1a!.voicemesh.v1.GetUserDataResponse\x12X\n\rUpdateProfile\x12\".voicemesh.v1.UpdateProfileRequest\x1a#.voicemesh.v1.UpdateProfileResponse\x12[\n\x0e\x44\x65leteUserData\x12#.voicemesh.v1.DeleteUserDataRequest\x1a$.voicemesh.v1.DeleteUserDataResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,21 +47,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETUSERDATARESPONSE_PROFILEENTRY']._serialized_start=264
   _globals['_GETUSERDATARESPONSE_PROFILEENTRY']._serialized_end=310
   _globals['_HISTORYTURN']._serialized_start=313
-  _globals['_HISTORYTURN']._serialized_end=576
-  _globals['_HISTORYTURN_TIMINGSMSENTRY']._serialized_start=528
-  _globals['_HISTORYTURN_TIMINGSMSENTRY']._serialized_end=576
-  _globals['_UPDATEPROFILEREQUEST']._serialized_start=579
-  _globals['_UPDATEPROFILEREQUEST']._serialized_end=736
-  _globals['_UPDATEPROFILEREQUEST_SETENTRY']._serialized_start=694
-  _globals['_UPDATEPROFILEREQUEST_SETENTRY']._serialized_end=736
-  _globals['_UPDATEPROFILERESPONSE']._serialized_start=739
-  _globals['_UPDATEPROFILERESPONSE']._serialized_end=877
+  _globals['_HISTORYTURN']._serialized_end=593
+  _globals['_HISTORYTURN_TIMINGSMSENTRY']._serialized_start=545
+  _globals['_HISTORYTURN_TIMINGSMSENTRY']._serialized_end=593
+  _globals['_UPDATEPROFILEREQUEST']._serialized_start=596
+  _globals['_UPDATEPROFILEREQUEST']._serialized_end=753
+  _globals['_UPDATEPROFILEREQUEST_SETENTRY']._serialized_start=711
+  _globals['_UPDATEPROFILEREQUEST_SETENTRY']._serialized_end=753
+  _globals['_UPDATEPROFILERESPONSE']._serialized_start=756
+  _globals['_UPDATEPROFILERESPONSE']._serialized_end=894
   _globals['_UPDATEPROFILERESPONSE_PROFILEENTRY']._serialized_start=264
   _globals['_UPDATEPROFILERESPONSE_PROFILEENTRY']._serialized_end=310
-  _globals['_DELETEUSERDATAREQUEST']._serialized_start=879
-  _globals['_DELETEUSERDATAREQUEST']._serialized_end=919
-  _globals['_DELETEUSERDATARESPONSE']._serialized_start=922
-  _globals['_DELETEUSERDATARESPONSE']._serialized_end=1052
-  _globals['_USERDATASERVICE']._serialized_start=1055
-  _globals['_USERDATASERVICE']._serialized_end=1339
+  _globals['_DELETEUSERDATAREQUEST']._serialized_start=896
+  _globals['_DELETEUSERDATAREQUEST']._serialized_end=936
+  _globals['_DELETEUSERDATARESPONSE']._serialized_start=939
+  _globals['_DELETEUSERDATARESPONSE']._serialized_end=1069
+  _globals['_USERDATASERVICE']._serialized_start=1072
+  _globals['_USERDATASERVICE']._serialized_end=1356
 # @@protoc_insertion_point(module_scope)

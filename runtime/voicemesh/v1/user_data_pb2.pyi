@@ -33,7 +33,7 @@ class GetUserDataResponse(_message.Message):
     def __init__(self, profile: _Optional[_Mapping[str, str]] = ..., turns: _Optional[_Iterable[_Union[HistoryTurn, _Mapping]]] = ...) -> None: ...
 
 class HistoryTurn(_message.Message):
-    __slots__ = ("session_id", "transcript", "reply_text", "route", "timings_ms", "interrupted", "time")
+    __slots__ = ("session_id", "transcript", "reply_text", "route", "timings_ms", "interrupted", "time", "failure")
     class TimingsMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class HistoryTurn(_message.Message):
     TIMINGS_MS_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     transcript: str
     reply_text: str
@@ -55,7 +56,8 @@ class HistoryTurn(_message.Message):
     timings_ms: _containers.ScalarMap[str, float]
     interrupted: bool
     time: _timestamp_pb2.Timestamp
-    def __init__(self, session_id: _Optional[str] = ..., transcript: _Optional[str] = ..., reply_text: _Optional[str] = ..., route: _Optional[str] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., interrupted: _Optional[bool] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    failure: str
+    def __init__(self, session_id: _Optional[str] = ..., transcript: _Optional[str] = ..., reply_text: _Optional[str] = ..., route: _Optional[str] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., interrupted: _Optional[bool] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[str] = ...) -> None: ...
 
 class UpdateProfileRequest(_message.Message):
     __slots__ = ("user_id", "set", "remove")

@@ -20,10 +20,23 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Timestamp } from "../../google/protobuf/timestamp";
 
 export const protobufPackage = "voicemesh.v1";
 
 export const protobufFileName = "voicemesh/v1/core.proto";
+
+/** Whose data version. */
+export interface GetUserVersionRequest {
+  /** The user. */
+  userId: string;
+}
+
+/** A user's data version. */
+export interface GetUserVersionResponse {
+  /** 0 for a user whose data never changed; any other value is only ever compared for equality. */
+  version: number;
+}
 
 /** One user turn. */
 export interface RespondRequest {
@@ -60,6 +73,14 @@ export interface RecordTurnRequest {
   timingsMs: { [key: string]: number };
   /** The reply was cut short: the user spoke over it, the client went away, or a service failed. */
   interrupted: boolean;
+  /** Why the turn could not be served ("RESOURCE_EXHAUSTED: core: …"); empty when it was. */
+  failure: string;
+  /**
+   * When the turn ended. A turn recorded again (the gateway retries until the core takes it; a client
+   * retries a request under its request_id) is kept once: the user's later record of the same
+   * request_id replaces an earlier one.
+   */
+  endedAt?: Date | undefined;
 }
 
 export interface RecordTurnRequest_TimingsMsEntry {
@@ -126,7 +147,149 @@ export interface ReplyDone {
    * so it may be cached and given again for the same words.
    */
   contextTurns: number;
+  /** The user's data version (GetUserVersion) the reply was made under. */
+  userVersion: number;
 }
+
+function createBaseGetUserVersionRequest(): GetUserVersionRequest {
+  return { userId: "" };
+}
+
+export const GetUserVersionRequest: MessageFns<GetUserVersionRequest> = {
+  encode(message: GetUserVersionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetUserVersionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetUserVersionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetUserVersionRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetUserVersionRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetUserVersionRequest>, I>>(base?: I): GetUserVersionRequest {
+    return GetUserVersionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetUserVersionRequest>, I>>(object: I): GetUserVersionRequest {
+    const message = createBaseGetUserVersionRequest();
+    message.userId = object.userId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetUserVersionResponse(): GetUserVersionResponse {
+  return { version: 0 };
+}
+
+export const GetUserVersionResponse: MessageFns<GetUserVersionResponse> = {
+  encode(message: GetUserVersionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).int64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetUserVersionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetUserVersionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetUserVersionResponse {
+    return { version: isSet(object.version) ? globalThis.Number(object.version) : 0 };
+  },
+
+  toJSON(message: GetUserVersionResponse): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetUserVersionResponse>, I>>(base?: I): GetUserVersionResponse {
+    return GetUserVersionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetUserVersionResponse>, I>>(object: I): GetUserVersionResponse {
+    const message = createBaseGetUserVersionResponse();
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
 
 function createBaseRespondRequest(): RespondRequest {
   return { requestId: "", sessionId: "", text: "", maxTokens: 0, userId: "" };
@@ -287,6 +450,8 @@ function createBaseRecordTurnRequest(): RecordTurnRequest {
     route: "",
     timingsMs: {},
     interrupted: false,
+    failure: "",
+    endedAt: undefined,
   };
 }
 
@@ -315,6 +480,12 @@ export const RecordTurnRequest: MessageFns<RecordTurnRequest> = {
     });
     if (message.interrupted !== false) {
       writer.uint32(64).bool(message.interrupted);
+    }
+    if (message.failure !== "") {
+      writer.uint32(74).string(message.failure);
+    }
+    if (message.endedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.endedAt), writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -399,6 +570,22 @@ export const RecordTurnRequest: MessageFns<RecordTurnRequest> = {
             message.interrupted = reader.bool();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.failure = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.endedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -463,6 +650,12 @@ export const RecordTurnRequest: MessageFns<RecordTurnRequest> = {
         )
         : {},
       interrupted: isSet(object.interrupted) ? globalThis.Boolean(object.interrupted) : false,
+      failure: isSet(object.failure) ? globalThis.String(object.failure) : "",
+      endedAt: isSet(object.endedAt)
+        ? fromJsonTimestamp(object.endedAt)
+        : isSet(object.ended_at)
+        ? fromJsonTimestamp(object.ended_at)
+        : undefined,
     };
   },
 
@@ -498,6 +691,12 @@ export const RecordTurnRequest: MessageFns<RecordTurnRequest> = {
     if (message.interrupted !== false) {
       obj.interrupted = message.interrupted;
     }
+    if (message.failure !== "") {
+      obj.failure = message.failure;
+    }
+    if (message.endedAt !== undefined) {
+      obj.endedAt = message.endedAt.toISOString();
+    }
     return obj;
   },
 
@@ -522,6 +721,8 @@ export const RecordTurnRequest: MessageFns<RecordTurnRequest> = {
       {},
     );
     message.interrupted = object.interrupted ?? false;
+    message.failure = object.failure ?? "";
+    message.endedAt = object.endedAt ?? undefined;
     return message;
   },
 };
@@ -1019,7 +1220,7 @@ export const SentenceMark: MessageFns<SentenceMark> = {
 };
 
 function createBaseReplyDone(): ReplyDone {
-  return { text: "", completionTokens: 0, finishReason: "", contextTurns: 0 };
+  return { text: "", completionTokens: 0, finishReason: "", contextTurns: 0, userVersion: 0 };
 }
 
 export const ReplyDone: MessageFns<ReplyDone> = {
@@ -1035,6 +1236,9 @@ export const ReplyDone: MessageFns<ReplyDone> = {
     }
     if (message.contextTurns !== 0) {
       writer.uint32(32).int32(message.contextTurns);
+    }
+    if (message.userVersion !== 0) {
+      writer.uint32(40).int64(message.userVersion);
     }
     return writer;
   },
@@ -1084,6 +1288,14 @@ export const ReplyDone: MessageFns<ReplyDone> = {
             message.contextTurns = reader.int32();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.userVersion = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1114,6 +1326,11 @@ export const ReplyDone: MessageFns<ReplyDone> = {
         : isSet(object.context_turns)
         ? globalThis.Number(object.context_turns)
         : 0,
+      userVersion: isSet(object.userVersion)
+        ? globalThis.Number(object.userVersion)
+        : isSet(object.user_version)
+        ? globalThis.Number(object.user_version)
+        : 0,
     };
   },
 
@@ -1131,6 +1348,9 @@ export const ReplyDone: MessageFns<ReplyDone> = {
     if (message.contextTurns !== 0) {
       obj.contextTurns = Math.round(message.contextTurns);
     }
+    if (message.userVersion !== 0) {
+      obj.userVersion = Math.round(message.userVersion);
+    }
     return obj;
   },
 
@@ -1143,6 +1363,7 @@ export const ReplyDone: MessageFns<ReplyDone> = {
     message.completionTokens = object.completionTokens ?? 0;
     message.finishReason = object.finishReason ?? "";
     message.contextTurns = object.contextTurns ?? 0;
+    message.userVersion = object.userVersion ?? 0;
     return message;
   },
 };
@@ -1173,6 +1394,22 @@ export const CoreServiceService = {
     responseSerialize: (value: RecordTurnResponse): Buffer => Buffer.from(RecordTurnResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RecordTurnResponse => RecordTurnResponse.decode(value),
   },
+  /**
+   * The version of a user's data: it changes whenever their profile changes or they are deleted. A
+   * gateway gives a cached reply again only while the version it was made under still stands, so
+   * no replica serves a deleted user's replies.
+   */
+  getUserVersion: {
+    path: "/voicemesh.v1.CoreService/GetUserVersion" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetUserVersionRequest): Buffer =>
+      Buffer.from(GetUserVersionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetUserVersionRequest => GetUserVersionRequest.decode(value),
+    responseSerialize: (value: GetUserVersionResponse): Buffer =>
+      Buffer.from(GetUserVersionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetUserVersionResponse => GetUserVersionResponse.decode(value),
+  },
 } as const;
 
 export interface CoreServiceServer extends UntypedServiceImplementation {
@@ -1183,6 +1420,12 @@ export interface CoreServiceServer extends UntypedServiceImplementation {
    * in its user's history. The gateway calls it once per turn, retrying until it succeeds.
    */
   recordTurn: handleUnaryCall<RecordTurnRequest, RecordTurnResponse>;
+  /**
+   * The version of a user's data: it changes whenever their profile changes or they are deleted. A
+   * gateway gives a cached reply again only while the version it was made under still stands, so
+   * no replica serves a deleted user's replies.
+   */
+  getUserVersion: handleUnaryCall<GetUserVersionRequest, GetUserVersionResponse>;
 }
 
 export interface CoreServiceClient extends Client {
@@ -1212,6 +1455,26 @@ export interface CoreServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RecordTurnResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * The version of a user's data: it changes whenever their profile changes or they are deleted. A
+   * gateway gives a cached reply again only while the version it was made under still stands, so
+   * no replica serves a deleted user's replies.
+   */
+  getUserVersion(
+    request: GetUserVersionRequest,
+    callback: (error: ServiceError | null, response: GetUserVersionResponse) => void,
+  ): ClientUnaryCall;
+  getUserVersion(
+    request: GetUserVersionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetUserVersionResponse) => void,
+  ): ClientUnaryCall;
+  getUserVersion(
+    request: GetUserVersionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetUserVersionResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const CoreServiceClient = makeGenericClientConstructor(
@@ -1239,6 +1502,39 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000);
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (t.seconds || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isObject(value: any): boolean {
   return typeof value === "object" && value !== null;

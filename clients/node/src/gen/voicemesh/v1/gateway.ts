@@ -144,7 +144,21 @@ export interface ConverseResponse {
      * goes on and the turn still ends with turn_done.
      */
     { $case: "replyAudioFailed"; value: ReplyAudioFailed }
+    | //
+    /**
+     * This turn cannot be served (a limit, an overloaded or unreachable service): it ends here,
+     * instead of with turn_done, and the conversation goes on with the next turn.
+     */
+    { $case: "turnFailed"; value: TurnFailed }
     | undefined;
+}
+
+/** Why a turn could not be served. */
+export interface TurnFailed {
+  /** The gRPC status code (google.rpc.Code), e.g. 8 for RESOURCE_EXHAUSTED. */
+  code: number;
+  /** What failed, with the hop named ("core: …"), and when to try again where that is known. */
+  message: string;
 }
 
 /** Why a reply has no (more) audio. */
@@ -745,6 +759,9 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
       case "replyAudioFailed":
         ReplyAudioFailed.encode(message.event.value, writer.uint32(106).fork()).join();
         break;
+      case "turnFailed":
+        TurnFailed.encode(message.event.value, writer.uint32(114).fork()).join();
+        break;
     }
     return writer;
   },
@@ -866,6 +883,14 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
             message.event = { $case: "replyAudioFailed", value: ReplyAudioFailed.decode(reader, reader.uint32()) };
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.event = { $case: "turnFailed", value: TurnFailed.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -928,6 +953,10 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
         ? { $case: "replyAudioFailed", value: ReplyAudioFailed.fromJSON(object.replyAudioFailed) }
         : isSet(object.reply_audio_failed)
         ? { $case: "replyAudioFailed", value: ReplyAudioFailed.fromJSON(object.reply_audio_failed) }
+        : isSet(object.turnFailed)
+        ? { $case: "turnFailed", value: TurnFailed.fromJSON(object.turnFailed) }
+        : isSet(object.turn_failed)
+        ? { $case: "turnFailed", value: TurnFailed.fromJSON(object.turn_failed) }
         : undefined,
     };
   },
@@ -962,6 +991,8 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
       obj.interrupted = ReplyInterrupted.toJSON(message.event.value);
     } else if (message.event?.$case === "replyAudioFailed") {
       obj.replyAudioFailed = ReplyAudioFailed.toJSON(message.event.value);
+    } else if (message.event?.$case === "turnFailed") {
+      obj.turnFailed = TurnFailed.toJSON(message.event.value);
     }
     return obj;
   },
@@ -1040,7 +1071,98 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
         }
         break;
       }
+      case "turnFailed": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "turnFailed", value: TurnFailed.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseTurnFailed(): TurnFailed {
+  return { code: 0, message: "" };
+}
+
+export const TurnFailed: MessageFns<TurnFailed> = {
+  encode(message: TurnFailed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== 0) {
+      writer.uint32(8).int32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TurnFailed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTurnFailed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.code = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TurnFailed {
+    return {
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: TurnFailed): unknown {
+    const obj: any = {};
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TurnFailed>, I>>(base?: I): TurnFailed {
+    return TurnFailed.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TurnFailed>, I>>(object: I): TurnFailed {
+    const message = createBaseTurnFailed();
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
     return message;
   },
 };

@@ -60,7 +60,11 @@ export interface HistoryTurn {
   /** The reply was cut short: the user spoke over it, the client went away, or a service failed. */
   interrupted: boolean;
   /** When the turn ended. */
-  time?: Date | undefined;
+  time?:
+    | Date
+    | undefined;
+  /** Why the turn could not be served ("RESOURCE_EXHAUSTED: core: …"); empty when it was. */
+  failure: string;
 }
 
 export interface HistoryTurn_TimingsMsEntry {
@@ -414,6 +418,7 @@ function createBaseHistoryTurn(): HistoryTurn {
     timingsMs: {},
     interrupted: false,
     time: undefined,
+    failure: "",
   };
 }
 
@@ -439,6 +444,9 @@ export const HistoryTurn: MessageFns<HistoryTurn> = {
     }
     if (message.time !== undefined) {
       Timestamp.encode(toTimestamp(message.time), writer.uint32(58).fork()).join();
+    }
+    if (message.failure !== "") {
+      writer.uint32(66).string(message.failure);
     }
     return writer;
   },
@@ -515,6 +523,14 @@ export const HistoryTurn: MessageFns<HistoryTurn> = {
             message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.failure = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -570,6 +586,7 @@ export const HistoryTurn: MessageFns<HistoryTurn> = {
         : {},
       interrupted: isSet(object.interrupted) ? globalThis.Boolean(object.interrupted) : false,
       time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+      failure: isSet(object.failure) ? globalThis.String(object.failure) : "",
     };
   },
 
@@ -602,6 +619,9 @@ export const HistoryTurn: MessageFns<HistoryTurn> = {
     if (message.time !== undefined) {
       obj.time = message.time.toISOString();
     }
+    if (message.failure !== "") {
+      obj.failure = message.failure;
+    }
     return obj;
   },
 
@@ -625,6 +645,7 @@ export const HistoryTurn: MessageFns<HistoryTurn> = {
     );
     message.interrupted = object.interrupted ?? false;
     message.time = object.time ?? undefined;
+    message.failure = object.failure ?? "";
     return message;
   },
 };
