@@ -262,6 +262,33 @@ async def test_a_repeated_question_is_answered_from_the_cache_until_the_user_is_
     assert route(await ask(backends.gateway, question, user)) == "local"
 
 
+@pytest.mark.timeout(180)
+async def test_a_user_deleted_through_one_gateway_is_never_served_from_anothers_cache(mesh) -> None:  # type: ignore[no-untyped-def]
+    """Two gateway replicas on one core: a reply cached by the first is not given again after the
+    user is deleted through the second (nor after their profile changes)."""
+    gateways = [
+        await start_service(
+            GATEWAY,
+            env("gateway", **{f"{n}_target": mesh.addresses[n] for n in ("stt", "core", "tts")}),
+            120,
+            name=f"gateway{n}",
+        )
+        for n in range(2)
+    ]
+    try:
+        first, second = (g.address for g in gateways)
+        user, question = new_user(), "What is the capital of Spain?"
+        assert route(await ask(first, question, user)) == "local"
+        assert route(await ask(first, question, user)) == "cache"
+        assert cli("history", "delete", user, "--target", second).returncode == 0
+        assert route(await ask(first, question, user)) == "local"  # the first replica's copy is stale
+        assert route(await ask(first, question, user)) == "cache"
+        assert cli("profile", user, "city=Madrid", "--target", second).returncode == 0
+        assert route(await ask(first, question, user)) == "local"
+    finally:
+        await stop_processes(gateways)
+
+
 async def test_a_dead_tts_costs_the_audio_not_the_turns_record(servers: Backends) -> None:
     user = new_user()
     events = await ask(servers.gateway, "Say hello.", user, speak=True)

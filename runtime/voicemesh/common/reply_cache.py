@@ -39,6 +39,7 @@ class CachedReply:
     sentences: list[str] = field(default_factory=list)
     audio: list[tuple[bytes, int]] = field(default_factory=list)  # (PCM s16le, sample rate) chunks
     stored_at: float = 0.0
+    user_version: int = 0  # the version of the user's data it was made under (the gateway checks it)
 
     @property
     def size(self) -> int:
@@ -113,6 +114,11 @@ class ReplyCache:
 
     def _remove(self, key: Key) -> None:
         self.bytes -= self._entries.pop(key).size
+
+    def forget(self, key: Key) -> None:
+        """Drop one entry (it turned out stale)."""
+        if key in self._entries:
+            self._remove(key)
 
     def drop_user(self, user_id: str) -> int:
         """Forget every reply given to the user; returns how many."""

@@ -1,9 +1,12 @@
 """User profiles and conversation history: PostgreSQL in production, SQLite for the embedded default.
 
 History is appended a turn at a time (what the user said, the reply, the route and model, the
-timings), each turn stored as zlib-compressed JSON, and outlives every process. The schema is made
-by numbered migrations, applied in order and recorded, so an old database is brought up to date on
-open. ``open_history_store(url)``: ``postgresql://…`` or ``sqlite:///path/to/file.db``.
+timings), each turn stored as zlib-compressed JSON, and outlives every process. A turn is kept once:
+written again (a record retried, a spill replayed, a caller's retry of the same request), the
+newest copy of the user's request id replaces the older. A write that fails is rolled back
+whole. The schema is made by numbered migrations, applied in order and recorded, so an old database
+is brought up to date on open. ``open_history_store(url)``: ``postgresql://…`` or
+``sqlite:///path/to/file.db``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,27 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX turns_by_user ON turns (user_id, at)",
         ],
     ),
+    (
+        2,
+        [
+            "ALTER TABLE turns ADD COLUMN turn_id TEXT",  # the turn's request id; NULL for older rows
+            "CREATE UNIQUE INDEX turns_once ON turns (user_id, turn_id)",
+        ],
+    ),
+    (
+        3,
+        [
+            # Bumped with every change to a user's data (profile, deletion): what a cached reply was
+            # made under is still the user's data only while the version stands.
+            "CREATE TABLE user_versions (user_id TEXT PRIMARY KEY, version BIGINT NOT NULL)",
+        ],
+    ),
 ]
+_BUMP_VERSION = (
+    "INSERT INTO user_versions VALUES ({0}, 1) ON CONFLICT (user_id) "
+    "DO UPDATE SET version = user_versions.version + 1"
+)
+_COLUMNS = "user_id, session_id, at, body, turn_id"
 
 
 @dataclass
@@ -46,14 +69,16 @@ class TurnRecord:
     timings: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     at: float = field(default_factory=time.time)
+    turn_id: str = ""  # the turn's request id: a turn written twice is kept once
+    failure: str = ""  # why it could not be served ("RESOURCE_EXHAUSTED: core: …")
 
     def pack(self) -> bytes:
-        body = {k: v for k, v in asdict(self).items() if k not in ("user_id", "session_id", "at")}
+        body = {k: v for k, v in asdict(self).items() if k not in ("user_id", "session_id", "at", "turn_id")}
         return zlib.compress(json.dumps(body).encode(), 6)
 
     @classmethod
-    def unpack(cls, user_id: str, session_id: str, at: float, body: bytes) -> TurnRecord:
-        return cls(user_id, session_id, at=at, **json.loads(zlib.decompress(body)))
+    def unpack(cls, user_id: str, session_id: str, at: float, body: bytes, turn_id: str | None) -> TurnRecord:
+        return cls(user_id, session_id, at=at, turn_id=turn_id or "", **json.loads(zlib.decompress(body)))
 
 
 @dataclass(frozen=True)
@@ -68,25 +93,48 @@ class HistoryStore(Protocol):
     async def put_profile(self, user_id: str, profile: dict[str, Any]) -> None: ...
     async def profile(self, user_id: str) -> dict[str, Any] | None: ...
     async def delete_user(self, user_id: str) -> Deleted: ...
+    async def user_version(self, user_id: str) -> int: ...
     async def close(self) -> None: ...
 
 
-def _rows(turns: list[TurnRecord]) -> list[tuple[str, str, float, bytes]]:
-    return [(t.user_id, t.session_id, t.at, t.pack()) for t in turns]
+def _rows(turns: list[TurnRecord]) -> list[tuple[str, str, float, bytes, str | None]]:
+    return [(t.user_id, t.session_id, t.at, t.pack(), t.turn_id or None) for t in turns]
+
+
+# A turn written again replaces the copy it has, if it is as new or newer (a late retry of an older
+# attempt never overwrites the turn the user had).
+_UPSERT = (
+    "ON CONFLICT (user_id, turn_id) DO UPDATE SET session_id = excluded.session_id, at = excluded.at, "
+    "body = excluded.body WHERE excluded.at >= turns.at"
+)
 
 
 class SqliteHistoryStore:
     """One connection, used from worker threads one call at a time: SQLite's own rule."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout_s: float = 5.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=busy_timeout_s
+        )
         self._lock = threading.Lock()
         self._run(self._migrate)
 
     def _run(self, work: Any, *args: Any) -> Any:
         with self._lock:
             return work(*args)
+
+    def _transaction(self, work: Any) -> Any:
+        """``work()`` in one transaction, rolled back whole if it fails: one failed write (a locked
+        database, a full disk) must not leave a transaction open under every later one."""
+        self._db.execute("BEGIN")
+        try:
+            result = work()
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return result
 
     async def _call(self, work: Any, *args: Any) -> Any:
         return await asyncio.to_thread(self._run, work, *args)
@@ -100,25 +148,26 @@ class SqliteHistoryStore:
         for version, statements in MIGRATIONS:
             if version in done:
                 continue
-            db.execute("BEGIN")
-            for statement in statements:
-                db.execute(statement.replace("BYTEA", "BLOB").replace("DOUBLE PRECISION", "REAL"))
-            db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
-            db.execute("COMMIT")
+
+            def apply(version: int = version, statements: list[str] = statements) -> None:
+                for statement in statements:
+                    db.execute(statement.replace("BYTEA", "BLOB").replace("DOUBLE PRECISION", "REAL"))
+                db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
+
+            self._transaction(apply)
 
     async def append(self, turns: list[TurnRecord]) -> None:
         """Append turns in one transaction: all of them or none."""
 
         def insert() -> None:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO turns VALUES (?, ?, ?, ?)", _rows(turns))
-            self._db.execute("COMMIT")
+            sql = f"INSERT INTO turns ({_COLUMNS}) VALUES (?, ?, ?, ?, ?) {_UPSERT}"
+            self._transaction(lambda: self._db.executemany(sql, _rows(turns)))
 
         await self._call(insert)
 
     async def recent(self, user_id: str, limit: int = 10) -> list[TurnRecord]:
         def query() -> list[Any]:
-            sql = "SELECT user_id, session_id, at, body FROM turns WHERE user_id = ? ORDER BY at DESC LIMIT ?"
+            sql = f"SELECT {_COLUMNS} FROM turns WHERE user_id = ? ORDER BY at DESC LIMIT ?"
             return self._db.execute(sql, (user_id, limit)).fetchall()
 
         rows = await self._call(query)
@@ -129,7 +178,21 @@ class SqliteHistoryStore:
             "INSERT INTO profiles VALUES (?, ?, ?) ON CONFLICT (user_id) "
             "DO UPDATE SET profile = excluded.profile, updated_at = excluded.updated_at"
         )
-        await self._call(self._db.execute, sql, (user_id, json.dumps(profile), time.time()))
+
+        def write() -> None:
+            self._db.execute(sql, (user_id, json.dumps(profile), time.time()))
+            self._db.execute(_BUMP_VERSION.format("?"), (user_id,))
+
+        await self._call(self._transaction, write)
+
+    async def user_version(self, user_id: str) -> int:
+        def query() -> Any:
+            return self._db.execute(
+                "SELECT version FROM user_versions WHERE user_id = ?", (user_id,)
+            ).fetchone()
+
+        row = await self._call(query)
+        return 0 if row is None else int(row[0])
 
     async def profile(self, user_id: str) -> dict[str, Any] | None:
         def query() -> Any:
@@ -140,13 +203,12 @@ class SqliteHistoryStore:
 
     async def delete_user(self, user_id: str) -> Deleted:
         def delete() -> Deleted:
-            self._db.execute("BEGIN")
             turns = self._db.execute("DELETE FROM turns WHERE user_id = ?", (user_id,)).rowcount
             profile = self._db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,)).rowcount
-            self._db.execute("COMMIT")
+            self._db.execute(_BUMP_VERSION.format("?"), (user_id,))
             return Deleted(turns, profile > 0)
 
-        deleted: Deleted = await self._call(delete)
+        deleted: Deleted = await self._call(self._transaction, delete)
         return deleted
 
     async def applied_migrations(self) -> list[int]:
@@ -167,7 +229,9 @@ class PostgresHistoryStore:
     async def open(cls, url: str, **connect: Any) -> PostgresHistoryStore:
         import asyncpg
 
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=4, **connect)
+        # No connection floor: asyncpg would log a traceback for every failed attempt to keep one
+        # open while PostgreSQL is down (the writer says so once itself); connections open on use.
+        pool = await asyncpg.create_pool(url, min_size=0, max_size=4, **connect)
         store = cls(pool)
         await store._migrate()
         return store
@@ -187,24 +251,30 @@ class PostgresHistoryStore:
 
     async def append(self, turns: list[TurnRecord]) -> None:
         """Append turns in one transaction: all of them or none."""
-        await self._pool.executemany("INSERT INTO turns VALUES ($1, $2, $3, $4)", _rows(turns))
+        sql = f"INSERT INTO turns ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5) {_UPSERT}"
+        async with self._pool.acquire() as db, db.transaction():
+            await db.executemany(sql, _rows(turns))
 
     async def recent(self, user_id: str, limit: int = 10) -> list[TurnRecord]:
         rows = await self._pool.fetch(
-            "SELECT user_id, session_id, at, body FROM turns WHERE user_id = $1 ORDER BY at DESC LIMIT $2",
-            user_id,
-            limit,
+            f"SELECT {_COLUMNS} FROM turns WHERE user_id = $1 ORDER BY at DESC LIMIT $2", user_id, limit
         )
-        return [TurnRecord.unpack(r["user_id"], r["session_id"], r["at"], r["body"]) for r in reversed(rows)]
+        return [TurnRecord.unpack(*row) for row in reversed(rows)]
 
     async def put_profile(self, user_id: str, profile: dict[str, Any]) -> None:
-        await self._pool.execute(
-            "INSERT INTO profiles VALUES ($1, $2, $3) ON CONFLICT (user_id) "
-            "DO UPDATE SET profile = excluded.profile, updated_at = excluded.updated_at",
-            user_id,
-            json.dumps(profile),
-            time.time(),
-        )
+        async with self._pool.acquire() as db, db.transaction():
+            await db.execute(
+                "INSERT INTO profiles VALUES ($1, $2, $3) ON CONFLICT (user_id) "
+                "DO UPDATE SET profile = excluded.profile, updated_at = excluded.updated_at",
+                user_id,
+                json.dumps(profile),
+                time.time(),
+            )
+            await db.execute(_BUMP_VERSION.format("$1"), user_id)
+
+    async def user_version(self, user_id: str) -> int:
+        version = await self._pool.fetchval("SELECT version FROM user_versions WHERE user_id = $1", user_id)
+        return 0 if version is None else int(version)
 
     async def profile(self, user_id: str) -> dict[str, Any] | None:
         raw = await self._pool.fetchval("SELECT profile FROM profiles WHERE user_id = $1", user_id)
@@ -214,6 +284,7 @@ class PostgresHistoryStore:
         async with self._pool.acquire() as db, db.transaction():
             turns = await db.execute("DELETE FROM turns WHERE user_id = $1", user_id)
             profile = await db.execute("DELETE FROM profiles WHERE user_id = $1", user_id)
+            await db.execute(_BUMP_VERSION.format("$1"), user_id)
         return Deleted(int(turns.split()[-1]), profile != "DELETE 0")
 
     async def applied_migrations(self) -> list[int]:

@@ -29,6 +29,7 @@ MAX_EXCHANGES = 8  # what the session keeps for context; the full history is the
 class Exchange:
     user: str
     assistant: str
+    turn_id: str = ""  # the turn's request id: a turn recorded twice is one exchange
 
 
 @dataclass
@@ -37,8 +38,9 @@ class Session:
     user_id: str = ""
     exchanges: list[Exchange] = field(default_factory=list)
 
-    def add(self, user: str, assistant: str) -> None:
-        self.exchanges = [*self.exchanges, Exchange(user, assistant)][-MAX_EXCHANGES:]
+    def add(self, user: str, assistant: str, turn_id: str = "") -> None:
+        kept = [e for e in self.exchanges if not (turn_id and e.turn_id == turn_id)]
+        self.exchanges = [*kept, Exchange(user, assistant, turn_id)][-MAX_EXCHANGES:]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -2,8 +2,11 @@
 
 The conversation never waits for the database. One task writes the queue in order, in batches; a
 failed write is retried with backoff for as long as the store is down, so the turns of an outage
-appear once it is back. The queue is bounded: past ``max_queued`` the oldest turn is dropped and
-counted, because a database that stays down must not take the process's memory with it.
+appear once it is back. The task is supervised: should it die of a bug it is logged and started
+again. The queue is bounded: past ``max_queued`` the oldest turn is dropped and counted, because a
+database that stays down must not take the process's memory with it. At shutdown the queue has
+``flush_s`` to reach the store; what is left is spilled to a file and written by the next process
+that starts with the same folder (the store keeps a turn written twice once).
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from dataclasses import asdict
+from pathlib import Path
 
-from voicemesh.common.metrics import HISTORY_QUEUED, HISTORY_WRITES
+from voicemesh.common.metrics import BACKGROUND_RESTARTS, HISTORY_QUEUED, HISTORY_WRITES
+from voicemesh.common.spill import Spilled, SpillFolder
 from voicemesh.storage.history import HistoryStore, TurnRecord
 
 log = logging.getLogger(__name__)
@@ -26,6 +32,7 @@ class HistoryWriter:
         self,
         store: HistoryStore,
         *,
+        spill: Path | None = None,
         max_queued: int = 10_000,
         retry_first_s: float = 0.1,
         retry_max_s: float = 5.0,
@@ -40,14 +47,27 @@ class HistoryWriter:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()  # held while a batch is on its way to the store
+        self._spill = SpillFolder(spill, "history") if spill is not None else None
+        self._replayed: list[Spilled] = []  # spill files whose turns are queued, deleted once written
 
     @property
     def queued(self) -> int:
         return len(self._queue)
 
     def start(self) -> None:
+        """Take up what an earlier process spilled, and start writing."""
+        if self._spill is not None:
+            for spilled in self._spill.claim():
+                for item in spilled.items:
+                    self.put(TurnRecord(**item))
+                self._replayed.append(spilled)
+                log.info(
+                    "%s: %d history turns from an earlier run queued again",
+                    spilled.path.name,
+                    len(spilled.items),
+                )
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="history-writer")
+            self._task = asyncio.create_task(self._supervise(), name="history-writer")
 
     def put(self, turn: TurnRecord) -> None:
         if len(self._queue) >= self._max_queued:
@@ -78,18 +98,39 @@ class HistoryWriter:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
         return len(self._queue)
 
-    async def close(self, timeout_s: float = 5.0) -> None:
-        left = await self.flush(timeout_s)
-        if left:
-            log.error("history store unreachable at shutdown: %d turns not written", left)
+    async def close(self, flush_s: float) -> None:
+        """Give the queue ``flush_s`` to reach the store; spill what is left for the next start."""
+        await self.flush(flush_s)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        left = list(self._queue)
+        if not left:
+            return
+        if self._spill is None:
+            log.error("history store unreachable at shutdown: %d turns lost (no spill folder)", len(left))
+            return
+        path = self._spill.write([asdict(turn) for turn in left])
+        log.warning("history store unreachable at shutdown: %d turns spilled to %s", len(left), path)
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self._run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                BACKGROUND_RESTARTS.labels("history-writer").inc()
+                log.exception("the history writer failed; starting it again")
+                await asyncio.sleep(self._retry_first_s)
 
     async def _run(self) -> None:
         delay = self._retry_first_s
         while True:
             if not self._queue:
+                for spilled in self._replayed:  # all its turns are written now
+                    SpillFolder.delivered(spilled)
+                self._replayed.clear()
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from voicemesh.common.components import CORE
-from voicemesh.common.config import ServiceSettings
+from voicemesh.common.config import ServiceSettings, data_dir
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are voicemesh, a helpful voice assistant. Your answers are spoken aloud, so reply in one to "
@@ -60,6 +59,17 @@ class CoreSettings(ServiceSettings):
     context_exchanges: int = Field(
         3, ge=0, le=8, description="Earlier exchanges of the session given to the model with each turn."
     )
+    flush_s: float = Field(
+        2.0,
+        ge=0,
+        description="At shutdown, after the grace period, how long queued history writes get to reach the "
+        "store before what is left is spilled to a file (spill_dir) for the next start.",
+    )
+    spill_dir: str = Field(
+        "",
+        description="Where history writes the store could not take before shutdown are kept for the next "
+        "start; empty means $XDG_DATA_HOME/voicemesh/spill.",
+    )
     history_queue_max: int = Field(
         10_000, ge=1, description="Turns kept in memory for the history store while it is unreachable."
     )
@@ -79,7 +89,10 @@ class CoreSettings(ServiceSettings):
         return url
 
     def history_store_url(self) -> str:
-        if self.history_url:
-            return self.history_url
-        data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-        return f"sqlite:///{data / 'voicemesh' / 'history.db'}"
+        return self.history_url or f"sqlite:///{data_dir() / 'history.db'}"
+
+    def shutdown_s(self) -> float:
+        return super().shutdown_s() + self.flush_s
+
+    def spill_path(self) -> Path:
+        return Path(self.spill_dir) if self.spill_dir else data_dir() / "spill"

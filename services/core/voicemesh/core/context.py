@@ -34,6 +34,7 @@ T = TypeVar("T")
 class Context:
     profile: dict[str, str] = field(default_factory=dict)
     exchanges: list[Exchange] = field(default_factory=list)
+    user_version: int = 0  # of the user's data this context was read under (0: unknown or none)
 
     def messages(self, system_prompt: str, text: str) -> list[dict[str, str]]:
         system = system_prompt
@@ -76,10 +77,11 @@ class ConversationMemory:
         if not session_id and not user_id:
             return Context()
         started = time.monotonic()
-        session, profile, recent = await asyncio.gather(
+        session, profile, recent, version = await asyncio.gather(
             self._read("session", self.sessions.get(session_id)) if session_id else _none(),
             self._read("profile", self.history.profile(user_id)) if user_id else _none(),
             self._read("history", self.history.recent(user_id, 2 * self._exchanges)) if user_id else _none(),
+            self._read("version", self.history.user_version(user_id)) if user_id else _none(),
         )
         STAGE_SECONDS.labels("core.context").observe(time.monotonic() - started)
         if session is not None and session.user_id and user_id and session.user_id != user_id:
@@ -87,15 +89,30 @@ class ConversationMemory:
         if session is not None:
             exchanges = session.exchanges
         else:
-            exchanges = [Exchange(t.transcript, t.reply) for t in recent or [] if t.session_id == session_id]
+            exchanges = [
+                Exchange(t.transcript, t.reply, t.turn_id)
+                for t in recent or []
+                if t.session_id == session_id and not t.interrupted
+            ]
         fields = {str(k): str(v) for k, v in (profile or {}).items()}
-        return Context(fields, exchanges[-self._exchanges :] if self._exchanges else [])
+        # Unknown (the store failed) is -1: a reply made then is never taken for current.
+        user_version = -1 if user_id and version is None else (version or 0)
+        return Context(fields, exchanges[-self._exchanges :] if self._exchanges else [], user_version)
+
+    async def user_version(self, user_id: str) -> int:
+        try:
+            return await self.history.user_version(user_id)
+        except Exception as exc:
+            raise DependencyUnavailable(f"history store unavailable: {exc}") from None
 
     async def record(self, turn: TurnRecord) -> None:
-        session = await self.sessions.get(turn.session_id) or Session(turn.session_id, turn.user_id)
-        if not (session.user_id and turn.user_id and session.user_id != turn.user_id):  # not another's
-            session.add(turn.transcript, turn.reply)
-            await self.sessions.put(session)
+        """Keep a turn: in its user's history always; in its session's context only if the user heard
+        it whole (an interrupted or failed reply would be answered on as if it had been said)."""
+        if not turn.interrupted:
+            session = await self.sessions.get(turn.session_id) or Session(turn.session_id, turn.user_id)
+            if not (session.user_id and turn.user_id and session.user_id != turn.user_id):  # not another's
+                session.add(turn.transcript, turn.reply, turn.turn_id)
+                await self.sessions.put(session)
         if turn.user_id:
             self.writer.put(turn)
 

@@ -30,6 +30,7 @@ class Done:
     completion_tokens: int
     finish_reason: str
     context_turns: int = 0
+    user_version: int = 0
 
 
 ReplyEvent = Route | TextDelta | Sentence | Done
@@ -85,4 +86,4 @@ class Responder:
         for sentence in splitter.flush():
             yield Sentence(sentences, sentence)
             sentences += 1
-        yield Done("".join(parts).strip(), tokens, finish, len(context.exchanges))
+        yield Done("".join(parts).strip(), tokens, finish, len(context.exchanges), context.user_version)

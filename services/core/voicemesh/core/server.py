@@ -24,14 +24,14 @@ async def open_memory(settings: CoreSettings) -> ConversationMemory:
     """The session and history stores the settings name, with the history's write queue running."""
     sessions = open_session_store(settings.session_url)
     history = await open_history_store(settings.history_store_url())
-    writer = HistoryWriter(history, max_queued=settings.history_queue_max)
+    writer = HistoryWriter(history, spill=settings.spill_path(), max_queued=settings.history_queue_max)
     writer.start()
     store = FailoverSessionStore(sessions) if isinstance(sessions, RedisSessionStore) else sessions
     return ConversationMemory(store, history, writer, context_exchanges=settings.context_exchanges)
 
 
-async def close_memory(memory: ConversationMemory) -> None:
-    await memory.writer.close()
+async def close_memory(memory: ConversationMemory, flush_s: float) -> None:
+    await memory.writer.close(flush_s)
     await memory.sessions.close()
     await memory.history.close()
 
@@ -83,7 +83,7 @@ async def serve(settings: CoreSettings) -> None:
         host = build_host(settings, build_engine(settings, memory))
         await serve_until_signalled(host, settings)
     finally:
-        await close_memory(memory)
+        await close_memory(memory, settings.flush_s)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ def respond_response(request_id: str, event: ReplyEvent) -> pb.RespondResponse:
         completion_tokens=event.completion_tokens,
         finish_reason=event.finish_reason,
         context_turns=event.context_turns,
+        user_version=event.user_version,
     )
     return pb.RespondResponse(request_id=request_id, done=done)
 
@@ -45,7 +46,7 @@ def turn_record(request: pb.RecordTurnRequest) -> TurnRecord:
     for name in ("transcript", "reply_text"):
         if len(getattr(request, name)) > limits.MAX_TEXT_CHARS:
             raise InvalidRequest(f"{name} is over the {limits.MAX_TEXT_CHARS}-character limit")
-    return TurnRecord(
+    turn = TurnRecord(
         request.user_id,
         request.session_id,
         request.transcript,
@@ -53,7 +54,12 @@ def turn_record(request: pb.RecordTurnRequest) -> TurnRecord:
         request.route,
         dict(request.timings_ms),
         request.interrupted,
+        turn_id=request.request_id,
+        failure=request.failure[: limits.MAX_TEXT_CHARS],
     )
+    if request.HasField("ended_at"):
+        turn.at = request.ended_at.ToNanoseconds() / 1e9
+    return turn
 
 
 class CoreServicer(pb_grpc.CoreServiceServicer):
@@ -79,6 +85,14 @@ class CoreServicer(pb_grpc.CoreServiceServicer):
             await self._engine.memory.record(turn)
         return pb.RecordTurnResponse()
 
+    @rpc_handler
+    async def GetUserVersion(
+        self, request: pb.GetUserVersionRequest, context: Context
+    ) -> pb.GetUserVersionResponse:
+        user_id = _user_id(request.user_id)
+        memory = self._engine.memory
+        return pb.GetUserVersionResponse(version=await memory.user_version(user_id) if memory else 0)
+
 
 def _user_id(user_id: str) -> str:
     if not user_id:
@@ -95,6 +109,7 @@ def history_turn(turn: TurnRecord) -> user_data_pb2.HistoryTurn:
         route=turn.route,
         timings_ms=turn.timings,
         interrupted=turn.interrupted,
+        failure=turn.failure,
     )
     message.time.FromNanoseconds(int(turn.at * 1e9))
     return message
