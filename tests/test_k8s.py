@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 
 import voicemesh.common.metrics  # noqa: F401  (registers every voicemesh metric)
 from voicemesh.common.components import BACKENDS, COMPONENTS
+from voicemesh.rpc.launcher import STOP_GRACE_S
 
 K8S = Path(__file__).resolve().parent.parent / "k8s"
 OVERLAYS = ["dev", "prod"]
@@ -122,16 +123,28 @@ def test_every_setting_named_is_a_real_setting_of_its_component(objects: list[di
         assert isinstance(value, str)  # a ConfigMap holds strings only
 
 
-def test_termination_outlasts_the_drain(objects: list[dict[str, Any]]) -> None:
-    settings = config(objects)
+def settings_of(objects: list[dict[str, Any]], name: str) -> Any:
+    """A component's settings as its pod gets them from the manifests (defaults where they say none)."""
+    prefix = COMPONENTS[name].env_prefix
+    given = {k.removeprefix(prefix).lower(): v for k, v in config(objects).items() if k.startswith(prefix)}
+    return SETTINGS[name].load(**given)
+
+
+def test_termination_outlasts_the_whole_shutdown(objects: list[dict[str, Any]]) -> None:
+    """Drain, grace and (where there are queued writes) flush fit in the pod's termination grace,
+    with time left to spill and exit."""
     for deployment in of_kind(objects, "Deployment").values():
-        name = component(deployment).upper()
-        drain = float(settings.get(f"VOICEMESH_{name}_DRAIN_DELAY_S", default(name.lower(), "drain_delay_s")))
-        grace = float(settings.get(f"VOICEMESH_{name}_GRACE_S", default(name.lower(), "grace_s")))
-        assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > drain + grace
-        probe = deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
-        assert probe["periodSeconds"] * probe["failureThreshold"] < drain  # out of DNS before it refuses
-    assert float(settings["VOICEMESH_GATEWAY_GRACE_S"]) >= default("gateway", "turn_deadline_s")
+        settings = settings_of(objects, component(deployment))
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["terminationGracePeriodSeconds"] >= settings.shutdown_s() + 3, component(deployment)
+        probe = pod["containers"][0]["readinessProbe"]
+        assert probe["periodSeconds"] * probe["failureThreshold"] < settings.drain_delay_s  # out of DNS first
+    assert settings_of(objects, "gateway").grace_s >= default("gateway", "turn_deadline_s")
+
+
+def test_voicemesh_up_outlasts_every_components_shutdown() -> None:
+    for name, settings_class in SETTINGS.items():
+        assert settings_class.load().shutdown_s() + 2 <= STOP_GRACE_S, name
 
 
 def test_autoscalers_and_disruption_budgets_cover_every_deployment(objects: list[dict[str, Any]]) -> None:

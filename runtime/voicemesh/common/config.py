@@ -85,7 +85,19 @@ class ServiceSettings(Settings):
         "resolve again and find new replicas.",
     )
     log_format: str = Field("text", pattern="^(text|json)$", description="'text' or 'json' logs.")
+
+    def shutdown_s(self) -> float:
+        """The longest a SIGTERM takes: NOT_SERVING for the drain delay, then the calls in flight get
+        their grace (a process with queued writes then flushes them). What stops the process,
+        the launcher or the pod's terminationGracePeriodSeconds, must give it more than this."""
+        return self.drain_delay_s + self.grace_s
+
     log_level: str = Field("INFO", description="Python logging level.")
+
+
+def data_dir() -> Path:
+    """Where voicemesh keeps its files: $XDG_DATA_HOME/voicemesh (~/.local/share/voicemesh)."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "voicemesh"
 
 
 def _file_section(section: str) -> dict[str, Any]:

@@ -34,6 +34,14 @@ BREAKER_STATE = Gauge(
     "Circuit breaker per downstream replica: 0 closed, 1 half-open, 2 open.",
     ["service", "replica"],
 )
+DOWNSTREAM_IN_FLIGHT = Gauge(
+    "voicemesh_downstream_in_flight",
+    "Gateway calls in flight to each downstream (its slots in use).",
+    ["service"],
+)
+DOWNSTREAM_QUEUED = Gauge(
+    "voicemesh_downstream_queued", "Gateway calls waiting for a slot of each downstream.", ["service"]
+)
 BARGE_INS = Counter("voicemesh_barge_ins", "Replies interrupted because the user spoke over them.")
 SPECULATIONS = Counter(
     "voicemesh_stt_speculations",
@@ -50,6 +58,15 @@ SESSION_STORE_DEGRADED = Gauge(
 HISTORY_QUEUED = Gauge("voicemesh_history_queued", "Turns waiting to be written to the history store.")
 HISTORY_WRITES = Counter(
     "voicemesh_history_writes", "History writes: 'ok', 'retried' (store failed), 'dropped'.", ["result"]
+)
+RECORDS_QUEUED = Gauge("voicemesh_records_queued", "Turn records the gateway has queued for the core.")
+RECORDS_SENT = Counter(
+    "voicemesh_records_sent",
+    "Turn records sent to the core: 'ok', 'retried' (it failed or was busy), 'refused', 'dropped'.",
+    ["result"],
+)
+BACKGROUND_RESTARTS = Counter(
+    "voicemesh_background_restarts", "Background loops that died of a bug and were started again.", ["task"]
 )
 REPLY_CACHE = Counter(
     "voicemesh_reply_cache_lookups", "Reply cache lookups by result ('hit' or 'miss').", ["where", "result"]

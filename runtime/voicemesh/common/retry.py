@@ -26,9 +26,11 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXH
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 3  # in all, the first one included
-    base_s: float = 0.05
-    cap_s: float = 1.0
+    # Five attempts, waits growing from 0.25 s to 2 s: together up to about 4 s, long enough to ride
+    # out a restart of the one gateway a client knows.
+    attempts: int = 5  # in all, the first one included
+    base_s: float = 0.25
+    cap_s: float = 2.0
 
     def backoff(self, retry: int) -> float:
         return random.uniform(0, min(self.cap_s, self.base_s * 2**retry))

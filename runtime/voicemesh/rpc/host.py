@@ -27,6 +27,9 @@ SERVER_OPTIONS = [
     # gRPC shares a port between processes by default: a second server on a taken port would
     # silently split the first one's traffic. Fail to start instead.
     ("grpc.so_reuseport", 0),
+    # Clients ping open channels every 20 s (the SDK's keepalive) to find a dead server; accept that
+    # even on a quiet stream, where gRPC's default would answer it with GOAWAY "too_many_pings".
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
 ]
 
 # Streams open when a connection reaches its maximum age get this long to finish: a turn's length.

@@ -16,6 +16,8 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -24,6 +26,10 @@ from voicemesh.common.components import BACKENDS, COMPONENTS, GATEWAY, Component
 from voicemesh.rpc.host import METRICS_PREFIX, READY_PREFIX
 
 log = logging.getLogger(__name__)
+
+# How long `voicemesh up` gives each process to stop on SIGTERM before it kills it: more than any
+# component's default shutdown_s() (tests/test_k8s.py checks), so none loses queued work.
+STOP_GRACE_S = 12.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -43,23 +49,32 @@ class Process:
     proc: asyncio.subprocess.Process
     address: str = ""
     metrics: str = ""  # host:port of /metrics, if the process serves it
+    log: Path | None = None  # where its stderr goes, if not to ours
+    component: Component | None = None
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # what it was started with
     _drain: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 async def start_service(
-    component: Component, env: dict[str, str], timeout_s: float, *, name: str = ""
+    component: Component, env: dict[str, str], timeout_s: float, *, name: str = "", log: Path | None = None
 ) -> Process:
-    """Start ``component`` (as process ``name``, default its own); returns once it listens."""
+    """Start ``component`` (as process ``name``, default its own); returns once it listens.
+
+    With ``log``, the process's stderr (its log) is appended to that file instead of ours.
+    """
     name = name or component.name
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        component.package,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    process = Process(name, proc)
+    with contextlib.ExitStack() as files:
+        stderr = files.enter_context(log.open("ab")) if log is not None else None
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            component.package,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    process = Process(name, proc, log=log, component=component, env=env)
     assert proc.stdout is not None
     try:
         async with asyncio.timeout(timeout_s):
@@ -127,48 +142,89 @@ async def wait_serving(address: str, timeout_s: float) -> None:
 
 
 class Mesh:
-    """The running processes."""
+    """The running processes.
 
-    def __init__(self, *, host: str = "127.0.0.1", ports: dict[str, int] | None = None) -> None:
+    ``settings`` gives components settings of their own (``{"gateway": {"max_core_calls": 1}}``),
+    over this process's environment; with ``log_dir``, each process logs to ``<log_dir>/<name>.log``.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        ports: dict[str, int] | None = None,
+        settings: dict[str, dict[str, object]] | None = None,
+        env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
         self.host = host
         self.ports = {**{c.name: c.port for c in COMPONENTS.values()}, **(ports or {})}
+        self.settings = settings or {}
+        self.env = env or {}  # for every process, over this one's environment (OTEL_*, say)
+        self.log_dir = log_dir
         self.processes: list[Process] = []
 
     @classmethod
-    def on_free_ports(cls, host: str = "127.0.0.1") -> Mesh:
+    def on_free_ports(cls, host: str = "127.0.0.1", **options: Any) -> Mesh:
         """Every component on a port nothing uses (several meshes at once, tests and benches)."""
-        return cls(host=host, ports=dict.fromkeys(COMPONENTS, 0))
+        return cls(host=host, ports=dict.fromkeys(COMPONENTS, 0), **options)
 
     @property
     def gateway(self) -> str:
         return next(p.address for p in self.processes if p.name == "gateway")
 
-    def _listen_env(self, name: str) -> dict[str, str]:
+    def _env(self, name: str) -> dict[str, str]:
+        """The environment of one component's process: where it listens, and its own settings."""
         prefix = COMPONENTS[name].env_prefix
-        env = {f"{prefix}HOST": self.host, f"{prefix}PORT": str(self.ports[name])}
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        env.update({f"{prefix}HOST": self.host, f"{prefix}PORT": str(self.ports[name])})
         if self.ports[name] == 0:  # a free gRPC port means a free metrics port too (several meshes at once)
             env[f"{prefix}METRICS_PORT"] = "0"
+        env.update(
+            {f"{prefix}{key.upper()}": str(value) for key, value in self.settings.get(name, {}).items()}
+        )
         return env
+
+    def _log(self, name: str) -> Path | None:
+        return None if self.log_dir is None else self.log_dir / f"{name}.log"
 
     def addresses(self) -> dict[str, str]:
         return {p.name: p.address for p in self.processes}
 
     async def start(self, timeout_s: float = 180.0) -> None:
         try:
-            base = {**os.environ, "PYTHONUNBUFFERED": "1"}
-            starts = [start_service(c, {**base, **self._listen_env(c.name)}, timeout_s) for c in BACKENDS]
+            starts = [start_service(c, self._env(c.name), timeout_s, log=self._log(c.name)) for c in BACKENDS]
             for started in asyncio.as_completed(starts):
                 self.processes.append(await started)
             targets = {f"{GATEWAY.env_prefix}{p.name.upper()}_TARGET": p.address for p in self.processes}
-            gateway_env = {**base, **targets, **self._listen_env(GATEWAY.name)}
-            self.processes.append(await start_service(GATEWAY, gateway_env, timeout_s))
+            gateway_env = {**self._env(GATEWAY.name), **targets}
+            gateway = await start_service(GATEWAY, gateway_env, timeout_s, log=self._log(GATEWAY.name))
+            self.processes.append(gateway)
             for process in self.processes:
                 await wait_serving(process.address, timeout_s)
         except BaseException:
             await self.stop()
             raise
 
-    async def stop(self, grace_s: float = 10.0) -> None:
+    async def restart(self, name: str, *, kill: bool = True, timeout_s: float = 180.0) -> Process:
+        """Stop one process (SIGKILL, or SIGTERM with ``kill=False``) and start it again on the same
+        address, with the same settings; returns once it is SERVING."""
+        index, old = next((i, p) for i, p in enumerate(self.processes) if p.name == name)
+        if kill:
+            old.proc.kill()
+            await old.proc.wait()
+        else:
+            await stop_processes([old])
+        if old._drain:
+            old._drain.cancel()
+        assert old.component is not None
+        env = {**old.env, f"{old.component.env_prefix}PORT": old.address.rpartition(":")[2]}
+        new = await start_service(old.component, env, timeout_s, name=name, log=old.log)
+        self.processes[index] = new
+        await wait_serving(new.address, timeout_s)
+        return new
+
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """The gateway drains first, so its turns in flight still reach the backends; then they stop."""
         gateway = [p for p in self.processes if p.name == "gateway"]
         backends = [p for p in self.processes if p.name != "gateway"]
