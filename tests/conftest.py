@@ -283,3 +283,67 @@ def wake_recording(piper_voice: PiperVoice) -> WakeRecording:
         command_end=int(ends[5]),
         after_start=int(ends[6]),
     )
+
+
+class GatedModel:
+    """An OpenAI-compatible chat endpoint whose replies wait until the test lets them go.
+
+    The boundary a test of the gateway does not test: the model. Each request is held until
+    ``release()`` (or at once when ``open``), then answered with ``reply`` as a stream of words.
+    """
+
+    def __init__(self, reply: str = "Paris is the capital of France.") -> None:
+        self.reply = reply
+        self.open = False
+        self.waiting = 0  # requests held now
+        self.requests = 0
+        self._gate = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> GatedModel:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/v1"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    def release(self) -> None:
+        """Let the requests held now go (later ones wait again, unless ``open``)."""
+        self._gate.set()
+        self._gate = asyncio.Event()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import json
+
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            length = next(
+                (
+                    int(line.split(":")[1])
+                    for line in head.split("\r\n")
+                    if line.lower().startswith("content-length")
+                ),
+                0,
+            )
+            await reader.readexactly(length)
+            self.requests += 1
+            if not self.open:
+                self.waiting += 1
+                try:
+                    await self._gate.wait()
+                finally:
+                    self.waiting -= 1
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+            for word in self.reply.split(" "):
+                chunk = {"choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
+                writer.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            writer.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from voicemesh.common.components import CORE, GATEWAY, STT, TTS
-from voicemesh.common.config import ServiceSettings
+from voicemesh.common.config import ServiceSettings, data_dir
 
 
 class GatewaySettings(ServiceSettings):
@@ -43,6 +45,12 @@ class GatewaySettings(ServiceSettings):
         0.0, ge=0, description="How long a request over its rate limit may wait for room before refusal."
     )
     max_stt_streams: int = Field(200, ge=1, description="STT streams in flight at once.")
+    max_streams_per_caller: int = Field(
+        64, ge=1, description="Converse streams one caller (tenant) may have open at once."
+    )
+    max_turns_per_caller: int = Field(
+        32, ge=1, description="Turns (Ask calls and Converse replies) one caller may have in flight at once."
+    )
     max_core_calls: int = Field(16, ge=1, description="Core calls in flight at once.")
     max_tts_calls: int = Field(16, ge=1, description="TTS calls in flight at once.")
     max_queued_calls: int = Field(32, ge=0, description="Calls that may wait for a slot, per service.")
@@ -52,9 +60,26 @@ class GatewaySettings(ServiceSettings):
     )
     reply_cache_mib: int = Field(64, ge=1, description="Most memory the reply cache may take, in MiB.")
     reply_cache_ttl_s: float = Field(600.0, gt=0, description="Seconds a cached reply may be given again.")
+    flush_s: float = Field(
+        2.0,
+        ge=0,
+        description="At shutdown, after the grace period, how long queued turn records get to reach the core "
+        "before what is left is spilled to a file (spill_dir) for the next start.",
+    )
+    spill_dir: str = Field(
+        "",
+        description="Where turn records the core could not take before shutdown are kept for the next start; "
+        "empty means $XDG_DATA_HOME/voicemesh/spill (~/.local/share/voicemesh/spill).",
+    )
     record_wait_s: float = Field(
         0.25,
         ge=0,
         description="How long a turn waits for the core to take its record before turn_done is sent; a "
         "record not taken by then stays queued and is retried.",
     )
+
+    def shutdown_s(self) -> float:
+        return super().shutdown_s() + self.flush_s
+
+    def spill_path(self) -> Path:
+        return Path(self.spill_dir) if self.spill_dir else data_dir() / "spill"

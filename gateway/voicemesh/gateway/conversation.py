@@ -10,22 +10,33 @@ Turns run one at a time. Two things make them start earlier or end sooner than a
   core and TTS calls (the cancellation reaches the services, which stop generating) and tells the
   client to stop playback. A reply that had not spoken yet gives its transcript to the next turn,
   since the user was evidently not done.
+
+Every turn's task is a child of ``run``: when the stream ends or its caller goes away, every turn
+still running is cancelled with it, and its slots are free at once. A turn that cannot be served
+(a limit, an overloaded or dead hop) ends with a ``turn_failed`` event that says why, and the
+conversation goes on; only the stream's own faults end the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from voicemesh.common.errors import Overloaded, VoicemeshError
 from voicemesh.common.metrics import BARGE_INS, PREEMPTIVE
+from voicemesh.common.pump import StreamClosed
 from voicemesh.common.replies import ReplyEvent
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.events import ConverseEvent
-from voicemesh.gateway.turns import EmitReply, Turn, TurnClock, TurnOutput, TurnRunner
+from voicemesh.gateway.turns import Admit, EmitReply, Turn, TurnClock, TurnOutput, TurnRunner
+from voicemesh.rpc.status import RelayedStatus, to_status
 from voicemesh.v1 import gateway_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 Send = Callable[[int, ConverseEvent], Awaitable[None]]
 
@@ -47,8 +58,10 @@ class _Running:
     task: asyncio.Task[None]
 
     def active(self) -> bool:
-        """Still being made, or its audio still playing at the client."""
-        return not self.task.done() or time.monotonic() < self.output.playing_until()
+        """Still being made, or its audio still playing at the client. A reply whose text and audio
+        are all out is not interrupted by speech, though its task may still wait on its record."""
+        making = not self.task.done() and not self.output.complete
+        return making or time.monotonic() < self.output.playing_until()
 
 
 class Conversation:
@@ -63,7 +76,7 @@ class Conversation:
         new_session: bool,
         preemptive: bool,
         deadline: Callable[[], Deadline],
-        admit: Callable[[], Awaitable[None]],
+        admit: Admit,
     ) -> None:
         self._runner = runner
         self._config = config
@@ -73,11 +86,12 @@ class Conversation:
         self._send = send
         self.preemptive = preemptive
         self._deadline = deadline  # a new turn's deadline
-        self._admit = admit  # counts a reply against the tenant's rate limits, or refuses it
+        self._admit = admit  # counts a reply against its caller's limits, or refuses it
         self._clocks: dict[int, TurnClock] = {}  # started when the STT says the user stopped
         self._queue: asyncio.Queue[tuple[int, str, TurnClock] | None] = asyncio.Queue()
         self._current: _Running | None = None
         self._speculative: _Running | None = None
+        self._turns: asyncio.TaskGroup | None = None  # owns every turn's task, while ``run`` runs
         self._carry = ""  # transcript of an interrupted turn that never spoke
 
     # Events from the STT stream, in order.
@@ -97,13 +111,13 @@ class Conversation:
             self._drop_speculative()
 
     def speculative(self, index: int, text: str) -> None:
-        if not self.preemptive or not text.strip():
+        if not self.preemptive or not text.strip() or self._turns is None:
             return
         if self._current is not None and not self._current.task.done():
             return  # one reply at a time: a preemptive one would compete with it
         self._drop_speculative()
         output = TurnOutput(self._emitter(index), held=True)
-        self._speculative = self._start(index, self._with_carry(text), output)
+        self._speculative = self._start(index, self._with_carry(text), output, admit=None)
 
     async def final(self, index: int, text: str) -> None:
         clock = self._clocks.pop(index, None) or TurnClock()
@@ -113,37 +127,49 @@ class Conversation:
         text = self._with_carry(text)
         self._carry = ""
         spec = self._speculative
-        if spec is not None and spec.index == index and same_words(spec.text, text):
-            self._speculative = None
-            PREEMPTIVE.labels("kept").inc()
+        if (
+            spec is not None
+            and spec.index == index
+            and same_words(spec.text, text)
+            and not spec.output.failed
+        ):
             try:
-                await self._admit()  # charged when it becomes a real turn, not while it might not
-            except BaseException:
-                spec.task.cancel()
-                raise
-            await self._settled()
-            self._current = spec
-            await spec.output.release(clock)
-            return
+                release = await self._admit()  # charged when it becomes a real turn, not before
+            except Overloaded:
+                pass  # over a limit: it goes the usual way, and is refused there with the reason
+            else:
+                spec.task.add_done_callback(lambda _task: release())
+                self._speculative = None
+                PREEMPTIVE.labels("kept").inc()
+                await self._settled()
+                self._current = spec
+                await spec.output.release(clock)
+                return
         self._drop_speculative()
         await self._queue.put((index, text, clock))
 
     async def run(self) -> None:
         """Answer queued transcripts in order until ``close``; then wait for the last reply."""
-        while (item := await self._queue.get()) is not None:
-            index, text, clock = item
-            await self._settled()
-            await self._admit()
-            self._current = self._start(index, text, TurnOutput(self._emitter(index), clock))
-        await self._settled()
-        self._drop_speculative()
+        try:
+            async with asyncio.TaskGroup() as turns:
+                self._turns = turns
+                while (item := await self._queue.get()) is not None:
+                    index, text, clock = item
+                    await self._settled()
+                    output = TurnOutput(self._emitter(index), clock)
+                    self._current = self._start(index, text, output, admit=self._admit)
+                await self._settled()
+                self._drop_speculative()
+        finally:
+            self._turns = None
 
     def close(self) -> None:
         self._queue.put_nowait(None)
 
     # Internals.
 
-    def _start(self, index: int, text: str, output: TurnOutput) -> _Running:
+    def _start(self, index: int, text: str, output: TurnOutput, *, admit: Admit | None) -> _Running:
+        assert self._turns is not None, "turns start only while the conversation runs"
         request_id = f"{self._request_id}.{index}"
         first = self._new_session and self._current is None
         turn = Turn(
@@ -155,8 +181,23 @@ class Conversation:
             self._config.user_id,
             first,
         )
-        task = asyncio.create_task(self._runner.run(turn, output))
+        task = self._turns.create_task(self._turn(index, turn, output, admit))
         return _Running(index, text, output, task)
+
+    async def _turn(self, index: int, turn: Turn, output: TurnOutput, admit: Admit | None) -> None:
+        """One turn's task: it never ends the conversation; a turn it cannot serve fails alone."""
+        try:
+            await self._runner.run(turn, output, admit=admit)
+        except StreamClosed:
+            return  # the caller hung up: the task group is being cancelled anyway
+        except (VoicemeshError, RelayedStatus) as failed:
+            if not output.confirmed:
+                output.failed = True  # a speculative reply: if its transcript stands, it runs again
+                return
+            code, message = to_status(failed)
+            log.warning("turn %s failed: %s: %s", turn.request_id, code.name, message)
+            if not output.closed:
+                await self._send(index, pb.TurnFailed(code=code.value[0], message=message))
 
     def _emitter(self, index: int) -> EmitReply:
         async def emit(event: ReplyEvent) -> None:
@@ -168,12 +209,9 @@ class Conversation:
         return f"{self._carry} {text}" if self._carry else text
 
     async def _settled(self) -> None:
-        """Wait for the current reply's work to end (cancelled or finished); its errors propagate."""
+        """Wait for the current reply's work to end (cancelled, failed or finished)."""
         if self._current is not None:
-            task = self._current.task
-            await asyncio.wait([task])
-            if not task.cancelled() and (error := task.exception()) is not None:
-                raise error
+            await asyncio.wait([self._current.task])
 
     async def _interrupt(self, turn: _Running, by_index: int) -> None:
         BARGE_INS.inc()
@@ -190,8 +228,6 @@ class Conversation:
     def _drop_speculative(self) -> None:
         if self._speculative is not None:
             PREEMPTIVE.labels("discarded").inc()
-            task = self._speculative.task
             self._speculative.output.closed = True
-            task.cancel()
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # its fate no longer matters
+            self._speculative.task.cancel()
             self._speculative = None

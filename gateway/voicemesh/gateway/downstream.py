@@ -5,14 +5,18 @@ DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS. After ``fail_max`` of them in a
 calls go to the service's other replicas; with none left they fail at once with UNAVAILABLE naming
 the service, instead of each waiting on a dead peer.
 After ``reset_timeout_s`` one call is let through (half-open); its success closes the breaker.
-A caller's own mistakes (INVALID_ARGUMENT …) and cancellations (barge-in) are not failures.
+A caller's own mistakes (INVALID_ARGUMENT …) are not failures; a call its caller cancelled (a
+barge-in, a hang-up) is neither a failure nor a success: it says nothing about the service.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +26,7 @@ import pybreaker
 from voicemesh.common.components import BACKENDS
 from voicemesh.common.limits import MAX_MESSAGE_BYTES
 from voicemesh.common.metrics import BREAKER_STATE
+from voicemesh.common.pump import StreamClosed
 from voicemesh.gateway.config import GatewaySettings
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.throttle import ConcurrencyLimit
@@ -71,6 +76,35 @@ class Replica:
     channel: grpc.aio.Channel
     stub: Any
     breaker: pybreaker.CircuitBreaker
+    opened_at: float = 0.0  # monotonic time its breaker last opened
+    went_away: bool = False  # its connection dropped while the breaker was open
+
+    def lets_through(self) -> bool:
+        """Closed or half-open; or open, and either past its reset timeout or connected again after
+        the connection had dropped (a restarted replica): then the next call is a trial. A restart
+        so is found within the channel's reconnect backoff, not a whole reset timeout later."""
+        if self.breaker.current_state != pybreaker.STATE_OPEN:
+            return True
+        if time.monotonic() >= self.opened_at + self.breaker.reset_timeout:
+            return True
+        if self.channel.get_state(try_to_connect=True) != grpc.ChannelConnectivity.READY:
+            self.went_away = True
+            return False
+        if self.went_away:
+            self.went_away = False
+            return True
+        return False
+
+    def report(self, error: BaseException | None) -> None:
+        """Tell the breaker how a call went, after it went: pybreaker's own rules move it then."""
+
+        def outcome() -> None:
+            if error is not None:
+                raise error
+
+        # It re-raises the call's error (the caller has it already), and refuses a report while open.
+        with contextlib.suppress(Exception):
+            self.breaker.call(outcome)
 
 
 class Replicas(pybreaker.CircuitBreakerListener):
@@ -110,6 +144,11 @@ class Replicas(pybreaker.CircuitBreakerListener):
         self, cb: pybreaker.CircuitBreaker, old: object, new: pybreaker.CircuitBreakerState
     ) -> None:
         BREAKER_STATE.labels(self.service, cb.name or "?").set(STATE_VALUES[new.name])
+        if new.name == pybreaker.STATE_OPEN:
+            for replica in self.replicas:
+                if replica.breaker is cb:
+                    replica.opened_at = time.monotonic()
+                    replica.went_away = False
         # ``cb`` still reports its old state while it tells listeners about the new one.
         states = [new.name if r.breaker is cb else r.breaker.current_state for r in self.replicas]
         serving = any(state != pybreaker.STATE_OPEN for state in states)
@@ -117,18 +156,21 @@ class Replicas(pybreaker.CircuitBreakerListener):
 
     @contextmanager
     def pick(self) -> Iterator[Replica]:
-        """The next replica whose breaker lets a call through, with the call counted against it."""
+        """The next replica whose breaker lets a call through, with the call's outcome counted."""
         count = len(self.replicas)
         start, self._next = self._next, (self._next + 1) % count
         for offset in range(count):
             replica = self.replicas[(start + offset) % count]
-            calling = replica.breaker.calling()
-            try:
-                calling.__enter__()
-            except pybreaker.CircuitBreakerError:
+            if not replica.lets_through():
                 continue
-            with _exiting(calling):
+            try:
                 yield replica
+            except (asyncio.CancelledError, GeneratorExit, StreamClosed):
+                raise  # its caller gave up on it: no word on the replica either way
+            except BaseException as exc:
+                replica.report(exc)
+                raise
+            replica.report(None)
             return
         worst = max(r.breaker.fail_counter for r in self.replicas)
         raise RelayedStatus(
@@ -137,18 +179,6 @@ class Replicas(pybreaker.CircuitBreakerListener):
             + (f" on all {count} replicas" if count > 1 else "")
             + f"; the next try goes through within {self.replicas[0].breaker.reset_timeout:g}s",
         )
-
-
-@contextmanager
-def _exiting(entered: AbstractContextManager[Any]) -> Iterator[None]:
-    """Hand what happens in the block to a context manager that was entered by hand."""
-    try:
-        yield
-    except BaseException as exc:
-        if not entered.__exit__(type(exc), exc, exc.__traceback__):
-            raise
-    else:
-        entered.__exit__(None, None, None)
 
 
 class CoreStub(core_pb2_grpc.CoreServiceStub):
@@ -194,16 +224,19 @@ class Downstream:
         return cls(services, limits)
 
     @asynccontextmanager
-    async def guard(self, service: str, deadline: Deadline | None = None) -> AsyncIterator[Any]:
+    async def guard(
+        self, service: str, deadline: Deadline | None = None, *, slot: bool = True
+    ) -> AsyncIterator[Any]:
         """One call to ``service``: a concurrency slot, a replica whose breaker is closed (its stub
-        is what this yields), and the call's failure relayed with the hop named.
+        is what this yields), and the call's failure relayed with the hop named. Calls that do no
+        model work (turn records, user data) take no slot, so replies cannot starve them.
 
         A call that runs out of a deadline its caller chose is not the service's fault and does not
         count against its breaker; one that runs out of the server's default budget does.
         """
         caller_deadline = deadline is not None and deadline.from_caller
         try:
-            async with self.limits[service].slot():
+            async with self.limits[service].slot() if slot else contextlib.nullcontext():
                 with self.services[service].pick() as replica:
                     try:
                         yield replica.stub

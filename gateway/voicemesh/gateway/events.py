@@ -1,6 +1,6 @@
 """What a Converse stream tells its caller, typed: the reply events of its turns (as Ask has them),
-what the STT heard, and the replies the user spoke over. ``converse_response`` puts each in the
-oneof of the ConverseResponse that carries it."""
+what the STT heard, the replies the user spoke over, and the turns that could not be served.
+``converse_response`` puts each in the oneof of the ConverseResponse that carries it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ ConverseEvent = (
     | speech_to_text_pb2.SpeechEnded
     | speech_to_text_pb2.WakeWordDetected
     | gateway_pb2.ReplyInterrupted
+    | gateway_pb2.TurnFailed
 )
 
 
@@ -39,6 +40,8 @@ def converse_response(request_id: str, turn_index: int, event: ConverseEvent) ->
         response.speech_ended.CopyFrom(event)
     elif isinstance(event, speech_to_text_pb2.WakeWordDetected):
         response.wake_word.CopyFrom(event)
+    elif isinstance(event, gateway_pb2.TurnFailed):
+        response.turn_failed.CopyFrom(event)
     else:
         response.interrupted.CopyFrom(event)
     return response

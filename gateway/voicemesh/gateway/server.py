@@ -12,7 +12,7 @@ from voicemesh.gateway.deadlines import Budgets
 from voicemesh.gateway.downstream import SERVICES, Downstream
 from voicemesh.gateway.recorder import TurnRecorder
 from voicemesh.gateway.servicer import GatewayServicer
-from voicemesh.gateway.throttle import RateLimits
+from voicemesh.gateway.throttle import CallerLimits, RateLimits
 from voicemesh.gateway.turns import TurnRunner
 from voicemesh.gateway.user_data import GatewayUserData
 from voicemesh.rpc.host import ServiceHost, serve_until_signalled, service_host
@@ -28,7 +28,8 @@ def build_runner(settings: GatewaySettings, downstream: Downstream) -> TurnRunne
         ttl_s=settings.reply_cache_ttl_s,
         on_lookup=lambda result: REPLY_CACHE.labels("gateway", result).inc(),
     )
-    return TurnRunner(downstream, TurnRecorder(downstream), cache, record_wait_s=settings.record_wait_s)
+    recorder = TurnRecorder(downstream, spill=settings.spill_path())
+    return TurnRunner(downstream, recorder, cache, record_wait_s=settings.record_wait_s)
 
 
 def build_host(settings: GatewaySettings, runner: TurnRunner) -> ServiceHost:
@@ -45,6 +46,9 @@ def build_host(settings: GatewaySettings, runner: TurnRunner) -> ServiceHost:
                 "tts": settings.limit_tts_per_min,
             },
             max_wait_s=settings.limit_max_wait_s,
+        ),
+        callers=CallerLimits(
+            {"streams": settings.max_streams_per_caller, "turns": settings.max_turns_per_caller}
         ),
     )
     gateway_service, user_data_service = GATEWAY.services
@@ -73,11 +77,12 @@ async def serve(settings: GatewaySettings) -> None:
 
     downstream = Downstream.connect(settings, on_health=breaker_moved)
     runner = build_runner(settings, downstream)
+    runner.recorder.start()
     host = build_host(settings, runner)
     try:
         await serve_until_signalled(host, settings)
     finally:
-        await runner.recorder.close(settings.grace_s)
+        await runner.recorder.close(settings.flush_s)
         await downstream.close()
 
 

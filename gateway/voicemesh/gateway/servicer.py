@@ -14,7 +14,7 @@ from voicemesh.common.replies import ReplyEvent, ask_response
 from voicemesh.common.streams import split_config
 from voicemesh.gateway.deadlines import Budgets
 from voicemesh.gateway.stream import ConverseStream
-from voicemesh.gateway.throttle import RateLimits, tenant_of
+from voicemesh.gateway.throttle import CallerLimits, RateLimits, Release, tenant_of
 from voicemesh.gateway.turns import Turn, TurnOutput, TurnRunner
 from voicemesh.rpc.convert import audio_format
 from voicemesh.rpc.handler import Context, rpc_handler
@@ -42,11 +42,20 @@ def _reply_kinds(reply: pb.ReplyConfig) -> tuple[str, ...]:
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
-    def __init__(self, runner: TurnRunner, *, preemptive: bool, budgets: Budgets, limits: RateLimits) -> None:
+    def __init__(
+        self,
+        runner: TurnRunner,
+        *,
+        preemptive: bool,
+        budgets: Budgets,
+        limits: RateLimits,
+        callers: CallerLimits,
+    ) -> None:
         self._runner = runner
         self._preemptive = preemptive
         self._budgets = budgets
         self._limits = limits
+        self._callers = callers
 
     @rpc_handler
     async def Converse(
@@ -62,6 +71,10 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         await self._limits.admit(tenant, "stt")
         kinds = _reply_kinds(config.reply)
 
+        async def admit() -> Release:
+            await self._limits.admit(tenant, *kinds)
+            return self._callers.take(tenant, "turns")
+
         async def converse(emit: Emit[pb.ConverseResponse]) -> None:
             stream = ConverseStream(
                 self._runner,
@@ -73,12 +86,16 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 preemptive=self._preemptive,
                 stt_timeout_s=self._budgets.for_stream(context),
                 turn_deadline=lambda: self._budgets.for_turn(context),
-                admit=lambda: self._limits.admit(tenant, *kinds),
+                admit=admit,
             )
             await stream.run(audio)
 
-        async for response in pump(converse):
-            yield response
+        release = self._callers.take(tenant, "streams")
+        try:
+            async for response in pump(converse):
+                yield response
+        finally:
+            release()
 
     @rpc_handler
     async def Ask(self, request: pb.AskRequest, context: Context) -> AsyncIterator[pb.AskResponse]:
@@ -87,7 +104,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         text = limits.check_text("text", request.text)
         _check_reply(request.reply)
         _check_ids(request.session_id, request.user_id)
-        await self._limits.admit(tenant_of(context.invocation_metadata()), *_reply_kinds(request.reply))
+        tenant = tenant_of(context.invocation_metadata())
+        await self._limits.admit(tenant, *_reply_kinds(request.reply))
         deadline = self._budgets.for_ask(context)
         session_id = request.session_id or uuid.uuid4().hex
         fresh = not request.session_id
@@ -99,5 +117,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
             await self._runner.run(turn, TurnOutput(send))
 
-        async for response in pump(ask):
-            yield response
+        release = self._callers.take(tenant, "turns")
+        try:
+            async for response in pump(ask):
+                yield response
+        finally:
+            release()

@@ -3,24 +3,27 @@ the conversation's events back to the caller.
 
 Audio is checked as it arrives, not inside the STT call's request iterator: gRPC swallows errors
 raised there, and the caller would never hear why the stream stopped. A stream whose STT replica
-fails before it answers starts again on another replica with the audio that replica had taken.
+fails before it answers starts again on another replica with all the audio it had sent
+(``Upload``); a stream whose replica fails after answering ends UNAVAILABLE, naming the hop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
 from voicemesh.common.audio import PcmFormat, check_chunk
+from voicemesh.common.calls import responses
 from voicemesh.common.pump import Emit
 from voicemesh.common.tracing import outgoing_metadata
 from voicemesh.gateway.conversation import Conversation
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.events import ConverseEvent, converse_response
-from voicemesh.gateway.turns import TurnRunner
+from voicemesh.gateway.turns import Admit, TurnRunner
+from voicemesh.gateway.upload import Upload
 from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import speech_to_text_pb2 as stt_pb2
@@ -45,7 +48,7 @@ class ConverseStream:
         preemptive: bool,
         stt_timeout_s: float | None,
         turn_deadline: Callable[[], Deadline],
-        admit: Callable[[], Awaitable[None]],
+        admit: Admit,
     ) -> None:
         self._downstream = runner.downstream
         self._config = config
@@ -53,12 +56,7 @@ class ConverseStream:
         self._emit = emit
         self._request_id = request_id
         self._stt_timeout_s = stt_timeout_s
-        self._forward: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=32)
-        self._ended = asyncio.Event()  # the client's audio has all gone to the STT
-        # Audio an STT replica took but has not answered yet: if that replica turns out to be gone,
-        # the stream starts again on another one with this audio first. None once it has answered.
-        self._unanswered: list[bytes] | None = []
-        self._replay_cap = fmt.sample_rate_hz * fmt.channels * 2 * MAX_REPLAY_S
+        self._upload = Upload(replay_cap=fmt.sample_rate_hz * fmt.channels * 2 * MAX_REPLAY_S)
         self._conversation = Conversation(
             runner,
             config,
@@ -83,8 +81,8 @@ class ConverseStream:
     async def _feed(self, audio: AsyncIterator[bytes]) -> None:
         async for chunk in audio:
             check_chunk(chunk, self._fmt)
-            await self._forward.put(chunk)
-        await self._forward.put(None)
+            await self._upload.put(chunk)
+        self._upload.finish()
 
     async def _stt_requests(self) -> AsyncIterator[stt_pb2.StreamingRecognizeRequest]:
         config = self._config
@@ -98,35 +96,28 @@ class ConverseStream:
         if config.HasField("wake_word"):
             recognition.wake_word.CopyFrom(config.wake_word)
         yield stt_pb2.StreamingRecognizeRequest(config=recognition)
-        for taken in list(self._unanswered or []):
-            yield stt_pb2.StreamingRecognizeRequest(audio_content=taken)
-        if self._ended.is_set():
-            return  # the caller's audio had all been taken by the replica that failed
-        while (chunk := await self._forward.get()) is not None:
-            if self._unanswered is not None:
-                self._unanswered.append(chunk)
-                if len(self._unanswered) * len(chunk) > self._replay_cap:
-                    self._unanswered = None  # too much to hold: this stream is not retried
+        async for chunk in self._upload.reader():
             yield stt_pb2.StreamingRecognizeRequest(audio_content=chunk)
-        self._ended.set()
 
     async def _listen(self) -> None:
         try:
             for attempt in range(1, STT_ATTEMPTS + 1):
                 try:
                     async with self._downstream.guard("stt") as stt:
-                        async for response in stt.StreamingRecognize(
+                        call = stt.StreamingRecognize(
                             self._stt_requests(), timeout=self._stt_timeout_s, metadata=outgoing_metadata()
-                        ):
-                            self._unanswered = None
+                        )
+                        async for response in responses(call):
+                            self._upload.answered()
                             await self._hear(response)
                     return
                 except RelayedStatus as exc:
-                    retry = exc.code() == grpc.StatusCode.UNAVAILABLE and self._unanswered is not None
+                    retry = exc.code() == grpc.StatusCode.UNAVAILABLE and self._upload.replayable
                     if not retry or attempt == STT_ATTEMPTS:
                         raise
                     log.warning("stt replica unavailable before answering (%s); trying another", exc)
         finally:
+            self._upload.close()
             self._conversation.close()
 
     async def _hear(self, response: stt_pb2.StreamingRecognizeResponse) -> None:

@@ -6,7 +6,11 @@ its slot frees within ``max_wait_s``; otherwise it is refused with RESOURCE_EXHA
 to come back. The tenant is the caller's ``voicemesh-tenant`` metadata (``default`` without it).
 
 The concurrency limit caps the calls in flight to each downstream; a bounded number more wait, for
-at most ``max_wait_s``, and the rest are refused the same way.
+at most ``max_wait_s``, and the rest are refused the same way. Its gauges show the slots in use and
+the calls waiting, per service.
+
+Per caller, the Converse streams open and the turns in flight are capped too, so no one caller can
+take every slot; the counts are kept only while non-zero, so made-up callers cost nothing after.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from voicemesh.common.errors import Overloaded
+from voicemesh.common.metrics import DOWNSTREAM_IN_FLIGHT, DOWNSTREAM_QUEUED
 
 TENANT_KEY = "voicemesh-tenant"
 DEFAULT_TENANT = "default"
@@ -77,9 +82,31 @@ class ConcurrencyLimit:
         self._max_wait_s = max_wait_s
         self._slots = asyncio.Semaphore(limit)
         self._waiting = 0
+        self._in_flight = 0
+        self._gauges = DOWNSTREAM_IN_FLIGHT.labels(service), DOWNSTREAM_QUEUED.labels(service)
+        self._show()
+
+    def _show(self) -> None:
+        in_flight, queued = self._gauges
+        in_flight.set(self._in_flight)
+        queued.set(self._waiting)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
+        try:
+            await self._acquire()
+        finally:
+            self._show()
+        self._in_flight += 1
+        self._show()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._slots.release()
+            self._show()
+
+    async def _acquire(self) -> None:
         if self._slots.locked():
             if self._waiting >= self._queue:
                 raise Overloaded(
@@ -88,6 +115,7 @@ class ConcurrencyLimit:
                     self._max_wait_s or 1.0,
                 )
             self._waiting += 1
+            self._show()
             try:
                 async with asyncio.timeout(self._max_wait_s):
                     await self._slots.acquire()
@@ -100,7 +128,41 @@ class ConcurrencyLimit:
                 self._waiting -= 1
         else:
             await self._slots.acquire()
-        try:
-            yield
-        finally:
-            self._slots.release()
+
+
+Release = Callable[[], None]
+
+
+class CallerLimits:
+    """At most ``most[kind]`` things of each kind (``streams``, ``turns``) in flight per caller."""
+
+    def __init__(self, most: dict[str, int]) -> None:
+        self._most = most
+        self._held: dict[tuple[str, str], int] = {}
+
+    def take(self, caller: str, kind: str) -> Release:
+        """Count one more, or refuse it; the returned function gives it back (once)."""
+        key = (caller, kind)
+        held = self._held.get(key, 0)
+        if held >= self._most[kind]:
+            raise Overloaded(
+                f"caller {caller!r} has {held} {kind} in flight, its most; finish one and retry", 1.0
+            )
+        self._held[key] = held + 1
+        given_back = False
+
+        def release() -> None:
+            nonlocal given_back
+            if given_back:
+                return
+            given_back = True
+            left = self._held[key] - 1
+            if left:
+                self._held[key] = left
+            else:
+                del self._held[key]
+
+        return release
+
+    def held(self) -> int:
+        return sum(self._held.values())

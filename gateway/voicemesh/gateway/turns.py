@@ -15,7 +15,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from voicemesh.common.calls import responses
+from voicemesh.common.errors import Overloaded, VoicemeshError
 from voicemesh.common.metrics import STAGE_SECONDS
+from voicemesh.common.pump import StreamClosed, first_error
 from voicemesh.common.replies import ReplyEvent
 from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key, replay
 from voicemesh.common.retry import RetryPolicy, retrying_stream
@@ -23,18 +26,25 @@ from voicemesh.common.tracing import outgoing_metadata, tracer
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.downstream import Downstream
 from voicemesh.gateway.recorder import TurnRecorder
-from voicemesh.rpc.status import RelayedStatus
+from voicemesh.gateway.throttle import Release
+from voicemesh.rpc.status import RelayedStatus, to_status
 from voicemesh.v1 import audio_pb2, core_pb2, gateway_pb2
 from voicemesh.v1 import text_to_speech_pb2 as tts_pb2
 
 log = logging.getLogger(__name__)
 
 EmitReply = Callable[[ReplyEvent], Awaitable[None]]
+# Lets a turn through (its rate limits and the caller's turns in flight), or refuses it; the
+# function it returns gives the caller's place back when the turn ends.
+Admit = Callable[[], Awaitable[Release]]
 
 # A reply stream that has not answered yet is safe to start again (another core replica, a restart).
 CORE_RETRIES = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.5)
 # What a held (speculative) turn may buffer before it waits: a few sentences of audio.
 MAX_HELD_EVENTS = 256
+# A cached reply is given only once the core confirms the user's data it was made under; past this,
+# the turn is answered the usual way.
+USER_VERSION_TIMEOUT_S = 0.5
 
 
 @dataclass
@@ -65,6 +75,8 @@ class TurnOutput:
         self._released = asyncio.Event()
         self._on_release: list[Callable[[], object]] = []
         self.closed = False  # interrupted: nothing more reaches the client
+        self.complete = False  # the reply's text and audio are all out (its record may be on its way)
+        self.failed = False  # a held turn that could not be served: it is not released, but run again
         self.reply_text = ""
         self.audio_s = 0.0
         self.first_audio_at: float | None = None
@@ -138,6 +150,7 @@ class _Reply:
     text: str = ""
     finish_reason: str = ""
     context_turns: int = -1
+    user_version: int = -1
     audio_failed: bool = False
     sentences: list[str] = field(default_factory=list)
     audio: list[tuple[bytes, int]] = field(default_factory=list)
@@ -159,14 +172,35 @@ class TurnRunner:
         self.cache = cache
         self._record_wait_s = record_wait_s
 
-    async def run(self, turn: Turn, output: TurnOutput) -> None:
+    async def run(self, turn: Turn, output: TurnOutput, *, admit: Admit | None = None) -> None:
+        """Answer the turn (after ``admit`` lets it through, where given) and record it.
+
+        Whatever stops it is in its record: an interruption, or a failure. A turn that cannot be
+        served raises what its caller is answered with: a VoicemeshError or a relayed status (an
+        unexpected error becomes INTERNAL, logged once); the caller's hanging up raises StreamClosed.
+        """
         with tracer.start_as_current_span("turn", attributes={"voicemesh.request_id": turn.request_id}):
             reply = _Reply()
+            release: Release | None = None
             try:
+                if admit is not None:
+                    release = await admit()
                 await self._answer(turn, output, reply)
-            except BaseException:
+            except (asyncio.CancelledError, StreamClosed):
                 self._record(turn, output, reply, interrupted=True)
                 raise
+            except (VoicemeshError, RelayedStatus) as exc:
+                code, message = to_status(exc)
+                self._record(turn, output, reply, interrupted=True, failure=f"{code.name}: {message}")
+                raise
+            except Exception as exc:
+                code, message = to_status(exc)  # a bug: logged here, with its traceback
+                self._record(turn, output, reply, interrupted=True, failure=f"{code.name}: {message}")
+                raise RelayedStatus(code, message) from exc
+            finally:
+                if release is not None:
+                    release()
+            output.complete = True
             if (landed := self._record(turn, output, reply, interrupted=False)) is not None:
                 # The next turn should find this one as context; but never hold the reply up for long.
                 with contextlib.suppress(TimeoutError):
@@ -180,7 +214,7 @@ class TurnRunner:
             await output(done)
 
     def _record(
-        self, turn: Turn, output: TurnOutput, reply: _Reply, *, interrupted: bool
+        self, turn: Turn, output: TurnOutput, reply: _Reply, *, interrupted: bool, failure: str = ""
     ) -> asyncio.Future[None] | None:
         """Hand the turn to the recorder now, or when a held turn is confirmed (a discarded one is not
         a turn the user had)."""
@@ -193,7 +227,9 @@ class TurnRunner:
             route=reply.route,
             timings_ms=output.clock.marks,
             interrupted=interrupted,
+            failure=failure,
         )
+        request.ended_at.GetCurrentTime()
         if output.confirmed:
             return self.recorder.submit(request)
         output.on_release(lambda: self.recorder.submit(request))
@@ -204,12 +240,32 @@ class TurnRunner:
             turn.user_id, turn.text, turn.reply.synthesize_audio, turn.reply.voice, turn.reply.sample_rate_hz
         )
         if turn.fresh_session and (cached := self.cache.get(key)) is not None:
-            await _replay(cached, output, reply)
-            return
+            if await self._still_current(turn.user_id, cached):
+                await _replay(cached, output, reply)
+                return
+            self.cache.forget(key)
         await self._generate(turn, output, reply, keep_audio=turn.fresh_session)
         cacheable = reply.context_turns == 0 and reply.finish_reason == "stop" and not reply.audio_failed
-        if turn.fresh_session and cacheable and reply.text:
-            self.cache.put(key, CachedReply(reply.model, reply.text, reply.sentences, reply.audio))
+        if turn.fresh_session and cacheable and reply.text and reply.user_version >= 0:
+            entry = CachedReply(
+                reply.model, reply.text, reply.sentences, reply.audio, user_version=reply.user_version
+            )
+            self.cache.put(key, entry)
+
+    async def _still_current(self, user_id: str, cached: CachedReply) -> bool:
+        """Whether the user's data is still what the reply was made under. Asked of the core, not of
+        this gateway's memory: the user may have been deleted or changed through another replica.
+        An anonymous caller has no data; a core that cannot say means no."""
+        if not user_id:
+            return True
+        try:
+            async with self.downstream.guard("core", slot=False) as core:
+                request = core_pb2.GetUserVersionRequest(user_id=user_id)
+                answer = await core.GetUserVersion(request, timeout=USER_VERSION_TIMEOUT_S)
+        except (RelayedStatus, Overloaded) as exc:
+            log.info("cached reply not used: the user's data version is unknown (%s)", exc)
+            return False
+        return int(answer.version) == cached.user_version
 
     async def _generate(self, turn: Turn, output: TurnOutput, reply: _Reply, *, keep_audio: bool) -> None:
         downstream = self.downstream
@@ -244,6 +300,7 @@ class TurnRunner:
                         reply.text = response.done.text
                         reply.finish_reason = response.done.finish_reason
                         reply.context_turns = response.done.context_turns
+                        reply.user_version = response.done.user_version
             finally:
                 to_tts.put_nowait(None)
 
@@ -261,23 +318,25 @@ class TurnRunner:
             try:
                 async with downstream.guard("tts", turn.deadline) as tts:
                     timeout = turn.deadline.timeout_for("tts")
-                    async for response in tts.StreamingSynthesize(
-                        requests(), timeout=timeout, metadata=outgoing_metadata()
-                    ):
+                    call = tts.StreamingSynthesize(requests(), timeout=timeout, metadata=outgoing_metadata())
+                    async for response in responses(call):
                         if keep_audio:
                             reply.audio.append((response.audio.audio_content, response.audio.sample_rate_hz))
                         await output(response.audio)
-            except RelayedStatus as exc:
+            except (RelayedStatus, Overloaded) as exc:
                 # Speech is lost, not the answer: say so, and let the text reply run to its end.
-                log.warning("reply audio failed: %s", exc)
+                code, message = to_status(exc)
+                log.warning("reply audio failed: %s: %s", code.name, message)
                 reply.audio_failed = True
-                failed = gateway_pb2.ReplyAudioFailed(code=exc.code().value[0], message=str(exc))
-                await output(failed)
+                await output(gateway_pb2.ReplyAudioFailed(code=code.value[0], message=message))
 
-        async with asyncio.TaskGroup() as group:
-            group.create_task(think())
-            if turn.reply.synthesize_audio:
-                group.create_task(speak())
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(think())
+                if turn.reply.synthesize_audio:
+                    group.create_task(speak())
+        except BaseExceptionGroup as failed:
+            raise first_error(failed) from None  # the one precise failure, as its caller should see it
 
 
 async def _replay(cached: CachedReply, output: TurnOutput, reply: _Reply) -> None:

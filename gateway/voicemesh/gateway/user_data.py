@@ -22,7 +22,7 @@ class GatewayUserData(pb_grpc.UserDataServiceServicer):
 
     @rpc_handler
     async def GetUserData(self, request: pb.GetUserDataRequest, context: Context) -> pb.GetUserDataResponse:
-        async with self._downstream.guard("core") as core:
+        async with self._downstream.guard("core", slot=False) as core:
             response: pb.GetUserDataResponse = await core.users.GetUserData(request, timeout=TIMEOUT_S)
         return response
 
@@ -30,7 +30,7 @@ class GatewayUserData(pb_grpc.UserDataServiceServicer):
     async def UpdateProfile(
         self, request: pb.UpdateProfileRequest, context: Context
     ) -> pb.UpdateProfileResponse:
-        async with self._downstream.guard("core") as core:
+        async with self._downstream.guard("core", slot=False) as core:
             response: pb.UpdateProfileResponse = await core.users.UpdateProfile(request, timeout=TIMEOUT_S)
         self._cache.drop_user(request.user_id)
         return response
@@ -40,7 +40,7 @@ class GatewayUserData(pb_grpc.UserDataServiceServicer):
         self, request: pb.DeleteUserDataRequest, context: Context
     ) -> pb.DeleteUserDataResponse:
         cached = self._cache.drop_user(request.user_id)
-        async with self._downstream.guard("core") as core:
+        async with self._downstream.guard("core", slot=False) as core:
             response: pb.DeleteUserDataResponse = await core.users.DeleteUserData(request, timeout=TIMEOUT_S)
         response.cached_replies_deleted = cached
         return response
