@@ -48,3 +48,28 @@ async def test_synthesize_resamples_and_marks_sentence_ends(tts_channel: grpc.ai
     assert {r.audio.sample_rate_hz for r in responses} == {16_000}
     ends = [(r.audio.sentence_index, r.audio.sentence_end) for r in responses if r.audio.sentence_end]
     assert ends == [(0, True), (1, True)]
+
+
+def test_two_voices_on_two_workers_each_phonemise_in_their_own_language(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A suspicion from review: espeak-ng's voice is process-wide, so two piper voices phonemising at
+    once could swap languages. piper 1.8 holds one lock over set_voice and the phonemes (checked
+    here): an English and a German voice, phonemising in parallel, always match their lone result."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from piper import PiperVoice
+
+    from voicemesh.tts.engine import bundled_voice
+
+    model = bundled_voice()[1]
+    config = json.loads(model.with_name(model.name + ".json").read_text())
+    config["espeak"]["voice"] = "de"
+    german = tmp_path / "german.onnx.json"
+    german.write_text(json.dumps(config))
+    voices = {"en": PiperVoice.load(model), "de": PiperVoice.load(model, config_path=german)}
+    text = "Guten Morgen, wie geht es dir heute?"
+    alone = {name: voice.phonemize(text) for name, voice in voices.items()}
+    assert alone["en"] != alone["de"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda name: (name, voices[name].phonemize(text)), ["en", "de"] * 100))
+    assert all(phonemes == alone[name] for name, phonemes in results)

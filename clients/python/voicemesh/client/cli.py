@@ -29,8 +29,10 @@ Event = Any  # gateway_pb2.ConverseResponse | gateway_pb2.AskResponse: same even
 class Printer:
     """Prints events as a person reads them, or one JSON object per line for scripts."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, *, keep_audio: bool = False) -> None:
+        """With ``keep_audio``, the reply audio is kept for ``save`` (one turn's, for talk and ask)."""
         self.as_json = as_json
+        self.keep_audio = keep_audio
         self.audio = bytearray()
         self.rate = 0
         self._mid_reply = False
@@ -38,7 +40,8 @@ class Printer:
     def __call__(self, event: Event) -> None:
         kind = event.WhichOneof("event")
         if kind == "reply_audio":
-            self.audio += event.reply_audio.audio_content
+            if self.keep_audio:
+                self.audio += event.reply_audio.audio_content
             self.rate = event.reply_audio.sample_rate_hz
         if self.as_json:
             data = MessageToDict(event, preserving_proto_field_name=True)
@@ -93,7 +96,7 @@ async def talk(args: argparse.Namespace) -> int:
     except (OSError, EOFError, InvalidAudio) as exc:
         print(f"voicemesh: cannot read {args.wav}: {exc}", file=sys.stderr)
         return 2
-    printer = Printer(args.json)
+    printer = Printer(args.json, keep_audio=args.out is not None)
     async with AsyncClient(args.target) as client:
         events = client.converse(
             wav_chunks(audio),
@@ -110,7 +113,7 @@ async def talk(args: argparse.Namespace) -> int:
 
 
 async def ask(args: argparse.Namespace) -> int:
-    printer = Printer(args.json)
+    printer = Printer(args.json, keep_audio=args.out is not None)
     async with AsyncClient(args.target) as client:
         events = client.ask(
             args.text,
@@ -153,7 +156,7 @@ async def listen(args: argparse.Namespace) -> int:
     if args.save_dir is not None:
         args.save_dir.mkdir(parents=True, exist_ok=True)
     printer = Printer(args.json)
-    replies: dict[int, bytearray] = {}
+    replies: dict[int, bytearray] = {}  # a command's reply audio until its turn ends, then written
     if not args.json:
         print(f"listening for {', '.join(settings.wake_words) or 'any speech'}", flush=True)
 
@@ -178,14 +181,23 @@ async def listen(args: argparse.Namespace) -> int:
                     speaker.say(chunk.audio_content, chunk.sample_rate_hz)
                 if args.save_dir is not None:
                     replies.setdefault(event.command, bytearray()).extend(chunk.audio_content)
+            if (
+                event.response.WhichOneof("event") in ("turn_done", "interrupted")
+                and event.command in replies
+            ):
+                _save_reply(args.save_dir, event.command, replies.pop(event.command), printer)
     if speaker is not None:
         await speaker.drain()
     for command, audio in sorted(replies.items()):
-        path = args.save_dir / f"reply-{command}.wav"
-        write_wav(path, WavAudio(bytes(audio), printer.rate))
-        if not args.json:
-            print(f"reply audio: {path} ({len(audio) / 2 / printer.rate:.1f} s)", flush=True)
+        _save_reply(args.save_dir, command, audio, printer)
     return 0
+
+
+def _save_reply(folder: Path, command: int, audio: bytearray, printer: Printer) -> None:
+    path = folder / f"reply-{command}.wav"
+    write_wav(path, WavAudio(bytes(audio), printer.rate))
+    if not printer.as_json:
+        print(f"reply audio: {path} ({len(audio) / 2 / printer.rate:.1f} s)", flush=True)
 
 
 def _print_edge_event(event: Any, as_json: bool) -> None:

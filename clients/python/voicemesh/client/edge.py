@@ -160,7 +160,8 @@ class Edge:
         gate = self._models.gate()
         pool = BlockingPool(1, "edge")  # the detectors' ~2 ms per chunk, off the event loop
         events: asyncio.Queue[EdgeEvent | BaseException | None] = asyncio.Queue()
-        commands: list[asyncio.Task[None]] = []
+        commands: set[asyncio.Task[None]] = set()  # the streams still running; each leaves when done
+        opened = 0
         current: _Command | None = None
 
         async def converse(command: _Command) -> None:
@@ -182,11 +183,14 @@ class Edge:
                 await events.put(CommandFailed(command.index, error.code(), error.details() or ""))
 
         def handle(gated: list[GateEvent]) -> None:
-            nonlocal current
+            nonlocal current, opened
             for event in gated:
                 if isinstance(event, Opened):
-                    current = _Command(len(commands), event.start_sample / MODEL_RATE_HZ)
-                    commands.append(asyncio.create_task(converse(current)))
+                    current = _Command(opened, event.start_sample / MODEL_RATE_HZ)
+                    opened += 1
+                    task = asyncio.create_task(converse(current))
+                    commands.add(task)
+                    task.add_done_callback(commands.discard)
                     current.audio.put_nowait(float_to_pcm16(event.audio))
                     if event.wake is not None:
                         wake, heard_s = event.wake, event.wake.end_sample / MODEL_RATE_HZ

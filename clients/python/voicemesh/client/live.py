@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from voicemesh.common.calls import responses
 from voicemesh.v1 import audio_pb2
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
@@ -43,6 +44,7 @@ class LiveCall:
 
     channel: grpc.aio.Channel
     config: pb.ConverseConfig = field(default_factory=pb.ConverseConfig)
+    speed: float = 1.0  # how many times faster than real time the audio is sent
     events: list[Heard] = field(default_factory=list)
     _pending: bytearray = field(default_factory=bytearray)
     _sent_samples: list[int] = field(default_factory=list)  # after each chunk: samples sent so far
@@ -119,12 +121,12 @@ class LiveCall:
             sent += CHUNK_SAMPLES
             self._sent_samples.append(sent)
             self._sent_times.append(time.monotonic())
-            await asyncio.sleep(max(0.0, started + sent / RATE_HZ - time.monotonic()))
+            await asyncio.sleep(max(0.0, started + sent / RATE_HZ / self.speed - time.monotonic()))
 
     async def _run(self) -> None:
         stub = pb_grpc.GatewayServiceStub(self.channel)
         try:
-            async for response in stub.Converse(self._requests()):
+            async for response in responses(stub.Converse(self._requests())):
                 self.events.append(Heard(time.monotonic(), response))
                 self._changed.set()
         finally:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
 
 from voicemesh.common.audio import WavAudio
+from voicemesh.common.calls import responses
 from voicemesh.common.components import GATEWAY
 from voicemesh.common.limits import MAX_MESSAGE_BYTES
 from voicemesh.common.replies import ask_response
@@ -29,6 +31,15 @@ from voicemesh.v1 import (
 )
 
 DEFAULT_TARGET = os.environ.get("VOICEMESH_TARGET", f"127.0.0.1:{GATEWAY.port}")
+# An Ask without a timeout of its own never waits longer than this for its reply.
+ASK_TIMEOUT_S = 120.0
+# Pings on an open channel: a gateway that died without closing the connection (a pod gone, a
+# network cut) ends the calls on it within about keepalive time + timeout, instead of never.
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+]
 CHUNK_MS = 100
 T = TypeVar("T")
 
@@ -59,9 +70,7 @@ class AsyncClient:
         self.target = target
         self._timeout_s = timeout_s
         self._retry = retry or RetryPolicy()
-        self._channel = grpc.aio.insecure_channel(
-            target, options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
-        )
+        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
         self.users = user_data_pb2_grpc.UserDataServiceStub(self._channel)
         self.reply_cache = reply_cache
@@ -135,7 +144,7 @@ class AsyncClient:
                     yield gateway_pb2.ConverseRequest(audio_content=chunk)
 
         call = self._stub.Converse(requests(), timeout=self._timeout_s)
-        async for response in call:
+        async for response in responses(call):
             yield response
 
     async def ask(
@@ -153,14 +162,15 @@ class AsyncClient:
 
         If the gateway is unreachable or over a limit before it answers, the call is retried with
         jittered backoff (``retry``), within the client's timeout and after any pushback the server
-        asked for; once the reply has started it is not.
+        asked for; once the reply has started it is not. Every attempt carries the same request id
+        (one is made when none is given), so the user's history keeps the turn once.
         """
         request = gateway_pb2.AskRequest(
             text=text,
             reply=reply_config(speak, voice, reply_sample_rate_hz),
             session_id=session_id,
             user_id=user_id,
-            request_id=request_id,
+            request_id=request_id or uuid.uuid4().hex,
         )
         cache, key = self.reply_cache, cache_key(user_id, text, speak, voice, reply_sample_rate_hz)
         if cache is not None and not session_id and (cached := cache.get(key)) is not None:
@@ -168,10 +178,10 @@ class AsyncClient:
                 yield event
             return
         kept = _Keeper() if cache is not None and not session_id else None
-        deadline_at = time.monotonic() + self._timeout_s if self._timeout_s else None
+        deadline_at = time.monotonic() + (self._timeout_s or ASK_TIMEOUT_S)
 
         def call() -> AsyncIterator[gateway_pb2.AskResponse]:
-            timeout = None if deadline_at is None else max(0.001, deadline_at - time.monotonic())
+            timeout = max(0.001, deadline_at - time.monotonic())
             stream: AsyncIterator[gateway_pb2.AskResponse] = self._stub.Ask(request, timeout=timeout)
             return stream
 

@@ -78,9 +78,11 @@ class SpeechRecognizer:
         With ``options.wake``, audio is dropped until the wake word is heard; only the utterance
         after it is transcribed, and then the stream listens for the wake word again.
         """
+        return self.stream(fmt, options).events(chunks)
+
+    def stream(self, fmt: PcmFormat, options: StreamOptions | None = None) -> RecognitionStream:
         options = options or StreamOptions()
-        stream = RecognitionStream(self._decoding, self._listener(options), PcmNormalizer(fmt), options)
-        return stream.events(chunks)
+        return RecognitionStream(self._decoding, self._listener(options), PcmNormalizer(fmt), options)
 
     def close(self) -> None:
         self._decoding.whisper.shutdown()

@@ -68,12 +68,18 @@ class RecognitionStream:
         self._normalizer = normalizer
         self._options = options
         self._events: asyncio.Queue[RecognitionEvent | BaseException | None] = asyncio.Queue()
-        self._utterances: asyncio.Queue[Utterance | None] = asyncio.Queue()
-        self._ended: set[int] = set()  # utterances whose final is on its way: their drafts are stale
+        # Utterances waiting for Whisper, at most a few: past that, segmenting (and so the caller's
+        # upload) waits for transcription instead of memory growing.
+        self._utterances: asyncio.Queue[Utterance | None] = asyncio.Queue(maxsize=4)
+        self._last_ended = -1  # utterances up to this one have ended: their drafts are stale
         self._drafted: dict[int, int] = {}  # samples of each utterance already sent to a draft
         self._agreements: dict[int, LocalAgreement] = {}
         self._drafting: asyncio.Task[None] | None = None
         self._speculations: dict[int, _Speculation] = {}
+
+    def held(self) -> int:
+        """Utterances the stream still keeps state for (drafts, agreements, pause decodes)."""
+        return len(self._drafted.keys() | self._agreements.keys() | self._speculations.keys())
 
     async def events(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[RecognitionEvent]:
         """Events in order, while the stream is segmented and transcribed behind them."""
@@ -114,7 +120,10 @@ class RecognitionStream:
     async def _route(self, heard: Sequence[GateEvent]) -> None:
         for event in heard:
             if isinstance(event, Utterance):
-                self._ended.add(event.index)
+                self._last_ended = event.index
+                # What partials kept for this utterance is of no use any more.
+                self._drafted.pop(event.index, None)
+                self._agreements.pop(event.index, None)
                 # Said at the endpoint, not after Whisper: the client's turn clock starts here.
                 await self._events.put(SpeechEnded(event.index, event.end_s))
                 await self._utterances.put(event)
@@ -156,7 +165,7 @@ class RecognitionStream:
     async def _draft(self, index: int, start: int, audio: np.ndarray) -> None:
         decoding = self._decoding
         words = await decoding.whisper.run(decoding.recognizer.draft, audio, self._options.language)
-        if index in self._ended:
+        if index <= self._last_ended:
             return
         agreement = self._agreements.setdefault(index, LocalAgreement())
         shown = agreement.update(words)
@@ -190,7 +199,7 @@ class RecognitionStream:
     def _announce(self, index: int, speculation: _Speculation, start_s: float, end_s: float) -> None:
         """Send a pause's decode as a speculative result, unless it is stale by the time it is done."""
         done = speculation.decode
-        if done.cancelled() or done.exception() is not None or index in self._ended:
+        if done.cancelled() or done.exception() is not None or index <= self._last_ended:
             return
         now = self._listener.in_progress()
         if (
