@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -16,6 +17,7 @@ from voicemesh.rpc.launcher import Process, free_port, start_service, stop_proce
 from voicemesh.rpc.launcher import service_env as env
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
+from voicemesh.v1 import text_to_speech_pb2_grpc as tts_grpc
 
 TTS_SERVICE = "voicemesh.v1.TextToSpeechService"
 RESET_S = 3.0
@@ -259,3 +261,59 @@ async def test_a_dead_replica_is_routed_around_by_its_own_breaker() -> None:
         assert metrics[f'voicemesh_breaker_state{{replica="{core.address}",service="core"}}'] == 0.0
     finally:
         await stop_processes([gateway, core])
+
+
+class RefusingTts(tts_grpc.TextToSpeechServiceServicer):
+    """A TTS that is up and connected, and fails every call the way an overloaded one does."""
+
+    async def StreamingSynthesize(self, request_iterator: Any, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "overloaded")
+        yield  # pragma: no cover
+
+
+@pytest.mark.timeout(240)
+async def test_a_restarted_replica_is_tried_when_it_is_back_not_a_reset_timeout_later() -> None:
+    """An open breaker waits out its reset timeout for a replica that fails on a live connection,
+    but tries one that came back on a new connection (a restarted process) at once, even when no
+    call looked at it while it was down."""
+    tts_port = free_port()
+    refusing = grpc.aio.server()
+    tts_grpc.add_TextToSpeechServiceServicer_to_server(RefusingTts(), refusing)
+    refusing.add_insecure_port(f"127.0.0.1:{tts_port}")
+    await refusing.start()
+    core = await start_service(CORE, env("core", max_tokens=16), 120)
+    gateway = await start_service(
+        GATEWAY,
+        env(
+            "gateway",
+            core_target=core.address,
+            tts_target=f"127.0.0.1:{tts_port}",
+            stt_target="127.0.0.1:1",
+            breaker_fail_max=1,
+            breaker_reset_timeout_s=120,
+        ),
+        120,
+    )
+    processes = [core, gateway]
+    state = f'voicemesh_breaker_state{{replica="127.0.0.1:{tts_port}",service="tts"}}'
+
+    def audio_failure(events: list[tuple[float, pb.AskResponse]]) -> str:
+        return next((e.reply_audio_failed.message for _, e in events if e.HasField("reply_audio_failed")), "")
+
+    try:
+        await wait_serving(gateway.address, 60)
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            stub = pb_grpc.GatewayServiceStub(channel)
+            assert audio_failure(await ask(stub, "Say hi.")) == "tts: overloaded"  # the breaker opens
+            await asyncio.sleep(2.5)
+            assert "tts: circuit open" in audio_failure(await ask(stub, "Say hi."))  # same connection
+
+            await refusing.stop(0)
+            processes.append(await start_tts(tts_port))  # no call is made while it is away
+            await asyncio.sleep(2.5)  # the channel's reconnect backoff
+            back = await ask(stub, "Say hi.")
+            assert "reply_audio" in kinds(back) and not audio_failure(back)
+            assert (await asyncio.to_thread(scrape, gateway.metrics))[state] == 0
+    finally:
+        await refusing.stop(0)
+        await stop_processes(processes, 15)

@@ -4,7 +4,8 @@ A breaker (pybreaker) counts the calls that fail the way a sick service fails: U
 DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS. After ``fail_max`` of them in a row it opens, and
 calls go to the service's other replicas; with none left they fail at once with UNAVAILABLE naming
 the service, instead of each waiting on a dead peer.
-After ``reset_timeout_s`` one call is let through (half-open); its success closes the breaker.
+After ``reset_timeout_s``, or once the replica is connected anew after it began to fail (a
+restarted process), a call is let through (half-open); its success closes the breaker.
 A caller's own mistakes (INVALID_ARGUMENT …) are not failures; a call its caller cancelled (a
 barge-in, a hang-up) is neither a failure nor a success: it says nothing about the service.
 """
@@ -27,6 +28,7 @@ from voicemesh.common.components import BACKENDS
 from voicemesh.common.limits import MAX_MESSAGE_BYTES
 from voicemesh.common.metrics import BREAKER_STATE
 from voicemesh.common.pump import StreamClosed
+from voicemesh.common.supervise import supervised
 from voicemesh.gateway.config import GatewaySettings
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.throttle import ConcurrencyLimit
@@ -77,23 +79,33 @@ class Replica:
     stub: Any
     breaker: pybreaker.CircuitBreaker
     opened_at: float = 0.0  # monotonic time its breaker last opened
-    went_away: bool = False  # its connection dropped while the breaker was open
+    failing_since: float = 0.0  # monotonic time of the first failure in the current streak
+    connected_at: float = 0.0  # monotonic time the channel last became READY
 
     def lets_through(self) -> bool:
-        """Closed or half-open; or open, and either past its reset timeout or connected again after
-        the connection had dropped (a restarted replica): then the next call is a trial. A restart
-        so is found within the channel's reconnect backoff, not a whole reset timeout later."""
+        """Closed or half-open; or open, and either past its reset timeout or connected anew since
+        it began to fail (a restarted replica): then the next call is a trial, half-open. A restart
+        so is found within the channel's reconnect backoff, not a whole reset timeout later, while
+        a replica that fails on a live connection waits out the timeout."""
         if self.breaker.current_state != pybreaker.STATE_OPEN:
             return True
         if time.monotonic() >= self.opened_at + self.breaker.reset_timeout:
-            return True
-        if self.channel.get_state(try_to_connect=True) != grpc.ChannelConnectivity.READY:
-            self.went_away = True
-            return False
-        if self.went_away:
-            self.went_away = False
+            return True  # pybreaker makes the call its half-open trial itself
+        ready = self.channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY
+        if ready and self.connected_at > self.failing_since:
+            self.breaker.half_open()
             return True
         return False
+
+    async def watch(self) -> None:
+        """Note each time the connection comes up: a breaker opened by a dead process gets its
+        trial as soon as the process is back."""
+        state = self.channel.get_state(try_to_connect=True)
+        while True:
+            if state == grpc.ChannelConnectivity.READY:
+                self.connected_at = time.monotonic()
+            await self.channel.wait_for_state_change(state)
+            state = self.channel.get_state(try_to_connect=True)
 
     def report(self, error: BaseException | None) -> None:
         """Tell the breaker how a call went, after it went: pybreaker's own rules move it then."""
@@ -140,19 +152,23 @@ class Replicas(pybreaker.CircuitBreakerListener):
             BREAKER_STATE.labels(service, address).set(0)
         self._next = 0
 
+    def failure(self, cb: pybreaker.CircuitBreaker, exc: BaseException) -> None:
+        if cb.fail_counter == 1:  # counted already: this failure begins a streak
+            self._replica(cb).failing_since = time.monotonic()
+
     def state_change(
         self, cb: pybreaker.CircuitBreaker, old: object, new: pybreaker.CircuitBreakerState
     ) -> None:
         BREAKER_STATE.labels(self.service, cb.name or "?").set(STATE_VALUES[new.name])
         if new.name == pybreaker.STATE_OPEN:
-            for replica in self.replicas:
-                if replica.breaker is cb:
-                    replica.opened_at = time.monotonic()
-                    replica.went_away = False
+            self._replica(cb).opened_at = time.monotonic()
         # ``cb`` still reports its old state while it tells listeners about the new one.
         states = [new.name if r.breaker is cb else r.breaker.current_state for r in self.replicas]
         serving = any(state != pybreaker.STATE_OPEN for state in states)
         self._on_health(self.service, serving)
+
+    def _replica(self, cb: pybreaker.CircuitBreaker) -> Replica:
+        return next(r for r in self.replicas if r.breaker is cb)
 
     @contextmanager
     def pick(self) -> Iterator[Replica]:
@@ -193,12 +209,14 @@ class CoreStub(core_pb2_grpc.CoreServiceStub):
 class Downstream:
     services: dict[str, Replicas]
     limits: dict[str, ConcurrencyLimit]
+    watchers: list[asyncio.Task[None]]  # one per replica, noting its reconnects; close() ends them
 
     @classmethod
     def connect(
         cls, settings: GatewaySettings, on_health: Callable[[str, bool], None] | None = None
     ) -> Downstream:
-        """Channels to the targets the settings name, with their breakers and concurrency limits.
+        """Channels to the targets the settings name, with their breakers and concurrency limits;
+        called in the event loop, which runs a watcher per replica until ``close``.
 
         ``on_health(service, serving)`` hears a service go down (every breaker open) and up.
         """
@@ -221,7 +239,12 @@ class Downstream:
             name: ConcurrencyLimit(name, most[name], settings.max_queued_calls, settings.max_queue_wait_s)
             for name in services
         }
-        return cls(services, limits)
+        watchers = [
+            asyncio.create_task(supervised(f"watch {replica.address}", replica.watch, 1.0))
+            for replicas in services.values()
+            for replica in replicas.replicas
+        ]
+        return cls(services, limits, watchers)
 
     @asynccontextmanager
     async def guard(
@@ -254,6 +277,9 @@ class Downstream:
             raise RelayedStatus(exc.code(), f"{service}: {exc.details()}") from None
 
     async def close(self) -> None:
+        for watcher in self.watchers:
+            watcher.cancel()
+        await asyncio.gather(*self.watchers, return_exceptions=True)
         for replicas in self.services.values():
             for replica in replicas.replicas:
                 await replica.channel.close(grace=None)

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import grpc
 
-from voicemesh.common.metrics import BACKGROUND_RESTARTS, RECORDS_QUEUED, RECORDS_SENT
+from voicemesh.common.metrics import RECORDS_QUEUED, RECORDS_SENT
 from voicemesh.common.spill import Spilled, SpillFolder
+from voicemesh.common.supervise import supervised
 from voicemesh.gateway.downstream import Downstream
 from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import core_pb2
@@ -62,7 +63,9 @@ class TurnRecorder:
             for spilled in self._spill.claim():
                 self._replay(spilled)
         if self._task is None:
-            self._task = asyncio.create_task(self._supervise(), name="turn-recorder")
+            self._task = asyncio.create_task(
+                supervised("turn-recorder", self._run, self._retry_first_s), name="turn-recorder"
+            )
 
     def _replay(self, spilled: Spilled) -> None:
         landed = [
@@ -113,17 +116,6 @@ class TurnRecorder:
             return
         path = self._spill.write([base64.b64encode(r.SerializeToString()).decode() for r in left])
         log.warning("core unreachable at shutdown: %d turn records spilled to %s", len(left), path)
-
-    async def _supervise(self) -> None:
-        while True:
-            try:
-                await self._run()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                BACKGROUND_RESTARTS.labels("turn-recorder").inc()
-                log.exception("the turn recorder failed; starting it again")
-                await asyncio.sleep(self._retry_first_s)
 
     async def _run(self) -> None:
         delay = self._retry_first_s

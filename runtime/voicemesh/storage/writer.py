@@ -18,8 +18,9 @@ from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 
-from voicemesh.common.metrics import BACKGROUND_RESTARTS, HISTORY_QUEUED, HISTORY_WRITES
+from voicemesh.common.metrics import HISTORY_QUEUED, HISTORY_WRITES
 from voicemesh.common.spill import Spilled, SpillFolder
+from voicemesh.common.supervise import supervised
 from voicemesh.storage.history import HistoryStore, TurnRecord
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ class HistoryWriter:
                     len(spilled.items),
                 )
         if self._task is None:
-            self._task = asyncio.create_task(self._supervise(), name="history-writer")
+            self._task = asyncio.create_task(
+                supervised("history-writer", self._run, self._retry_first_s), name="history-writer"
+            )
 
     def put(self, turn: TurnRecord) -> None:
         if len(self._queue) >= self._max_queued:
@@ -112,17 +115,6 @@ class HistoryWriter:
             return
         path = self._spill.write([asdict(turn) for turn in left])
         log.warning("history store unreachable at shutdown: %d turns spilled to %s", len(left), path)
-
-    async def _supervise(self) -> None:
-        while True:
-            try:
-                await self._run()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                BACKGROUND_RESTARTS.labels("history-writer").inc()
-                log.exception("the history writer failed; starting it again")
-                await asyncio.sleep(self._retry_first_s)
 
     async def _run(self) -> None:
         delay = self._retry_first_s
