@@ -154,6 +154,7 @@ async def main() -> None:
         stt_target=f"127.0.0.1:{stub_port}",
         limit_stt_per_min=100_000,
         max_stt_streams=100_000,
+        max_streams_per_caller=100_000,  # one caller opens them all
         log_level="WARNING",
     )
     gateway = await start_service(GATEWAY, env, 60)

@@ -80,7 +80,7 @@ async def history(name: str, url: str, turns: int, **connect: Any) -> dict[str, 
     writer.start()
     left = await writer.flush(120)
     queued = turns / (time.perf_counter() - started)
-    await writer.close()
+    await writer.close(flush_s=5)
     stored = len(await store.recent("bench-user", 2 * turns))
     await store.close()
     assert left == 0 and stored == 2 * turns, (left, stored)

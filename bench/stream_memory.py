@@ -51,6 +51,8 @@ async def main() -> None:
     speech = float_to_pcm16(np.asarray(soxr.resample(audio, voice.config.sample_rate, RATE_HZ), np.float32))
     os.environ["VOICEMESH_GATEWAY_LIMIT_LLM_PER_MIN"] = "10000"  # one tenant opens them all
     os.environ["VOICEMESH_GATEWAY_LIMIT_TTS_PER_MIN"] = "10000"
+    os.environ["VOICEMESH_GATEWAY_MAX_STREAMS_PER_CALLER"] = "10000"
+    os.environ["VOICEMESH_GATEWAY_MAX_TURNS_PER_CALLER"] = "10000"
     mesh = Mesh.on_free_ports()
     await mesh.start()
     services = ("gateway", "stt")

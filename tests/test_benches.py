@@ -61,3 +61,21 @@ def test_stream_memory_bench(tmp_path: Path) -> None:
 def test_wakeword_bench(tmp_path: Path) -> None:
     report = run_bench("wakeword.py", tmp_path / "wakeword.json", "--minutes", "0.2")
     assert "vad_rtf_one_core" in report and "per_stream_kib" in report
+
+
+@pytest.mark.timeout(600)
+def test_chaos_bench(tmp_path: Path) -> None:
+    report = run_bench(
+        "chaos.py",
+        tmp_path / "chaos.json",
+        "--talkers",
+        "1",
+        "--seconds",
+        "14",
+        "--period",
+        "6",
+        "--events",
+        "stt,redis",
+    )
+    assert report["served"] >= 1 and "lost" in report and "error_lines" in report
+    assert set(report["failed_during"]) == set(report["down_s"]) == set(report["recovery_s"])
