@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from voicemesh.v1 import retrieval_pb2 as voicemesh_dot_v1_dot_retrieval__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17voicemesh/v1/core.proto\x12\x0cvoicemesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"(\n\x15GetUserVersionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\")\n\x16GetUserVersionResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\"k\n\x0eRespondRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x0f\n\x07user_id\x18\x05 \x01(\t\"\xcd\x02\n\x11RecordTurnRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\ntranscript\x18\x04 \x01(\t\x12\x12\n\nreply_text\x18\x05 \x01(\t\x12\r\n\x05route\x18\x06 \x01(\t\x12\x42\n\ntimings_ms\x18\x07 \x03(\x0b\x32..voicemesh.v1.RecordTurnRequest.TimingsMsEntry\x12\x13\n\x0binterrupted\x18\x08 \x01(\x08\x12\x0f\n\x07\x66\x61ilure\x18\t \x01(\t\x12,\n\x08\x65nded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x14\n\x12RecordTurnResponse\"\xc9\x01\n\x0fRespondResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x05route\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x14\n\ntext_delta\x18\x03 \x01(\tH\x00\x12.\n\x08sentence\x18\x04 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\'\n\x04\x64one\x18\x05 \x01(\x0b\x32\x17.voicemesh.v1.ReplyDoneH\x00\x42\x07\n\x05\x65vent\":\n\x0bRouteChosen\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"+\n\x0cSentenceMark\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"x\n\tReplyDone\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x15\n\rcontext_turns\x18\x04 \x01(\x05\x12\x14\n\x0cuser_version\x18\x05 \x01(\x03\x32\x85\x02\n\x0b\x43oreService\x12H\n\x07Respond\x12\x1c.voicemesh.v1.RespondRequest\x1a\x1d.voicemesh.v1.RespondResponse0\x01\x12O\n\nRecordTurn\x12\x1f.voicemesh.v1.RecordTurnRequest\x1a .voicemesh.v1.RecordTurnResponse\x12[\n\x0eGetUserVersion\x12#.voicemesh.v1.GetUserVersionRequest\x1a$.voicemesh.v1.GetUserVersionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17voicemesh/v1/core.proto\x12\x0cvoicemesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cvoicemesh/v1/retrieval.proto\"(\n\x15GetUserVersionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\")\n\x16GetUserVersionResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\"\x94\x01\n\x0eRespondRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\'\n\x08passages\x18\x06 \x03(\x0b\x32\x15.voicemesh.v1.Passage\"\xcd\x02\n\x11RecordTurnRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\ntranscript\x18\x04 \x01(\t\x12\x12\n\nreply_text\x18\x05 \x01(\t\x12\r\n\x05route\x18\x06 \x01(\t\x12\x42\n\ntimings_ms\x18\x07 \x03(\x0b\x32..voicemesh.v1.RecordTurnRequest.TimingsMsEntry\x12\x13\n\x0binterrupted\x18\x08 \x01(\x08\x12\x0f\n\x07\x66\x61ilure\x18\t \x01(\t\x12,\n\x08\x65nded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x14\n\x12RecordTurnResponse\"\xc9\x01\n\x0fRespondResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x05route\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x14\n\ntext_delta\x18\x03 \x01(\tH\x00\x12.\n\x08sentence\x18\x04 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\'\n\x04\x64one\x18\x05 \x01(\x0b\x32\x17.voicemesh.v1.ReplyDoneH\x00\x42\x07\n\x05\x65vent\":\n\x0bRouteChosen\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"+\n\x0cSentenceMark\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"x\n\tReplyDone\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x15\n\rcontext_turns\x18\x04 \x01(\x05\x12\x14\n\x0cuser_version\x18\x05 \x01(\x03\x32\x85\x02\n\x0b\x43oreService\x12H\n\x07Respond\x12\x1c.voicemesh.v1.RespondRequest\x1a\x1d.voicemesh.v1.RespondResponse0\x01\x12O\n\nRecordTurn\x12\x1f.voicemesh.v1.RecordTurnRequest\x1a .voicemesh.v1.RecordTurnResponse\x12[\n\x0eGetUserVersion\x12#.voicemesh.v1.GetUserVersionRequest\x1a$.voicemesh.v1.GetUserVersionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,26 +35,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._loaded_options = None
   _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_options = b'8\001'
-  _globals['_GETUSERVERSIONREQUEST']._serialized_start=74
-  _globals['_GETUSERVERSIONREQUEST']._serialized_end=114
-  _globals['_GETUSERVERSIONRESPONSE']._serialized_start=116
-  _globals['_GETUSERVERSIONRESPONSE']._serialized_end=157
-  _globals['_RESPONDREQUEST']._serialized_start=159
-  _globals['_RESPONDREQUEST']._serialized_end=266
-  _globals['_RECORDTURNREQUEST']._serialized_start=269
-  _globals['_RECORDTURNREQUEST']._serialized_end=602
-  _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_start=554
-  _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_end=602
-  _globals['_RECORDTURNRESPONSE']._serialized_start=604
-  _globals['_RECORDTURNRESPONSE']._serialized_end=624
-  _globals['_RESPONDRESPONSE']._serialized_start=627
-  _globals['_RESPONDRESPONSE']._serialized_end=828
-  _globals['_ROUTECHOSEN']._serialized_start=830
-  _globals['_ROUTECHOSEN']._serialized_end=888
-  _globals['_SENTENCEMARK']._serialized_start=890
-  _globals['_SENTENCEMARK']._serialized_end=933
-  _globals['_REPLYDONE']._serialized_start=935
-  _globals['_REPLYDONE']._serialized_end=1055
-  _globals['_CORESERVICE']._serialized_start=1058
-  _globals['_CORESERVICE']._serialized_end=1319
+  _globals['_GETUSERVERSIONREQUEST']._serialized_start=104
+  _globals['_GETUSERVERSIONREQUEST']._serialized_end=144
+  _globals['_GETUSERVERSIONRESPONSE']._serialized_start=146
+  _globals['_GETUSERVERSIONRESPONSE']._serialized_end=187
+  _globals['_RESPONDREQUEST']._serialized_start=190
+  _globals['_RESPONDREQUEST']._serialized_end=338
+  _globals['_RECORDTURNREQUEST']._serialized_start=341
+  _globals['_RECORDTURNREQUEST']._serialized_end=674
+  _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_start=626
+  _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_end=674
+  _globals['_RECORDTURNRESPONSE']._serialized_start=676
+  _globals['_RECORDTURNRESPONSE']._serialized_end=696
+  _globals['_RESPONDRESPONSE']._serialized_start=699
+  _globals['_RESPONDRESPONSE']._serialized_end=900
+  _globals['_ROUTECHOSEN']._serialized_start=902
+  _globals['_ROUTECHOSEN']._serialized_end=960
+  _globals['_SENTENCEMARK']._serialized_start=962
+  _globals['_SENTENCEMARK']._serialized_end=1005
+  _globals['_REPLYDONE']._serialized_start=1007
+  _globals['_REPLYDONE']._serialized_end=1127
+  _globals['_CORESERVICE']._serialized_start=1130
+  _globals['_CORESERVICE']._serialized_end=1391
 # @@protoc_insertion_point(module_scope)

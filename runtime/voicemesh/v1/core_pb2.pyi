@@ -1,10 +1,11 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from voicemesh.v1 import retrieval_pb2 as _retrieval_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -22,18 +23,20 @@ class GetUserVersionResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class RespondRequest(_message.Message):
-    __slots__ = ("request_id", "session_id", "text", "max_tokens", "user_id")
+    __slots__ = ("request_id", "session_id", "text", "max_tokens", "user_id", "passages")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PASSAGES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     session_id: str
     text: str
     max_tokens: int
     user_id: str
-    def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., text: _Optional[str] = ..., max_tokens: _Optional[int] = ..., user_id: _Optional[str] = ...) -> None: ...
+    passages: _containers.RepeatedCompositeFieldContainer[_retrieval_pb2.Passage]
+    def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., text: _Optional[str] = ..., max_tokens: _Optional[int] = ..., user_id: _Optional[str] = ..., passages: _Optional[_Iterable[_Union[_retrieval_pb2.Passage, _Mapping]]] = ...) -> None: ...
 
 class RecordTurnRequest(_message.Message):
     __slots__ = ("request_id", "session_id", "user_id", "transcript", "reply_text", "route", "timings_ms", "interrupted", "failure", "ended_at")

@@ -22,25 +22,54 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cvoicemesh/v1/retrieval.proto\x12\x0cvoicemesh.v1\"A\n\rSearchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\";\n\x07Passage\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"M\n\x0eSearchResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\'\n\x08passages\x18\x02 \x03(\x0b\x32\x15.voicemesh.v1.Passage\"2\n\rIngestRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"5\n\x0eIngestResponse\x12\x11\n\tdocuments\x18\x01 \x01(\x05\x12\x10\n\x08passages\x18\x02 \x01(\x05\x32\x9e\x01\n\x10RetrievalService\x12\x43\n\x06Search\x12\x1b.voicemesh.v1.SearchRequest\x1a\x1c.voicemesh.v1.SearchResponse\x12\x45\n\x06Ingest\x12\x1b.voicemesh.v1.IngestRequest\x1a\x1c.voicemesh.v1.IngestResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cvoicemesh/v1/retrieval.proto\x12\x0cvoicemesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\";\n\nCollection\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\xb2\x01\n\rSearchOptions\x12\x14\n\x0cskip_keyword\x18\x01 \x01(\x08\x12\x12\n\nskip_dense\x18\x02 \x01(\x08\x12\x13\n\x0bskip_rerank\x18\x03 \x01(\x08\x12$\n\x06\x66usion\x18\x04 \x01(\x0e\x32\x14.voicemesh.v1.Fusion\x12\r\n\x05\x65xact\x18\x05 \x01(\x08\x12\x14\n\x0cskip_rescore\x18\x06 \x01(\x08\x12\x17\n\x0fmin_dense_score\x18\x07 \x01(\x02\"\x9d\x01\n\rSearchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12,\n\ncollection\x18\x04 \x01(\x0b\x32\x18.voicemesh.v1.Collection\x12,\n\x07options\x18\x05 \x01(\x0b\x32\x1b.voicemesh.v1.SearchOptions\"v\n\x0bStageScores\x12\r\n\x05\x64\x65nse\x18\x01 \x01(\x02\x12\x12\n\ndense_rank\x18\x02 \x01(\x05\x12\x0f\n\x07keyword\x18\x03 \x01(\x02\x12\x14\n\x0ckeyword_rank\x18\x04 \x01(\x05\x12\r\n\x05\x66used\x18\x05 \x01(\x02\x12\x0e\n\x06rerank\x18\x06 \x01(\x02\"\xd4\x01\n\x07Passage\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x12\n\npassage_id\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\x12\x0f\n\x07heading\x18\x07 \x01(\t\x12\x14\n\x0cstart_offset\x18\x08 \x01(\x05\x12\x12\n\nend_offset\x18\t \x01(\x05\x12)\n\x06stages\x18\n \x01(\x0b\x32\x19.voicemesh.v1.StageScores\"\x7f\n\rSearchTimings\x12\x10\n\x08\x65mbed_ms\x18\x01 \x01(\x02\x12\x10\n\x08\x64\x65nse_ms\x18\x02 \x01(\x02\x12\x12\n\nkeyword_ms\x18\x03 \x01(\x02\x12\x11\n\tfusion_ms\x18\x04 \x01(\x02\x12\x11\n\trerank_ms\x18\x05 \x01(\x02\x12\x10\n\x08total_ms\x18\x06 \x01(\x02\"\x8f\x01\n\x0eSearchResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\'\n\x08passages\x18\x02 \x03(\x0b\x32\x15.voicemesh.v1.Passage\x12,\n\x07timings\x18\x03 \x01(\x0b\x32\x1b.voicemesh.v1.SearchTimings\x12\x12\n\ngeneration\x18\x04 \x01(\x03\"P\n\x0cIngestConfig\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12,\n\ncollection\x18\x02 \x01(\x0b\x32\x18.voicemesh.v1.Collection\"}\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x12\n\nmedia_type\x18\x04 \x01(\t\x12\x0e\n\x04text\x18\x05 \x01(\tH\x00\x12\x0e\n\x04\x64\x61ta\x18\x06 \x01(\x0cH\x00\x42\t\n\x07\x63ontent\"\x9d\x01\n\rIngestRequest\x12,\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1a.voicemesh.v1.IngestConfigH\x00\x12*\n\x08\x64ocument\x18\x04 \x01(\x0b\x32\x16.voicemesh.v1.DocumentH\x00\x42\x13\n\x11streaming_requestJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x0b\x64ocument_idR\x04text\"E\n\rDocumentError\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x89\x01\n\x0eIngestResponse\x12\x11\n\tdocuments\x18\x01 \x01(\x05\x12\x10\n\x08passages\x18\x02 \x01(\x05\x12+\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x1b.voicemesh.v1.DocumentError\x12\x11\n\tunchanged\x18\x04 \x01(\x05\x12\x12\n\ngeneration\x18\x05 \x01(\x03\"~\n\rDeleteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12,\n\ncollection\x18\x02 \x01(\x0b\x32\x18.voicemesh.v1.Collection\x12\x14\n\x0c\x64ocument_ids\x18\x03 \x03(\t\x12\x15\n\rall_documents\x18\x04 \x01(\x08\"I\n\x0e\x44\x65leteResponse\x12\x11\n\tdocuments\x18\x01 \x01(\x05\x12\x10\n\x08passages\x18\x02 \x01(\x05\x12\x12\n\ngeneration\x18\x03 \x01(\x03\"<\n\x0cStatsRequest\x12,\n\ncollection\x18\x01 \x01(\x0b\x32\x18.voicemesh.v1.Collection\"\xab\x02\n\rStatsResponse\x12\x11\n\tdocuments\x18\x01 \x01(\x05\x12\x10\n\x08passages\x18\x02 \x01(\x05\x12\x12\n\ngeneration\x18\x03 \x01(\x03\x12\x13\n\x0b\x64\x65nse_index\x18\x04 \x01(\t\x12\x15\n\rkeyword_index\x18\x05 \x01(\t\x12\x10\n\x08\x65mbedder\x18\x06 \x01(\t\x12\x10\n\x08reranker\x18\x07 \x01(\t\x12\x35\n\x05\x62ytes\x18\x08 \x03(\x0b\x32&.voicemesh.v1.StatsResponse.BytesEntry\x12,\n\x08\x62uilt_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a,\n\nBytesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*Q\n\x06\x46usion\x12\x16\n\x12\x46USION_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46USION_RECIPROCAL_RANK\x10\x01\x12\x13\n\x0f\x46USION_WEIGHTED\x10\x02\x32\xa5\x02\n\x10RetrievalService\x12\x43\n\x06Search\x12\x1b.voicemesh.v1.SearchRequest\x1a\x1c.voicemesh.v1.SearchResponse\x12\x45\n\x06Ingest\x12\x1b.voicemesh.v1.IngestRequest\x1a\x1c.voicemesh.v1.IngestResponse(\x01\x12\x43\n\x06\x44\x65lete\x12\x1b.voicemesh.v1.DeleteRequest\x1a\x1c.voicemesh.v1.DeleteResponse\x12@\n\x05Stats\x12\x1a.voicemesh.v1.StatsRequest\x1a\x1b.voicemesh.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'voicemesh.v1.retrieval_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEARCHREQUEST']._serialized_start=46
-  _globals['_SEARCHREQUEST']._serialized_end=111
-  _globals['_PASSAGE']._serialized_start=113
-  _globals['_PASSAGE']._serialized_end=172
-  _globals['_SEARCHRESPONSE']._serialized_start=174
-  _globals['_SEARCHRESPONSE']._serialized_end=251
-  _globals['_INGESTREQUEST']._serialized_start=253
-  _globals['_INGESTREQUEST']._serialized_end=303
-  _globals['_INGESTRESPONSE']._serialized_start=305
-  _globals['_INGESTRESPONSE']._serialized_end=358
-  _globals['_RETRIEVALSERVICE']._serialized_start=361
-  _globals['_RETRIEVALSERVICE']._serialized_end=519
+  _globals['_STATSRESPONSE_BYTESENTRY']._loaded_options = None
+  _globals['_STATSRESPONSE_BYTESENTRY']._serialized_options = b'8\001'
+  _globals['_FUSION']._serialized_start=2238
+  _globals['_FUSION']._serialized_end=2319
+  _globals['_COLLECTION']._serialized_start=79
+  _globals['_COLLECTION']._serialized_end=138
+  _globals['_SEARCHOPTIONS']._serialized_start=141
+  _globals['_SEARCHOPTIONS']._serialized_end=319
+  _globals['_SEARCHREQUEST']._serialized_start=322
+  _globals['_SEARCHREQUEST']._serialized_end=479
+  _globals['_STAGESCORES']._serialized_start=481
+  _globals['_STAGESCORES']._serialized_end=599
+  _globals['_PASSAGE']._serialized_start=602
+  _globals['_PASSAGE']._serialized_end=814
+  _globals['_SEARCHTIMINGS']._serialized_start=816
+  _globals['_SEARCHTIMINGS']._serialized_end=943
+  _globals['_SEARCHRESPONSE']._serialized_start=946
+  _globals['_SEARCHRESPONSE']._serialized_end=1089
+  _globals['_INGESTCONFIG']._serialized_start=1091
+  _globals['_INGESTCONFIG']._serialized_end=1171
+  _globals['_DOCUMENT']._serialized_start=1173
+  _globals['_DOCUMENT']._serialized_end=1298
+  _globals['_INGESTREQUEST']._serialized_start=1301
+  _globals['_INGESTREQUEST']._serialized_end=1458
+  _globals['_DOCUMENTERROR']._serialized_start=1460
+  _globals['_DOCUMENTERROR']._serialized_end=1529
+  _globals['_INGESTRESPONSE']._serialized_start=1532
+  _globals['_INGESTRESPONSE']._serialized_end=1669
+  _globals['_DELETEREQUEST']._serialized_start=1671
+  _globals['_DELETEREQUEST']._serialized_end=1797
+  _globals['_DELETERESPONSE']._serialized_start=1799
+  _globals['_DELETERESPONSE']._serialized_end=1872
+  _globals['_STATSREQUEST']._serialized_start=1874
+  _globals['_STATSREQUEST']._serialized_end=1934
+  _globals['_STATSRESPONSE']._serialized_start=1937
+  _globals['_STATSRESPONSE']._serialized_end=2236
+  _globals['_STATSRESPONSE_BYTESENTRY']._serialized_start=2192
+  _globals['_STATSRESPONSE_BYTESENTRY']._serialized_end=2236
+  _globals['_RETRIEVALSERVICE']._serialized_start=2322
+  _globals['_RETRIEVALSERVICE']._serialized_end=2615
 # @@protoc_insertion_point(module_scope)

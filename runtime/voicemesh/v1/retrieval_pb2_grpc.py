@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class RetrievalServiceStub:
-    """Retrieval-augmented answers: a document store searched by meaning.
+    """Retrieval-augmented answers: a user's documents, searched by meaning (dense vectors) and by words
+    (BM25), the two fused, then reranked. Ingestion builds the next index generation aside and swaps
+    it in whole: a search sees the old documents or the new ones, never a mix.
     """
 
     def __init__(self, channel):
@@ -45,21 +47,49 @@ class RetrievalServiceStub:
                 request_serializer=voicemesh_dot_v1_dot_retrieval__pb2.IngestRequest.SerializeToString,
                 response_deserializer=voicemesh_dot_v1_dot_retrieval__pb2.IngestResponse.FromString,
                 _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/voicemesh.v1.RetrievalService/Delete',
+                request_serializer=voicemesh_dot_v1_dot_retrieval__pb2.DeleteRequest.SerializeToString,
+                response_deserializer=voicemesh_dot_v1_dot_retrieval__pb2.DeleteResponse.FromString,
+                _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/voicemesh.v1.RetrievalService/Stats',
+                request_serializer=voicemesh_dot_v1_dot_retrieval__pb2.StatsRequest.SerializeToString,
+                response_deserializer=voicemesh_dot_v1_dot_retrieval__pb2.StatsResponse.FromString,
+                _registered_method=True)
 
 
 class RetrievalServiceServicer:
-    """Retrieval-augmented answers: a document store searched by meaning.
+    """Retrieval-augmented answers: a user's documents, searched by meaning (dense vectors) and by words
+    (BM25), the two fused, then reranked. Ingestion builds the next index generation aside and swaps
+    it in whole: a search sees the old documents or the new ones, never a mix.
     """
 
     def Search(self, request, context):
-        """Find the passages nearest in meaning to a query.
+        """The passages of a collection that best answer a query, with each stage's score and timing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Ingest(self, request_iterator, context):
-        """Add documents, streamed one per message.
+        """Add or replace documents: a config first, then one document per message. A document whose
+        id is already in the collection replaces it; one that cannot be read is reported in the
+        response and the rest still go in.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Remove documents (and all their passages) from a collection.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Stats(self, request, context):
+        """What a collection holds and how it is indexed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -78,6 +108,16 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
                     request_deserializer=voicemesh_dot_v1_dot_retrieval__pb2.IngestRequest.FromString,
                     response_serializer=voicemesh_dot_v1_dot_retrieval__pb2.IngestResponse.SerializeToString,
             ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=voicemesh_dot_v1_dot_retrieval__pb2.DeleteRequest.FromString,
+                    response_serializer=voicemesh_dot_v1_dot_retrieval__pb2.DeleteResponse.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=voicemesh_dot_v1_dot_retrieval__pb2.StatsRequest.FromString,
+                    response_serializer=voicemesh_dot_v1_dot_retrieval__pb2.StatsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'voicemesh.v1.RetrievalService', rpc_method_handlers)
@@ -87,7 +127,9 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RetrievalService:
-    """Retrieval-augmented answers: a document store searched by meaning.
+    """Retrieval-augmented answers: a user's documents, searched by meaning (dense vectors) and by words
+    (BM25), the two fused, then reranked. Ingestion builds the next index generation aside and swaps
+    it in whole: a search sees the old documents or the new ones, never a mix.
     """
 
     @staticmethod
@@ -134,6 +176,60 @@ class RetrievalService:
             '/voicemesh.v1.RetrievalService/Ingest',
             voicemesh_dot_v1_dot_retrieval__pb2.IngestRequest.SerializeToString,
             voicemesh_dot_v1_dot_retrieval__pb2.IngestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/voicemesh.v1.RetrievalService/Delete',
+            voicemesh_dot_v1_dot_retrieval__pb2.DeleteRequest.SerializeToString,
+            voicemesh_dot_v1_dot_retrieval__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/voicemesh.v1.RetrievalService/Stats',
+            voicemesh_dot_v1_dot_retrieval__pb2.StatsRequest.SerializeToString,
+            voicemesh_dot_v1_dot_retrieval__pb2.StatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

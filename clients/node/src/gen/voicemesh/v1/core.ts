@@ -21,6 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp";
+import { Passage } from "./retrieval";
 
 export const protobufPackage = "voicemesh.v1";
 
@@ -53,6 +54,11 @@ export interface RespondRequest {
    * kept in their history. Empty: an anonymous turn, with only its session's context.
    */
   userId: string;
+  /**
+   * Passages of the user's documents found for the turn, best first. Given, the model is told to
+   * answer from them and to say so when they do not hold the answer.
+   */
+  passages: Passage[];
 }
 
 /** A turn to keep. */
@@ -292,7 +298,7 @@ export const GetUserVersionResponse: MessageFns<GetUserVersionResponse> = {
 };
 
 function createBaseRespondRequest(): RespondRequest {
-  return { requestId: "", sessionId: "", text: "", maxTokens: 0, userId: "" };
+  return { requestId: "", sessionId: "", text: "", maxTokens: 0, userId: "", passages: [] };
 }
 
 export const RespondRequest: MessageFns<RespondRequest> = {
@@ -311,6 +317,9 @@ export const RespondRequest: MessageFns<RespondRequest> = {
     }
     if (message.userId !== "") {
       writer.uint32(42).string(message.userId);
+    }
+    for (const v of message.passages) {
+      Passage.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -368,6 +377,14 @@ export const RespondRequest: MessageFns<RespondRequest> = {
             message.userId = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.passages.push(Passage.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -403,6 +420,9 @@ export const RespondRequest: MessageFns<RespondRequest> = {
         : isSet(object.user_id)
         ? globalThis.String(object.user_id)
         : "",
+      passages: globalThis.Array.isArray(object?.passages)
+        ? object.passages.map((e: any) => Passage.fromJSON(e))
+        : [],
     };
   },
 
@@ -423,6 +443,9 @@ export const RespondRequest: MessageFns<RespondRequest> = {
     if (message.userId !== "") {
       obj.userId = message.userId;
     }
+    if (message.passages?.length) {
+      obj.passages = message.passages.map((e) => Passage.toJSON(e));
+    }
     return obj;
   },
 
@@ -436,6 +459,7 @@ export const RespondRequest: MessageFns<RespondRequest> = {
     message.text = object.text ?? "";
     message.maxTokens = object.maxTokens ?? 0;
     message.userId = object.userId ?? "";
+    message.passages = object.passages?.map((e) => Passage.fromPartial(e)) || [];
     return message;
   },
 };

@@ -44,6 +44,19 @@ export interface ReplyConfig {
   sampleRateHz: number;
 }
 
+/** Whether and where a turn's answer is looked up in the user's documents (RetrievalService). */
+export interface RetrievalConfig {
+  /** Answer without looking anything up. */
+  off: boolean;
+  /**
+   * Which of the user's collections to search (of the tenant's shared ones, for a turn without a
+   * user_id). Empty: "default".
+   */
+  collection: string;
+  /** Most passages given to the model, 1 to 10. 0 means the gateway's default (3). */
+  topK: number;
+}
+
 /** Settings for a conversation. */
 export interface ConverseConfig {
   /** Format of the microphone audio that follows. */
@@ -81,6 +94,8 @@ export interface ConverseConfig {
    * kept in their history (see UserDataService). Empty: anonymous, with the session's context only.
    */
   userId: string;
+  /** Grounding of the replies in the user's documents; on by default. */
+  retrieval?: RetrievalConfig | undefined;
 }
 
 /** One message of a Converse stream: the first carries config, the rest carry audio. */
@@ -150,7 +165,45 @@ export interface ConverseResponse {
      * instead of with turn_done, and the conversation goes on with the next turn.
      */
     { $case: "turnFailed"; value: TurnFailed }
+    | //
+    /**
+     * A passage of the user's documents the reply was given to answer from; sent before the
+     * reply's first text.
+     */
+    { $case: "citation"; value: Citation }
+    | //
+    /**
+     * The user's documents could not be searched (the RAG service failed, was too slow, or its
+     * circuit is open): the reply is made without them.
+     */
+    { $case: "groundingFailed"; value: GroundingFailed }
     | undefined;
+}
+
+/** A passage the reply was grounded in. */
+export interface Citation {
+  /** 1-based number of the passage in what the model was given. */
+  index: number;
+  /** Where the document came from (a file path or URL). */
+  source: string;
+  /** The document's title. */
+  title: string;
+  /** The heading of the passage's section. */
+  heading: string;
+  /** The passage's stable id. */
+  passageId: string;
+  /** The document's id. */
+  documentId: string;
+  /** The passage's final search score. */
+  score: number;
+}
+
+/** Why a reply has no grounding in the user's documents. */
+export interface GroundingFailed {
+  /** The gRPC status code (google.rpc.Code), e.g. 4 for DEADLINE_EXCEEDED. */
+  code: number;
+  /** What failed, with the hop named ("rag: …"). */
+  message: string;
 }
 
 /** Why a turn could not be served. */
@@ -193,6 +246,8 @@ export interface AskRequest {
   requestId: string;
   /** Who is asking, as in ConverseConfig.user_id. */
   userId: string;
+  /** Grounding of the reply in the user's documents; on by default. */
+  retrieval?: RetrievalConfig | undefined;
 }
 
 /** One event of an Ask reply. */
@@ -219,6 +274,12 @@ export interface AskResponse {
     | //
     /** The reply cannot be spoken; the text reply goes on. */
     { $case: "replyAudioFailed"; value: ReplyAudioFailed }
+    | //
+    /** A passage the reply was given to answer from; sent before the reply's first text. */
+    { $case: "citation"; value: Citation }
+    | //
+    /** The user's documents could not be searched; the reply is made without them. */
+    { $case: "groundingFailed"; value: GroundingFailed }
     | undefined;
 }
 
@@ -236,6 +297,8 @@ export interface TurnDone {
     | undefined;
   /** Earlier exchanges of the session the reply was given as context (0 for a conversation's first). */
   contextTurns: number;
+  /** The passages the reply was grounded in (the turn's citation events, again). */
+  citations: Citation[];
 }
 
 /**
@@ -253,6 +316,8 @@ export interface TurnTimings {
   firstAudioMs: number;
   /** The turn ended. */
   doneMs: number;
+  /** The search of the user's documents ended (it may have begun before the end of speech). */
+  retrievalMs: number;
 }
 
 function createBaseReplyConfig(): ReplyConfig {
@@ -364,6 +429,111 @@ export const ReplyConfig: MessageFns<ReplyConfig> = {
   },
 };
 
+function createBaseRetrievalConfig(): RetrievalConfig {
+  return { off: false, collection: "", topK: 0 };
+}
+
+export const RetrievalConfig: MessageFns<RetrievalConfig> = {
+  encode(message: RetrievalConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.off !== false) {
+      writer.uint32(8).bool(message.off);
+    }
+    if (message.collection !== "") {
+      writer.uint32(18).string(message.collection);
+    }
+    if (message.topK !== 0) {
+      writer.uint32(24).int32(message.topK);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetrievalConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetrievalConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.off = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.collection = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.topK = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetrievalConfig {
+    return {
+      off: isSet(object.off) ? globalThis.Boolean(object.off) : false,
+      collection: isSet(object.collection) ? globalThis.String(object.collection) : "",
+      topK: isSet(object.topK)
+        ? globalThis.Number(object.topK)
+        : isSet(object.top_k)
+        ? globalThis.Number(object.top_k)
+        : 0,
+    };
+  },
+
+  toJSON(message: RetrievalConfig): unknown {
+    const obj: any = {};
+    if (message.off !== false) {
+      obj.off = message.off;
+    }
+    if (message.collection !== "") {
+      obj.collection = message.collection;
+    }
+    if (message.topK !== 0) {
+      obj.topK = Math.round(message.topK);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RetrievalConfig>, I>>(base?: I): RetrievalConfig {
+    return RetrievalConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RetrievalConfig>, I>>(object: I): RetrievalConfig {
+    const message = createBaseRetrievalConfig();
+    message.off = object.off ?? false;
+    message.collection = object.collection ?? "";
+    message.topK = object.topK ?? 0;
+    return message;
+  },
+};
+
 function createBaseConverseConfig(): ConverseConfig {
   return {
     audioFormat: undefined,
@@ -375,6 +545,7 @@ function createBaseConverseConfig(): ConverseConfig {
     endpointing: undefined,
     noBargeIn: false,
     userId: "",
+    retrieval: undefined,
   };
 }
 
@@ -406,6 +577,9 @@ export const ConverseConfig: MessageFns<ConverseConfig> = {
     }
     if (message.userId !== "") {
       writer.uint32(74).string(message.userId);
+    }
+    if (message.retrieval !== undefined) {
+      RetrievalConfig.encode(message.retrieval, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -495,6 +669,14 @@ export const ConverseConfig: MessageFns<ConverseConfig> = {
             message.userId = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.retrieval = RetrievalConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -546,6 +728,7 @@ export const ConverseConfig: MessageFns<ConverseConfig> = {
         : isSet(object.user_id)
         ? globalThis.String(object.user_id)
         : "",
+      retrieval: isSet(object.retrieval) ? RetrievalConfig.fromJSON(object.retrieval) : undefined,
     };
   },
 
@@ -578,6 +761,9 @@ export const ConverseConfig: MessageFns<ConverseConfig> = {
     if (message.userId !== "") {
       obj.userId = message.userId;
     }
+    if (message.retrieval !== undefined) {
+      obj.retrieval = RetrievalConfig.toJSON(message.retrieval);
+    }
     return obj;
   },
 
@@ -603,6 +789,9 @@ export const ConverseConfig: MessageFns<ConverseConfig> = {
       : undefined;
     message.noBargeIn = object.noBargeIn ?? false;
     message.userId = object.userId ?? "";
+    message.retrieval = (object.retrieval !== undefined && object.retrieval !== null)
+      ? RetrievalConfig.fromPartial(object.retrieval)
+      : undefined;
     return message;
   },
 };
@@ -762,6 +951,12 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
       case "turnFailed":
         TurnFailed.encode(message.event.value, writer.uint32(114).fork()).join();
         break;
+      case "citation":
+        Citation.encode(message.event.value, writer.uint32(122).fork()).join();
+        break;
+      case "groundingFailed":
+        GroundingFailed.encode(message.event.value, writer.uint32(130).fork()).join();
+        break;
     }
     return writer;
   },
@@ -891,6 +1086,22 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
             message.event = { $case: "turnFailed", value: TurnFailed.decode(reader, reader.uint32()) };
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.event = { $case: "citation", value: Citation.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.event = { $case: "groundingFailed", value: GroundingFailed.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -957,6 +1168,12 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
         ? { $case: "turnFailed", value: TurnFailed.fromJSON(object.turnFailed) }
         : isSet(object.turn_failed)
         ? { $case: "turnFailed", value: TurnFailed.fromJSON(object.turn_failed) }
+        : isSet(object.citation)
+        ? { $case: "citation", value: Citation.fromJSON(object.citation) }
+        : isSet(object.groundingFailed)
+        ? { $case: "groundingFailed", value: GroundingFailed.fromJSON(object.groundingFailed) }
+        : isSet(object.grounding_failed)
+        ? { $case: "groundingFailed", value: GroundingFailed.fromJSON(object.grounding_failed) }
         : undefined,
     };
   },
@@ -993,6 +1210,10 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
       obj.replyAudioFailed = ReplyAudioFailed.toJSON(message.event.value);
     } else if (message.event?.$case === "turnFailed") {
       obj.turnFailed = TurnFailed.toJSON(message.event.value);
+    } else if (message.event?.$case === "citation") {
+      obj.citation = Citation.toJSON(message.event.value);
+    } else if (message.event?.$case === "groundingFailed") {
+      obj.groundingFailed = GroundingFailed.toJSON(message.event.value);
     }
     return obj;
   },
@@ -1077,7 +1298,277 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
         }
         break;
       }
+      case "citation": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "citation", value: Citation.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "groundingFailed": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "groundingFailed", value: GroundingFailed.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseCitation(): Citation {
+  return { index: 0, source: "", title: "", heading: "", passageId: "", documentId: "", score: 0 };
+}
+
+export const Citation: MessageFns<Citation> = {
+  encode(message: Citation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.index !== 0) {
+      writer.uint32(8).int32(message.index);
+    }
+    if (message.source !== "") {
+      writer.uint32(18).string(message.source);
+    }
+    if (message.title !== "") {
+      writer.uint32(26).string(message.title);
+    }
+    if (message.heading !== "") {
+      writer.uint32(34).string(message.heading);
+    }
+    if (message.passageId !== "") {
+      writer.uint32(42).string(message.passageId);
+    }
+    if (message.documentId !== "") {
+      writer.uint32(50).string(message.documentId);
+    }
+    if (message.score !== 0) {
+      writer.uint32(61).float(message.score);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Citation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCitation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.index = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.title = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.heading = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.passageId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.documentId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 61) {
+              break;
+            }
+
+            message.score = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Citation {
+    return {
+      index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      title: isSet(object.title) ? globalThis.String(object.title) : "",
+      heading: isSet(object.heading) ? globalThis.String(object.heading) : "",
+      passageId: isSet(object.passageId)
+        ? globalThis.String(object.passageId)
+        : isSet(object.passage_id)
+        ? globalThis.String(object.passage_id)
+        : "",
+      documentId: isSet(object.documentId)
+        ? globalThis.String(object.documentId)
+        : isSet(object.document_id)
+        ? globalThis.String(object.document_id)
+        : "",
+      score: isSet(object.score) ? globalThis.Number(object.score) : 0,
+    };
+  },
+
+  toJSON(message: Citation): unknown {
+    const obj: any = {};
+    if (message.index !== 0) {
+      obj.index = Math.round(message.index);
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.title !== "") {
+      obj.title = message.title;
+    }
+    if (message.heading !== "") {
+      obj.heading = message.heading;
+    }
+    if (message.passageId !== "") {
+      obj.passageId = message.passageId;
+    }
+    if (message.documentId !== "") {
+      obj.documentId = message.documentId;
+    }
+    if (message.score !== 0) {
+      obj.score = floatToJson(message.score);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Citation>, I>>(base?: I): Citation {
+    return Citation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Citation>, I>>(object: I): Citation {
+    const message = createBaseCitation();
+    message.index = object.index ?? 0;
+    message.source = object.source ?? "";
+    message.title = object.title ?? "";
+    message.heading = object.heading ?? "";
+    message.passageId = object.passageId ?? "";
+    message.documentId = object.documentId ?? "";
+    message.score = object.score ?? 0;
+    return message;
+  },
+};
+
+function createBaseGroundingFailed(): GroundingFailed {
+  return { code: 0, message: "" };
+}
+
+export const GroundingFailed: MessageFns<GroundingFailed> = {
+  encode(message: GroundingFailed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== 0) {
+      writer.uint32(8).int32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroundingFailed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroundingFailed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.code = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroundingFailed {
+    return {
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: GroundingFailed): unknown {
+    const obj: any = {};
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GroundingFailed>, I>>(base?: I): GroundingFailed {
+    return GroundingFailed.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GroundingFailed>, I>>(object: I): GroundingFailed {
+    const message = createBaseGroundingFailed();
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
     return message;
   },
 };
@@ -1366,7 +1857,7 @@ export const ReplyInterrupted: MessageFns<ReplyInterrupted> = {
 };
 
 function createBaseAskRequest(): AskRequest {
-  return { text: "", reply: undefined, sessionId: "", requestId: "", userId: "" };
+  return { text: "", reply: undefined, sessionId: "", requestId: "", userId: "", retrieval: undefined };
 }
 
 export const AskRequest: MessageFns<AskRequest> = {
@@ -1385,6 +1876,9 @@ export const AskRequest: MessageFns<AskRequest> = {
     }
     if (message.userId !== "") {
       writer.uint32(42).string(message.userId);
+    }
+    if (message.retrieval !== undefined) {
+      RetrievalConfig.encode(message.retrieval, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1442,6 +1936,14 @@ export const AskRequest: MessageFns<AskRequest> = {
             message.userId = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.retrieval = RetrievalConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1473,6 +1975,7 @@ export const AskRequest: MessageFns<AskRequest> = {
         : isSet(object.user_id)
         ? globalThis.String(object.user_id)
         : "",
+      retrieval: isSet(object.retrieval) ? RetrievalConfig.fromJSON(object.retrieval) : undefined,
     };
   },
 
@@ -1493,6 +1996,9 @@ export const AskRequest: MessageFns<AskRequest> = {
     if (message.userId !== "") {
       obj.userId = message.userId;
     }
+    if (message.retrieval !== undefined) {
+      obj.retrieval = RetrievalConfig.toJSON(message.retrieval);
+    }
     return obj;
   },
 
@@ -1508,6 +2014,9 @@ export const AskRequest: MessageFns<AskRequest> = {
     message.sessionId = object.sessionId ?? "";
     message.requestId = object.requestId ?? "";
     message.userId = object.userId ?? "";
+    message.retrieval = (object.retrieval !== undefined && object.retrieval !== null)
+      ? RetrievalConfig.fromPartial(object.retrieval)
+      : undefined;
     return message;
   },
 };
@@ -1539,6 +2048,12 @@ export const AskResponse: MessageFns<AskResponse> = {
         break;
       case "replyAudioFailed":
         ReplyAudioFailed.encode(message.event.value, writer.uint32(58).fork()).join();
+        break;
+      case "citation":
+        Citation.encode(message.event.value, writer.uint32(66).fork()).join();
+        break;
+      case "groundingFailed":
+        GroundingFailed.encode(message.event.value, writer.uint32(74).fork()).join();
         break;
     }
     return writer;
@@ -1613,6 +2128,22 @@ export const AskResponse: MessageFns<AskResponse> = {
             message.event = { $case: "replyAudioFailed", value: ReplyAudioFailed.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.event = { $case: "citation", value: Citation.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.event = { $case: "groundingFailed", value: GroundingFailed.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1654,6 +2185,12 @@ export const AskResponse: MessageFns<AskResponse> = {
         ? { $case: "replyAudioFailed", value: ReplyAudioFailed.fromJSON(object.replyAudioFailed) }
         : isSet(object.reply_audio_failed)
         ? { $case: "replyAudioFailed", value: ReplyAudioFailed.fromJSON(object.reply_audio_failed) }
+        : isSet(object.citation)
+        ? { $case: "citation", value: Citation.fromJSON(object.citation) }
+        : isSet(object.groundingFailed)
+        ? { $case: "groundingFailed", value: GroundingFailed.fromJSON(object.groundingFailed) }
+        : isSet(object.grounding_failed)
+        ? { $case: "groundingFailed", value: GroundingFailed.fromJSON(object.grounding_failed) }
         : undefined,
     };
   },
@@ -1675,6 +2212,10 @@ export const AskResponse: MessageFns<AskResponse> = {
       obj.turnDone = TurnDone.toJSON(message.event.value);
     } else if (message.event?.$case === "replyAudioFailed") {
       obj.replyAudioFailed = ReplyAudioFailed.toJSON(message.event.value);
+    } else if (message.event?.$case === "citation") {
+      obj.citation = Citation.toJSON(message.event.value);
+    } else if (message.event?.$case === "groundingFailed") {
+      obj.groundingFailed = GroundingFailed.toJSON(message.event.value);
     }
     return obj;
   },
@@ -1722,13 +2263,25 @@ export const AskResponse: MessageFns<AskResponse> = {
         }
         break;
       }
+      case "citation": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "citation", value: Citation.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "groundingFailed": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "groundingFailed", value: GroundingFailed.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
     return message;
   },
 };
 
 function createBaseTurnDone(): TurnDone {
-  return { transcript: "", replyText: "", sessionId: "", timings: undefined, contextTurns: 0 };
+  return { transcript: "", replyText: "", sessionId: "", timings: undefined, contextTurns: 0, citations: [] };
 }
 
 export const TurnDone: MessageFns<TurnDone> = {
@@ -1747,6 +2300,9 @@ export const TurnDone: MessageFns<TurnDone> = {
     }
     if (message.contextTurns !== 0) {
       writer.uint32(40).int32(message.contextTurns);
+    }
+    for (const v of message.citations) {
+      Citation.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1804,6 +2360,14 @@ export const TurnDone: MessageFns<TurnDone> = {
             message.contextTurns = reader.int32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.citations.push(Citation.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1835,6 +2399,9 @@ export const TurnDone: MessageFns<TurnDone> = {
         : isSet(object.context_turns)
         ? globalThis.Number(object.context_turns)
         : 0,
+      citations: globalThis.Array.isArray(object?.citations)
+        ? object.citations.map((e: any) => Citation.fromJSON(e))
+        : [],
     };
   },
 
@@ -1855,6 +2422,9 @@ export const TurnDone: MessageFns<TurnDone> = {
     if (message.contextTurns !== 0) {
       obj.contextTurns = Math.round(message.contextTurns);
     }
+    if (message.citations?.length) {
+      obj.citations = message.citations.map((e) => Citation.toJSON(e));
+    }
     return obj;
   },
 
@@ -1870,12 +2440,13 @@ export const TurnDone: MessageFns<TurnDone> = {
       ? TurnTimings.fromPartial(object.timings)
       : undefined;
     message.contextTurns = object.contextTurns ?? 0;
+    message.citations = object.citations?.map((e) => Citation.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseTurnTimings(): TurnTimings {
-  return { finalTranscriptMs: 0, firstTokenMs: 0, firstSentenceMs: 0, firstAudioMs: 0, doneMs: 0 };
+  return { finalTranscriptMs: 0, firstTokenMs: 0, firstSentenceMs: 0, firstAudioMs: 0, doneMs: 0, retrievalMs: 0 };
 }
 
 export const TurnTimings: MessageFns<TurnTimings> = {
@@ -1894,6 +2465,9 @@ export const TurnTimings: MessageFns<TurnTimings> = {
     }
     if (message.doneMs !== 0) {
       writer.uint32(45).float(message.doneMs);
+    }
+    if (message.retrievalMs !== 0) {
+      writer.uint32(53).float(message.retrievalMs);
     }
     return writer;
   },
@@ -1951,6 +2525,14 @@ export const TurnTimings: MessageFns<TurnTimings> = {
             message.doneMs = reader.float();
             continue;
           }
+          case 6: {
+            if (tag !== 53) {
+              break;
+            }
+
+            message.retrievalMs = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1990,6 +2572,11 @@ export const TurnTimings: MessageFns<TurnTimings> = {
         : isSet(object.done_ms)
         ? globalThis.Number(object.done_ms)
         : 0,
+      retrievalMs: isSet(object.retrievalMs)
+        ? globalThis.Number(object.retrievalMs)
+        : isSet(object.retrieval_ms)
+        ? globalThis.Number(object.retrieval_ms)
+        : 0,
     };
   },
 
@@ -2010,6 +2597,9 @@ export const TurnTimings: MessageFns<TurnTimings> = {
     if (message.doneMs !== 0) {
       obj.doneMs = floatToJson(message.doneMs);
     }
+    if (message.retrievalMs !== 0) {
+      obj.retrievalMs = floatToJson(message.retrievalMs);
+    }
     return obj;
   },
 
@@ -2023,6 +2613,7 @@ export const TurnTimings: MessageFns<TurnTimings> = {
     message.firstSentenceMs = object.firstSentenceMs ?? 0;
     message.firstAudioMs = object.firstAudioMs ?? 0;
     message.doneMs = object.doneMs ?? 0;
+    message.retrievalMs = object.retrievalMs ?? 0;
     return message;
   },
 };

@@ -20,10 +20,89 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Timestamp } from "../../google/protobuf/timestamp";
 
 export const protobufPackage = "voicemesh.v1";
 
 export const protobufFileName = "voicemesh/v1/retrieval.proto";
+
+/** How the fused list is made from the dense and keyword lists. */
+export enum Fusion {
+  /** FUSION_UNSPECIFIED - The server's default (reciprocal rank). */
+  FUSION_UNSPECIFIED = 0,
+  /** FUSION_RECIPROCAL_RANK - Reciprocal-rank fusion: 1/(60 + rank) summed over the lists. */
+  FUSION_RECIPROCAL_RANK = 1,
+  /** FUSION_WEIGHTED - Each list's scores standardised and summed with the server's weights. */
+  FUSION_WEIGHTED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function fusionFromJSON(object: any): Fusion {
+  switch (object) {
+    case 0:
+    case "FUSION_UNSPECIFIED":
+      return Fusion.FUSION_UNSPECIFIED;
+    case 1:
+    case "FUSION_RECIPROCAL_RANK":
+      return Fusion.FUSION_RECIPROCAL_RANK;
+    case 2:
+    case "FUSION_WEIGHTED":
+      return Fusion.FUSION_WEIGHTED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Fusion.UNRECOGNIZED;
+  }
+}
+
+export function fusionToJSON(object: Fusion): string {
+  switch (object) {
+    case Fusion.FUSION_UNSPECIFIED:
+      return "FUSION_UNSPECIFIED";
+    case Fusion.FUSION_RECIPROCAL_RANK:
+      return "FUSION_RECIPROCAL_RANK";
+    case Fusion.FUSION_WEIGHTED:
+      return "FUSION_WEIGHTED";
+    case Fusion.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * Whose documents: a collection belongs to one user of one tenant, or to the tenant as a whole.
+ * One user's documents never ground another's answers.
+ */
+export interface Collection {
+  /** The caller's tenant. The gateway sets it from the caller; a client's value is replaced. */
+  tenant: string;
+  /** The user whose documents these are. Empty: the tenant's shared documents. */
+  userId: string;
+  /** One of the owner's collections: letters, digits, '.', '_' or '-', at most 64. Empty: "default". */
+  name: string;
+}
+
+/** Which stages a search runs. Every stage is on unless turned off here. */
+export interface SearchOptions {
+  /** No keyword (BM25) search. */
+  skipKeyword: boolean;
+  /** No dense (vector) search. */
+  skipDense: boolean;
+  /** No reranking: the fused order is the answer. */
+  skipRerank: boolean;
+  /** How the two lists are fused. */
+  fusion: Fusion;
+  /** Dense search scans every vector exactly, even where the index is IVF-PQ (for measurement). */
+  exact: boolean;
+  /** IVF-PQ candidates keep their compressed scores instead of being scored again exactly. */
+  skipRescore: boolean;
+  /**
+   * Passages whose dense similarity to the query (stages.dense, cosine) is below this are left out,
+   * before reranking; when none is left, the reranker does not run at all. 0: no floor. Only with
+   * dense search.
+   */
+  minDenseScore: number;
+}
 
 /** Request for Search. */
 export interface SearchRequest {
@@ -31,8 +110,30 @@ export interface SearchRequest {
   requestId: string;
   /** The query text. */
   query: string;
-  /** Most passages to return. 0 means 5. */
+  /** Most passages to return, 1 to 50. 0 means 5. */
   topK: number;
+  /** The collection to search. */
+  collection?:
+    | Collection
+    | undefined;
+  /** Which stages to run. */
+  options?: SearchOptions | undefined;
+}
+
+/** What each stage made of a passage. A rank of 0: the stage did not find it (or did not run). */
+export interface StageScores {
+  /** Cosine similarity of the passage's embedding to the query's. */
+  dense: number;
+  /** 1-based rank in the dense list. */
+  denseRank: number;
+  /** BM25 score. */
+  keyword: number;
+  /** 1-based rank in the keyword list. */
+  keywordRank: number;
+  /** Score after fusion. */
+  fused: number;
+  /** The reranker's score (for the default reranker, cosine similarity under the larger embedder). */
+  rerank: number;
 }
 
 /** A passage found by Search. */
@@ -41,8 +142,41 @@ export interface Passage {
   documentId: string;
   /** The passage text. */
   text: string;
-  /** Cosine similarity to the query, -1 to 1. */
+  /** Its final score: the reranker's, or the fused score when reranking was off. */
   score: number;
+  /**
+   * Stable id: the same text under the same heading of the same document keeps its id across
+   * re-ingestion.
+   */
+  passageId: string;
+  /** Where the document came from (a file path or URL, as ingested). */
+  source: string;
+  /** The document's title. */
+  title: string;
+  /** The heading of the section the passage is in; empty before the first heading. */
+  heading: string;
+  /** Character offsets of the passage in the document's extracted text. */
+  startOffset: number;
+  /** End offset (exclusive). */
+  endOffset: number;
+  /** Each stage's score and rank. */
+  stages?: StageScores | undefined;
+}
+
+/** Milliseconds each stage of a search took. */
+export interface SearchTimings {
+  /** Embedding the query (both embedders, when reranking). */
+  embedMs: number;
+  /** Dense search, with exact re-scoring of IVF-PQ candidates. */
+  denseMs: number;
+  /** Keyword search. */
+  keywordMs: number;
+  /** Fusion. */
+  fusionMs: number;
+  /** Reranking. */
+  rerankMs: number;
+  /** The whole search in the server. */
+  totalMs: number;
 }
 
 /** Response for Search. */
@@ -51,26 +185,443 @@ export interface SearchResponse {
   requestId: string;
   /** Passages, best first. */
   passages: Passage[];
+  /** Where the time went. */
+  timings?:
+    | SearchTimings
+    | undefined;
+  /** The index generation searched (0: the collection is empty). */
+  generation: number;
+}
+
+/** Settings of an Ingest stream. */
+export interface IngestConfig {
+  /** Caller's id, echoed in the server's logs. */
+  requestId: string;
+  /** The collection the documents go into. */
+  collection?: Collection | undefined;
 }
 
 /** One document to ingest. */
-export interface IngestRequest {
-  /** Caller's id for the document; re-ingesting an id replaces it. */
+export interface Document {
+  /** The document's id in its collection; re-ingesting an id replaces it. Empty: the source. */
   documentId: string;
-  /** UTF-8 text of the document. */
-  text: string;
+  /** Where it came from (a file path or URL), shown in citations. */
+  source: string;
+  /** Its title. Empty: the title the document gives itself, else its file name. */
+  title: string;
+  /**
+   * "text/plain", "text/markdown", "text/html" or "application/pdf". Empty: from the source's
+   * extension, else from the content.
+   */
+  mediaType: string;
+  /** The document itself. */
+  content?:
+    | //
+    /** UTF-8 text (plain, Markdown or HTML). */
+    { $case: "text"; value: string }
+    | //
+    /** The file's bytes (any of the media types). */
+    { $case: "data"; value: Buffer }
+    | undefined;
+}
+
+/** One message of an Ingest stream: the first carries config, the rest carry documents. */
+export interface IngestRequest {
+  /** Config first, then documents. */
+  streamingRequest?:
+    | //
+    /** Settings. Must be the first message, and only the first. */
+    { $case: "config"; value: IngestConfig }
+    | //
+    /** A document, at most 16 MiB. */
+    { $case: "document"; value: Document }
+    | undefined;
+}
+
+/** A document that could not be ingested, and why. */
+export interface DocumentError {
+  /** Its id. */
+  documentId: string;
+  /** Its source. */
+  source: string;
+  /** What is wrong with it ("not UTF-8 text", "no text in this PDF" …). */
+  message: string;
 }
 
 /** Response for Ingest. */
 export interface IngestResponse {
-  /** Documents stored. */
+  /** Documents stored: added, or replacing an earlier version. */
   documents: number;
-  /** Passages indexed. */
+  /** Passages those documents were split into. */
   passages: number;
+  /** Documents that could not be ingested. */
+  errors: DocumentError[];
+  /** Documents already in the collection with the same content: nothing to do. */
+  unchanged: number;
+  /** The index generation that now serves searches. */
+  generation: number;
 }
 
+/** Request for Delete. */
+export interface DeleteRequest {
+  /** Caller's id, echoed in the server's logs. */
+  requestId: string;
+  /** The collection. */
+  collection?:
+    | Collection
+    | undefined;
+  /** The documents to remove. */
+  documentIds: string[];
+  /** Remove every document of the collection (document_ids must then be empty). */
+  allDocuments: boolean;
+}
+
+/** Response for Delete. */
+export interface DeleteResponse {
+  /** Documents removed. */
+  documents: number;
+  /** Passages removed with them. */
+  passages: number;
+  /** The index generation that now serves searches. */
+  generation: number;
+}
+
+/** Request for Stats. */
+export interface StatsRequest {
+  /** The collection. */
+  collection?: Collection | undefined;
+}
+
+/** What a collection holds and how it is indexed. */
+export interface StatsResponse {
+  /** Documents in it. */
+  documents: number;
+  /** Passages in it. */
+  passages: number;
+  /** The generation serving searches (0: empty, nothing built yet). */
+  generation: number;
+  /**
+   * The dense index: "IVF-PQ nlist=100 m=8 nbits=8, re-scored exactly" or "exact (flat): … below
+   * the … vectors IVF-PQ needs to train".
+   */
+  denseIndex: string;
+  /** The keyword engine: "rank-bm25" or "sparse BM25". */
+  keywordIndex: string;
+  /** The dense embedder ("all-MiniLM-L6-v2 int8, 384-d"). */
+  embedder: string;
+  /** The reranker ("all-mpnet-base-v2, 768-d", a cross-encoder's path, or "off"). */
+  reranker: string;
+  /** Bytes on disk, by part ("dense", "vectors", "rerank_vectors", "keyword", "passages"). */
+  bytes: { [key: string]: number };
+  /** When the generation was built. */
+  builtAt?: Date | undefined;
+}
+
+export interface StatsResponse_BytesEntry {
+  key: string;
+  value: number;
+}
+
+function createBaseCollection(): Collection {
+  return { tenant: "", userId: "", name: "" };
+}
+
+export const Collection: MessageFns<Collection> = {
+  encode(message: Collection, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.userId !== "") {
+      writer.uint32(18).string(message.userId);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Collection {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCollection();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Collection {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: Collection): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Collection>, I>>(base?: I): Collection {
+    return Collection.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Collection>, I>>(object: I): Collection {
+    const message = createBaseCollection();
+    message.tenant = object.tenant ?? "";
+    message.userId = object.userId ?? "";
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseSearchOptions(): SearchOptions {
+  return {
+    skipKeyword: false,
+    skipDense: false,
+    skipRerank: false,
+    fusion: 0,
+    exact: false,
+    skipRescore: false,
+    minDenseScore: 0,
+  };
+}
+
+export const SearchOptions: MessageFns<SearchOptions> = {
+  encode(message: SearchOptions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.skipKeyword !== false) {
+      writer.uint32(8).bool(message.skipKeyword);
+    }
+    if (message.skipDense !== false) {
+      writer.uint32(16).bool(message.skipDense);
+    }
+    if (message.skipRerank !== false) {
+      writer.uint32(24).bool(message.skipRerank);
+    }
+    if (message.fusion !== 0) {
+      writer.uint32(32).int32(message.fusion);
+    }
+    if (message.exact !== false) {
+      writer.uint32(40).bool(message.exact);
+    }
+    if (message.skipRescore !== false) {
+      writer.uint32(48).bool(message.skipRescore);
+    }
+    if (message.minDenseScore !== 0) {
+      writer.uint32(61).float(message.minDenseScore);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SearchOptions {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSearchOptions();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.skipKeyword = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.skipDense = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.skipRerank = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.fusion = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.exact = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.skipRescore = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 61) {
+              break;
+            }
+
+            message.minDenseScore = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SearchOptions {
+    return {
+      skipKeyword: isSet(object.skipKeyword)
+        ? globalThis.Boolean(object.skipKeyword)
+        : isSet(object.skip_keyword)
+        ? globalThis.Boolean(object.skip_keyword)
+        : false,
+      skipDense: isSet(object.skipDense)
+        ? globalThis.Boolean(object.skipDense)
+        : isSet(object.skip_dense)
+        ? globalThis.Boolean(object.skip_dense)
+        : false,
+      skipRerank: isSet(object.skipRerank)
+        ? globalThis.Boolean(object.skipRerank)
+        : isSet(object.skip_rerank)
+        ? globalThis.Boolean(object.skip_rerank)
+        : false,
+      fusion: isSet(object.fusion) ? fusionFromJSON(object.fusion) : 0,
+      exact: isSet(object.exact) ? globalThis.Boolean(object.exact) : false,
+      skipRescore: isSet(object.skipRescore)
+        ? globalThis.Boolean(object.skipRescore)
+        : isSet(object.skip_rescore)
+        ? globalThis.Boolean(object.skip_rescore)
+        : false,
+      minDenseScore: isSet(object.minDenseScore)
+        ? globalThis.Number(object.minDenseScore)
+        : isSet(object.min_dense_score)
+        ? globalThis.Number(object.min_dense_score)
+        : 0,
+    };
+  },
+
+  toJSON(message: SearchOptions): unknown {
+    const obj: any = {};
+    if (message.skipKeyword !== false) {
+      obj.skipKeyword = message.skipKeyword;
+    }
+    if (message.skipDense !== false) {
+      obj.skipDense = message.skipDense;
+    }
+    if (message.skipRerank !== false) {
+      obj.skipRerank = message.skipRerank;
+    }
+    if (message.fusion !== 0) {
+      obj.fusion = fusionToJSON(message.fusion);
+    }
+    if (message.exact !== false) {
+      obj.exact = message.exact;
+    }
+    if (message.skipRescore !== false) {
+      obj.skipRescore = message.skipRescore;
+    }
+    if (message.minDenseScore !== 0) {
+      obj.minDenseScore = floatToJson(message.minDenseScore);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SearchOptions>, I>>(base?: I): SearchOptions {
+    return SearchOptions.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SearchOptions>, I>>(object: I): SearchOptions {
+    const message = createBaseSearchOptions();
+    message.skipKeyword = object.skipKeyword ?? false;
+    message.skipDense = object.skipDense ?? false;
+    message.skipRerank = object.skipRerank ?? false;
+    message.fusion = object.fusion ?? 0;
+    message.exact = object.exact ?? false;
+    message.skipRescore = object.skipRescore ?? false;
+    message.minDenseScore = object.minDenseScore ?? 0;
+    return message;
+  },
+};
+
 function createBaseSearchRequest(): SearchRequest {
-  return { requestId: "", query: "", topK: 0 };
+  return { requestId: "", query: "", topK: 0, collection: undefined, options: undefined };
 }
 
 export const SearchRequest: MessageFns<SearchRequest> = {
@@ -83,6 +634,12 @@ export const SearchRequest: MessageFns<SearchRequest> = {
     }
     if (message.topK !== 0) {
       writer.uint32(24).int32(message.topK);
+    }
+    if (message.collection !== undefined) {
+      Collection.encode(message.collection, writer.uint32(34).fork()).join();
+    }
+    if (message.options !== undefined) {
+      SearchOptions.encode(message.options, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -124,6 +681,22 @@ export const SearchRequest: MessageFns<SearchRequest> = {
             message.topK = reader.int32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.collection = Collection.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.options = SearchOptions.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -149,6 +722,8 @@ export const SearchRequest: MessageFns<SearchRequest> = {
         : isSet(object.top_k)
         ? globalThis.Number(object.top_k)
         : 0,
+      collection: isSet(object.collection) ? Collection.fromJSON(object.collection) : undefined,
+      options: isSet(object.options) ? SearchOptions.fromJSON(object.options) : undefined,
     };
   },
 
@@ -163,6 +738,12 @@ export const SearchRequest: MessageFns<SearchRequest> = {
     if (message.topK !== 0) {
       obj.topK = Math.round(message.topK);
     }
+    if (message.collection !== undefined) {
+      obj.collection = Collection.toJSON(message.collection);
+    }
+    if (message.options !== undefined) {
+      obj.options = SearchOptions.toJSON(message.options);
+    }
     return obj;
   },
 
@@ -174,12 +755,186 @@ export const SearchRequest: MessageFns<SearchRequest> = {
     message.requestId = object.requestId ?? "";
     message.query = object.query ?? "";
     message.topK = object.topK ?? 0;
+    message.collection = (object.collection !== undefined && object.collection !== null)
+      ? Collection.fromPartial(object.collection)
+      : undefined;
+    message.options = (object.options !== undefined && object.options !== null)
+      ? SearchOptions.fromPartial(object.options)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseStageScores(): StageScores {
+  return { dense: 0, denseRank: 0, keyword: 0, keywordRank: 0, fused: 0, rerank: 0 };
+}
+
+export const StageScores: MessageFns<StageScores> = {
+  encode(message: StageScores, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.dense !== 0) {
+      writer.uint32(13).float(message.dense);
+    }
+    if (message.denseRank !== 0) {
+      writer.uint32(16).int32(message.denseRank);
+    }
+    if (message.keyword !== 0) {
+      writer.uint32(29).float(message.keyword);
+    }
+    if (message.keywordRank !== 0) {
+      writer.uint32(32).int32(message.keywordRank);
+    }
+    if (message.fused !== 0) {
+      writer.uint32(45).float(message.fused);
+    }
+    if (message.rerank !== 0) {
+      writer.uint32(53).float(message.rerank);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StageScores {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStageScores();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 13) {
+              break;
+            }
+
+            message.dense = reader.float();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.denseRank = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 29) {
+              break;
+            }
+
+            message.keyword = reader.float();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.keywordRank = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 45) {
+              break;
+            }
+
+            message.fused = reader.float();
+            continue;
+          }
+          case 6: {
+            if (tag !== 53) {
+              break;
+            }
+
+            message.rerank = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StageScores {
+    return {
+      dense: isSet(object.dense) ? globalThis.Number(object.dense) : 0,
+      denseRank: isSet(object.denseRank)
+        ? globalThis.Number(object.denseRank)
+        : isSet(object.dense_rank)
+        ? globalThis.Number(object.dense_rank)
+        : 0,
+      keyword: isSet(object.keyword) ? globalThis.Number(object.keyword) : 0,
+      keywordRank: isSet(object.keywordRank)
+        ? globalThis.Number(object.keywordRank)
+        : isSet(object.keyword_rank)
+        ? globalThis.Number(object.keyword_rank)
+        : 0,
+      fused: isSet(object.fused) ? globalThis.Number(object.fused) : 0,
+      rerank: isSet(object.rerank) ? globalThis.Number(object.rerank) : 0,
+    };
+  },
+
+  toJSON(message: StageScores): unknown {
+    const obj: any = {};
+    if (message.dense !== 0) {
+      obj.dense = floatToJson(message.dense);
+    }
+    if (message.denseRank !== 0) {
+      obj.denseRank = Math.round(message.denseRank);
+    }
+    if (message.keyword !== 0) {
+      obj.keyword = floatToJson(message.keyword);
+    }
+    if (message.keywordRank !== 0) {
+      obj.keywordRank = Math.round(message.keywordRank);
+    }
+    if (message.fused !== 0) {
+      obj.fused = floatToJson(message.fused);
+    }
+    if (message.rerank !== 0) {
+      obj.rerank = floatToJson(message.rerank);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StageScores>, I>>(base?: I): StageScores {
+    return StageScores.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StageScores>, I>>(object: I): StageScores {
+    const message = createBaseStageScores();
+    message.dense = object.dense ?? 0;
+    message.denseRank = object.denseRank ?? 0;
+    message.keyword = object.keyword ?? 0;
+    message.keywordRank = object.keywordRank ?? 0;
+    message.fused = object.fused ?? 0;
+    message.rerank = object.rerank ?? 0;
     return message;
   },
 };
 
 function createBasePassage(): Passage {
-  return { documentId: "", text: "", score: 0 };
+  return {
+    documentId: "",
+    text: "",
+    score: 0,
+    passageId: "",
+    source: "",
+    title: "",
+    heading: "",
+    startOffset: 0,
+    endOffset: 0,
+    stages: undefined,
+  };
 }
 
 export const Passage: MessageFns<Passage> = {
@@ -192,6 +947,27 @@ export const Passage: MessageFns<Passage> = {
     }
     if (message.score !== 0) {
       writer.uint32(29).float(message.score);
+    }
+    if (message.passageId !== "") {
+      writer.uint32(34).string(message.passageId);
+    }
+    if (message.source !== "") {
+      writer.uint32(42).string(message.source);
+    }
+    if (message.title !== "") {
+      writer.uint32(50).string(message.title);
+    }
+    if (message.heading !== "") {
+      writer.uint32(58).string(message.heading);
+    }
+    if (message.startOffset !== 0) {
+      writer.uint32(64).int32(message.startOffset);
+    }
+    if (message.endOffset !== 0) {
+      writer.uint32(72).int32(message.endOffset);
+    }
+    if (message.stages !== undefined) {
+      StageScores.encode(message.stages, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -233,6 +1009,62 @@ export const Passage: MessageFns<Passage> = {
             message.score = reader.float();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.passageId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.title = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.heading = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.startOffset = reader.int32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.endOffset = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.stages = StageScores.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -254,6 +1086,25 @@ export const Passage: MessageFns<Passage> = {
         : "",
       text: isSet(object.text) ? globalThis.String(object.text) : "",
       score: isSet(object.score) ? globalThis.Number(object.score) : 0,
+      passageId: isSet(object.passageId)
+        ? globalThis.String(object.passageId)
+        : isSet(object.passage_id)
+        ? globalThis.String(object.passage_id)
+        : "",
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      title: isSet(object.title) ? globalThis.String(object.title) : "",
+      heading: isSet(object.heading) ? globalThis.String(object.heading) : "",
+      startOffset: isSet(object.startOffset)
+        ? globalThis.Number(object.startOffset)
+        : isSet(object.start_offset)
+        ? globalThis.Number(object.start_offset)
+        : 0,
+      endOffset: isSet(object.endOffset)
+        ? globalThis.Number(object.endOffset)
+        : isSet(object.end_offset)
+        ? globalThis.Number(object.end_offset)
+        : 0,
+      stages: isSet(object.stages) ? StageScores.fromJSON(object.stages) : undefined,
     };
   },
 
@@ -268,6 +1119,27 @@ export const Passage: MessageFns<Passage> = {
     if (message.score !== 0) {
       obj.score = floatToJson(message.score);
     }
+    if (message.passageId !== "") {
+      obj.passageId = message.passageId;
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.title !== "") {
+      obj.title = message.title;
+    }
+    if (message.heading !== "") {
+      obj.heading = message.heading;
+    }
+    if (message.startOffset !== 0) {
+      obj.startOffset = Math.round(message.startOffset);
+    }
+    if (message.endOffset !== 0) {
+      obj.endOffset = Math.round(message.endOffset);
+    }
+    if (message.stages !== undefined) {
+      obj.stages = StageScores.toJSON(message.stages);
+    }
     return obj;
   },
 
@@ -279,12 +1151,194 @@ export const Passage: MessageFns<Passage> = {
     message.documentId = object.documentId ?? "";
     message.text = object.text ?? "";
     message.score = object.score ?? 0;
+    message.passageId = object.passageId ?? "";
+    message.source = object.source ?? "";
+    message.title = object.title ?? "";
+    message.heading = object.heading ?? "";
+    message.startOffset = object.startOffset ?? 0;
+    message.endOffset = object.endOffset ?? 0;
+    message.stages = (object.stages !== undefined && object.stages !== null)
+      ? StageScores.fromPartial(object.stages)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSearchTimings(): SearchTimings {
+  return { embedMs: 0, denseMs: 0, keywordMs: 0, fusionMs: 0, rerankMs: 0, totalMs: 0 };
+}
+
+export const SearchTimings: MessageFns<SearchTimings> = {
+  encode(message: SearchTimings, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.embedMs !== 0) {
+      writer.uint32(13).float(message.embedMs);
+    }
+    if (message.denseMs !== 0) {
+      writer.uint32(21).float(message.denseMs);
+    }
+    if (message.keywordMs !== 0) {
+      writer.uint32(29).float(message.keywordMs);
+    }
+    if (message.fusionMs !== 0) {
+      writer.uint32(37).float(message.fusionMs);
+    }
+    if (message.rerankMs !== 0) {
+      writer.uint32(45).float(message.rerankMs);
+    }
+    if (message.totalMs !== 0) {
+      writer.uint32(53).float(message.totalMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SearchTimings {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSearchTimings();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 13) {
+              break;
+            }
+
+            message.embedMs = reader.float();
+            continue;
+          }
+          case 2: {
+            if (tag !== 21) {
+              break;
+            }
+
+            message.denseMs = reader.float();
+            continue;
+          }
+          case 3: {
+            if (tag !== 29) {
+              break;
+            }
+
+            message.keywordMs = reader.float();
+            continue;
+          }
+          case 4: {
+            if (tag !== 37) {
+              break;
+            }
+
+            message.fusionMs = reader.float();
+            continue;
+          }
+          case 5: {
+            if (tag !== 45) {
+              break;
+            }
+
+            message.rerankMs = reader.float();
+            continue;
+          }
+          case 6: {
+            if (tag !== 53) {
+              break;
+            }
+
+            message.totalMs = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SearchTimings {
+    return {
+      embedMs: isSet(object.embedMs)
+        ? globalThis.Number(object.embedMs)
+        : isSet(object.embed_ms)
+        ? globalThis.Number(object.embed_ms)
+        : 0,
+      denseMs: isSet(object.denseMs)
+        ? globalThis.Number(object.denseMs)
+        : isSet(object.dense_ms)
+        ? globalThis.Number(object.dense_ms)
+        : 0,
+      keywordMs: isSet(object.keywordMs)
+        ? globalThis.Number(object.keywordMs)
+        : isSet(object.keyword_ms)
+        ? globalThis.Number(object.keyword_ms)
+        : 0,
+      fusionMs: isSet(object.fusionMs)
+        ? globalThis.Number(object.fusionMs)
+        : isSet(object.fusion_ms)
+        ? globalThis.Number(object.fusion_ms)
+        : 0,
+      rerankMs: isSet(object.rerankMs)
+        ? globalThis.Number(object.rerankMs)
+        : isSet(object.rerank_ms)
+        ? globalThis.Number(object.rerank_ms)
+        : 0,
+      totalMs: isSet(object.totalMs)
+        ? globalThis.Number(object.totalMs)
+        : isSet(object.total_ms)
+        ? globalThis.Number(object.total_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: SearchTimings): unknown {
+    const obj: any = {};
+    if (message.embedMs !== 0) {
+      obj.embedMs = floatToJson(message.embedMs);
+    }
+    if (message.denseMs !== 0) {
+      obj.denseMs = floatToJson(message.denseMs);
+    }
+    if (message.keywordMs !== 0) {
+      obj.keywordMs = floatToJson(message.keywordMs);
+    }
+    if (message.fusionMs !== 0) {
+      obj.fusionMs = floatToJson(message.fusionMs);
+    }
+    if (message.rerankMs !== 0) {
+      obj.rerankMs = floatToJson(message.rerankMs);
+    }
+    if (message.totalMs !== 0) {
+      obj.totalMs = floatToJson(message.totalMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SearchTimings>, I>>(base?: I): SearchTimings {
+    return SearchTimings.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SearchTimings>, I>>(object: I): SearchTimings {
+    const message = createBaseSearchTimings();
+    message.embedMs = object.embedMs ?? 0;
+    message.denseMs = object.denseMs ?? 0;
+    message.keywordMs = object.keywordMs ?? 0;
+    message.fusionMs = object.fusionMs ?? 0;
+    message.rerankMs = object.rerankMs ?? 0;
+    message.totalMs = object.totalMs ?? 0;
     return message;
   },
 };
 
 function createBaseSearchResponse(): SearchResponse {
-  return { requestId: "", passages: [] };
+  return { requestId: "", passages: [], timings: undefined, generation: 0 };
 }
 
 export const SearchResponse: MessageFns<SearchResponse> = {
@@ -294,6 +1348,12 @@ export const SearchResponse: MessageFns<SearchResponse> = {
     }
     for (const v of message.passages) {
       Passage.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.timings !== undefined) {
+      SearchTimings.encode(message.timings, writer.uint32(26).fork()).join();
+    }
+    if (message.generation !== 0) {
+      writer.uint32(32).int64(message.generation);
     }
     return writer;
   },
@@ -327,6 +1387,22 @@ export const SearchResponse: MessageFns<SearchResponse> = {
             message.passages.push(Passage.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.timings = SearchTimings.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.generation = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -347,6 +1423,8 @@ export const SearchResponse: MessageFns<SearchResponse> = {
         ? globalThis.String(object.request_id)
         : "",
       passages: globalThis.Array.isArray(object?.passages) ? object.passages.map((e: any) => Passage.fromJSON(e)) : [],
+      timings: isSet(object.timings) ? SearchTimings.fromJSON(object.timings) : undefined,
+      generation: isSet(object.generation) ? globalThis.Number(object.generation) : 0,
     };
   },
 
@@ -358,6 +1436,12 @@ export const SearchResponse: MessageFns<SearchResponse> = {
     if (message.passages?.length) {
       obj.passages = message.passages.map((e) => Passage.toJSON(e));
     }
+    if (message.timings !== undefined) {
+      obj.timings = SearchTimings.toJSON(message.timings);
+    }
+    if (message.generation !== 0) {
+      obj.generation = Math.round(message.generation);
+    }
     return obj;
   },
 
@@ -368,21 +1452,291 @@ export const SearchResponse: MessageFns<SearchResponse> = {
     const message = createBaseSearchResponse();
     message.requestId = object.requestId ?? "";
     message.passages = object.passages?.map((e) => Passage.fromPartial(e)) || [];
+    message.timings = (object.timings !== undefined && object.timings !== null)
+      ? SearchTimings.fromPartial(object.timings)
+      : undefined;
+    message.generation = object.generation ?? 0;
+    return message;
+  },
+};
+
+function createBaseIngestConfig(): IngestConfig {
+  return { requestId: "", collection: undefined };
+}
+
+export const IngestConfig: MessageFns<IngestConfig> = {
+  encode(message: IngestConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.collection !== undefined) {
+      Collection.encode(message.collection, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IngestConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIngestConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.collection = Collection.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IngestConfig {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      collection: isSet(object.collection) ? Collection.fromJSON(object.collection) : undefined,
+    };
+  },
+
+  toJSON(message: IngestConfig): unknown {
+    const obj: any = {};
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.collection !== undefined) {
+      obj.collection = Collection.toJSON(message.collection);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IngestConfig>, I>>(base?: I): IngestConfig {
+    return IngestConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IngestConfig>, I>>(object: I): IngestConfig {
+    const message = createBaseIngestConfig();
+    message.requestId = object.requestId ?? "";
+    message.collection = (object.collection !== undefined && object.collection !== null)
+      ? Collection.fromPartial(object.collection)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDocument(): Document {
+  return { documentId: "", source: "", title: "", mediaType: "", content: undefined };
+}
+
+export const Document: MessageFns<Document> = {
+  encode(message: Document, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.documentId !== "") {
+      writer.uint32(10).string(message.documentId);
+    }
+    if (message.source !== "") {
+      writer.uint32(18).string(message.source);
+    }
+    if (message.title !== "") {
+      writer.uint32(26).string(message.title);
+    }
+    if (message.mediaType !== "") {
+      writer.uint32(34).string(message.mediaType);
+    }
+    switch (message.content?.$case) {
+      case "text":
+        writer.uint32(42).string(message.content.value);
+        break;
+      case "data":
+        writer.uint32(50).bytes(message.content.value);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Document {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDocument();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.documentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.title = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.mediaType = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.content = { $case: "text", value: reader.string() };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.content = { $case: "data", value: Buffer.from(reader.bytes()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Document {
+    return {
+      documentId: isSet(object.documentId)
+        ? globalThis.String(object.documentId)
+        : isSet(object.document_id)
+        ? globalThis.String(object.document_id)
+        : "",
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      title: isSet(object.title) ? globalThis.String(object.title) : "",
+      mediaType: isSet(object.mediaType)
+        ? globalThis.String(object.mediaType)
+        : isSet(object.media_type)
+        ? globalThis.String(object.media_type)
+        : "",
+      content: isSet(object.text)
+        ? { $case: "text", value: globalThis.String(object.text) }
+        : isSet(object.data)
+        ? { $case: "data", value: Buffer.from(bytesFromBase64(object.data)) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: Document): unknown {
+    const obj: any = {};
+    if (message.documentId !== "") {
+      obj.documentId = message.documentId;
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.title !== "") {
+      obj.title = message.title;
+    }
+    if (message.mediaType !== "") {
+      obj.mediaType = message.mediaType;
+    }
+    if (message.content?.$case === "text") {
+      obj.text = message.content.value;
+    } else if (message.content?.$case === "data") {
+      obj.data = base64FromBytes(message.content.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Document>, I>>(base?: I): Document {
+    return Document.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Document>, I>>(object: I): Document {
+    const message = createBaseDocument();
+    message.documentId = object.documentId ?? "";
+    message.source = object.source ?? "";
+    message.title = object.title ?? "";
+    message.mediaType = object.mediaType ?? "";
+    switch (object.content?.$case) {
+      case "text": {
+        if (object.content?.value !== undefined && object.content?.value !== null) {
+          message.content = { $case: "text", value: object.content.value };
+        }
+        break;
+      }
+      case "data": {
+        if (object.content?.value !== undefined && object.content?.value !== null) {
+          message.content = { $case: "data", value: object.content.value };
+        }
+        break;
+      }
+    }
     return message;
   },
 };
 
 function createBaseIngestRequest(): IngestRequest {
-  return { documentId: "", text: "" };
+  return { streamingRequest: undefined };
 }
 
 export const IngestRequest: MessageFns<IngestRequest> = {
   encode(message: IngestRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.documentId !== "") {
-      writer.uint32(10).string(message.documentId);
-    }
-    if (message.text !== "") {
-      writer.uint32(18).string(message.text);
+    switch (message.streamingRequest?.$case) {
+      case "config":
+        IngestConfig.encode(message.streamingRequest.value, writer.uint32(26).fork()).join();
+        break;
+      case "document":
+        Document.encode(message.streamingRequest.value, writer.uint32(34).fork()).join();
+        break;
     }
     return writer;
   },
@@ -400,20 +1754,20 @@ export const IngestRequest: MessageFns<IngestRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
+          case 3: {
+            if (tag !== 26) {
               break;
             }
 
-            message.documentId = reader.string();
+            message.streamingRequest = { $case: "config", value: IngestConfig.decode(reader, reader.uint32()) };
             continue;
           }
-          case 2: {
-            if (tag !== 18) {
+          case 4: {
+            if (tag !== 34) {
               break;
             }
 
-            message.text = reader.string();
+            message.streamingRequest = { $case: "document", value: Document.decode(reader, reader.uint32()) };
             continue;
           }
         }
@@ -430,22 +1784,20 @@ export const IngestRequest: MessageFns<IngestRequest> = {
 
   fromJSON(object: any): IngestRequest {
     return {
-      documentId: isSet(object.documentId)
-        ? globalThis.String(object.documentId)
-        : isSet(object.document_id)
-        ? globalThis.String(object.document_id)
-        : "",
-      text: isSet(object.text) ? globalThis.String(object.text) : "",
+      streamingRequest: isSet(object.config)
+        ? { $case: "config", value: IngestConfig.fromJSON(object.config) }
+        : isSet(object.document)
+        ? { $case: "document", value: Document.fromJSON(object.document) }
+        : undefined,
     };
   },
 
   toJSON(message: IngestRequest): unknown {
     const obj: any = {};
-    if (message.documentId !== "") {
-      obj.documentId = message.documentId;
-    }
-    if (message.text !== "") {
-      obj.text = message.text;
+    if (message.streamingRequest?.$case === "config") {
+      obj.config = IngestConfig.toJSON(message.streamingRequest.value);
+    } else if (message.streamingRequest?.$case === "document") {
+      obj.document = Document.toJSON(message.streamingRequest.value);
     }
     return obj;
   },
@@ -455,14 +1807,134 @@ export const IngestRequest: MessageFns<IngestRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<IngestRequest>, I>>(object: I): IngestRequest {
     const message = createBaseIngestRequest();
+    switch (object.streamingRequest?.$case) {
+      case "config": {
+        if (object.streamingRequest?.value !== undefined && object.streamingRequest?.value !== null) {
+          message.streamingRequest = {
+            $case: "config",
+            value: IngestConfig.fromPartial(object.streamingRequest.value),
+          };
+        }
+        break;
+      }
+      case "document": {
+        if (object.streamingRequest?.value !== undefined && object.streamingRequest?.value !== null) {
+          message.streamingRequest = { $case: "document", value: Document.fromPartial(object.streamingRequest.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseDocumentError(): DocumentError {
+  return { documentId: "", source: "", message: "" };
+}
+
+export const DocumentError: MessageFns<DocumentError> = {
+  encode(message: DocumentError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.documentId !== "") {
+      writer.uint32(10).string(message.documentId);
+    }
+    if (message.source !== "") {
+      writer.uint32(18).string(message.source);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DocumentError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDocumentError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.documentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DocumentError {
+    return {
+      documentId: isSet(object.documentId)
+        ? globalThis.String(object.documentId)
+        : isSet(object.document_id)
+        ? globalThis.String(object.document_id)
+        : "",
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: DocumentError): unknown {
+    const obj: any = {};
+    if (message.documentId !== "") {
+      obj.documentId = message.documentId;
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DocumentError>, I>>(base?: I): DocumentError {
+    return DocumentError.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DocumentError>, I>>(object: I): DocumentError {
+    const message = createBaseDocumentError();
     message.documentId = object.documentId ?? "";
-    message.text = object.text ?? "";
+    message.source = object.source ?? "";
+    message.message = object.message ?? "";
     return message;
   },
 };
 
 function createBaseIngestResponse(): IngestResponse {
-  return { documents: 0, passages: 0 };
+  return { documents: 0, passages: 0, errors: [], unchanged: 0, generation: 0 };
 }
 
 export const IngestResponse: MessageFns<IngestResponse> = {
@@ -472,6 +1944,15 @@ export const IngestResponse: MessageFns<IngestResponse> = {
     }
     if (message.passages !== 0) {
       writer.uint32(16).int32(message.passages);
+    }
+    for (const v of message.errors) {
+      DocumentError.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.unchanged !== 0) {
+      writer.uint32(32).int32(message.unchanged);
+    }
+    if (message.generation !== 0) {
+      writer.uint32(40).int64(message.generation);
     }
     return writer;
   },
@@ -505,6 +1986,30 @@ export const IngestResponse: MessageFns<IngestResponse> = {
             message.passages = reader.int32();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errors.push(DocumentError.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.unchanged = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.generation = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -521,6 +2026,9 @@ export const IngestResponse: MessageFns<IngestResponse> = {
     return {
       documents: isSet(object.documents) ? globalThis.Number(object.documents) : 0,
       passages: isSet(object.passages) ? globalThis.Number(object.passages) : 0,
+      errors: globalThis.Array.isArray(object?.errors) ? object.errors.map((e: any) => DocumentError.fromJSON(e)) : [],
+      unchanged: isSet(object.unchanged) ? globalThis.Number(object.unchanged) : 0,
+      generation: isSet(object.generation) ? globalThis.Number(object.generation) : 0,
     };
   },
 
@@ -532,6 +2040,15 @@ export const IngestResponse: MessageFns<IngestResponse> = {
     if (message.passages !== 0) {
       obj.passages = Math.round(message.passages);
     }
+    if (message.errors?.length) {
+      obj.errors = message.errors.map((e) => DocumentError.toJSON(e));
+    }
+    if (message.unchanged !== 0) {
+      obj.unchanged = Math.round(message.unchanged);
+    }
+    if (message.generation !== 0) {
+      obj.generation = Math.round(message.generation);
+    }
     return obj;
   },
 
@@ -542,14 +2059,656 @@ export const IngestResponse: MessageFns<IngestResponse> = {
     const message = createBaseIngestResponse();
     message.documents = object.documents ?? 0;
     message.passages = object.passages ?? 0;
+    message.errors = object.errors?.map((e) => DocumentError.fromPartial(e)) || [];
+    message.unchanged = object.unchanged ?? 0;
+    message.generation = object.generation ?? 0;
     return message;
   },
 };
 
-/** Retrieval-augmented answers: a document store searched by meaning. */
+function createBaseDeleteRequest(): DeleteRequest {
+  return { requestId: "", collection: undefined, documentIds: [], allDocuments: false };
+}
+
+export const DeleteRequest: MessageFns<DeleteRequest> = {
+  encode(message: DeleteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.collection !== undefined) {
+      Collection.encode(message.collection, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.documentIds) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.allDocuments !== false) {
+      writer.uint32(32).bool(message.allDocuments);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.collection = Collection.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.documentIds.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.allDocuments = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteRequest {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      collection: isSet(object.collection) ? Collection.fromJSON(object.collection) : undefined,
+      documentIds: globalThis.Array.isArray(object?.documentIds)
+        ? object.documentIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.document_ids)
+        ? object.document_ids.map((e: any) => globalThis.String(e))
+        : [],
+      allDocuments: isSet(object.allDocuments)
+        ? globalThis.Boolean(object.allDocuments)
+        : isSet(object.all_documents)
+        ? globalThis.Boolean(object.all_documents)
+        : false,
+    };
+  },
+
+  toJSON(message: DeleteRequest): unknown {
+    const obj: any = {};
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.collection !== undefined) {
+      obj.collection = Collection.toJSON(message.collection);
+    }
+    if (message.documentIds?.length) {
+      obj.documentIds = message.documentIds;
+    }
+    if (message.allDocuments !== false) {
+      obj.allDocuments = message.allDocuments;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteRequest>, I>>(base?: I): DeleteRequest {
+    return DeleteRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteRequest>, I>>(object: I): DeleteRequest {
+    const message = createBaseDeleteRequest();
+    message.requestId = object.requestId ?? "";
+    message.collection = (object.collection !== undefined && object.collection !== null)
+      ? Collection.fromPartial(object.collection)
+      : undefined;
+    message.documentIds = object.documentIds?.map((e) => e) || [];
+    message.allDocuments = object.allDocuments ?? false;
+    return message;
+  },
+};
+
+function createBaseDeleteResponse(): DeleteResponse {
+  return { documents: 0, passages: 0, generation: 0 };
+}
+
+export const DeleteResponse: MessageFns<DeleteResponse> = {
+  encode(message: DeleteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.documents !== 0) {
+      writer.uint32(8).int32(message.documents);
+    }
+    if (message.passages !== 0) {
+      writer.uint32(16).int32(message.passages);
+    }
+    if (message.generation !== 0) {
+      writer.uint32(24).int64(message.generation);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.documents = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.passages = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.generation = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteResponse {
+    return {
+      documents: isSet(object.documents) ? globalThis.Number(object.documents) : 0,
+      passages: isSet(object.passages) ? globalThis.Number(object.passages) : 0,
+      generation: isSet(object.generation) ? globalThis.Number(object.generation) : 0,
+    };
+  },
+
+  toJSON(message: DeleteResponse): unknown {
+    const obj: any = {};
+    if (message.documents !== 0) {
+      obj.documents = Math.round(message.documents);
+    }
+    if (message.passages !== 0) {
+      obj.passages = Math.round(message.passages);
+    }
+    if (message.generation !== 0) {
+      obj.generation = Math.round(message.generation);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteResponse>, I>>(base?: I): DeleteResponse {
+    return DeleteResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteResponse>, I>>(object: I): DeleteResponse {
+    const message = createBaseDeleteResponse();
+    message.documents = object.documents ?? 0;
+    message.passages = object.passages ?? 0;
+    message.generation = object.generation ?? 0;
+    return message;
+  },
+};
+
+function createBaseStatsRequest(): StatsRequest {
+  return { collection: undefined };
+}
+
+export const StatsRequest: MessageFns<StatsRequest> = {
+  encode(message: StatsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.collection !== undefined) {
+      Collection.encode(message.collection, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StatsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStatsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.collection = Collection.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StatsRequest {
+    return { collection: isSet(object.collection) ? Collection.fromJSON(object.collection) : undefined };
+  },
+
+  toJSON(message: StatsRequest): unknown {
+    const obj: any = {};
+    if (message.collection !== undefined) {
+      obj.collection = Collection.toJSON(message.collection);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StatsRequest>, I>>(base?: I): StatsRequest {
+    return StatsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StatsRequest>, I>>(object: I): StatsRequest {
+    const message = createBaseStatsRequest();
+    message.collection = (object.collection !== undefined && object.collection !== null)
+      ? Collection.fromPartial(object.collection)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseStatsResponse(): StatsResponse {
+  return {
+    documents: 0,
+    passages: 0,
+    generation: 0,
+    denseIndex: "",
+    keywordIndex: "",
+    embedder: "",
+    reranker: "",
+    bytes: {},
+    builtAt: undefined,
+  };
+}
+
+export const StatsResponse: MessageFns<StatsResponse> = {
+  encode(message: StatsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.documents !== 0) {
+      writer.uint32(8).int32(message.documents);
+    }
+    if (message.passages !== 0) {
+      writer.uint32(16).int32(message.passages);
+    }
+    if (message.generation !== 0) {
+      writer.uint32(24).int64(message.generation);
+    }
+    if (message.denseIndex !== "") {
+      writer.uint32(34).string(message.denseIndex);
+    }
+    if (message.keywordIndex !== "") {
+      writer.uint32(42).string(message.keywordIndex);
+    }
+    if (message.embedder !== "") {
+      writer.uint32(50).string(message.embedder);
+    }
+    if (message.reranker !== "") {
+      writer.uint32(58).string(message.reranker);
+    }
+    globalThis.Object.entries(message.bytes).forEach(([key, value]: [string, number]) => {
+      StatsResponse_BytesEntry.encode({ key: key as any, value }, writer.uint32(66).fork()).join();
+    });
+    if (message.builtAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.builtAt), writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StatsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStatsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.documents = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.passages = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.generation = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.denseIndex = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.keywordIndex = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.embedder = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reranker = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            const entry8 = StatsResponse_BytesEntry.decode(reader, reader.uint32());
+            if (entry8.value !== undefined) {
+              message.bytes[entry8.key] = entry8.value;
+            }
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.builtAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StatsResponse {
+    return {
+      documents: isSet(object.documents) ? globalThis.Number(object.documents) : 0,
+      passages: isSet(object.passages) ? globalThis.Number(object.passages) : 0,
+      generation: isSet(object.generation) ? globalThis.Number(object.generation) : 0,
+      denseIndex: isSet(object.denseIndex)
+        ? globalThis.String(object.denseIndex)
+        : isSet(object.dense_index)
+        ? globalThis.String(object.dense_index)
+        : "",
+      keywordIndex: isSet(object.keywordIndex)
+        ? globalThis.String(object.keywordIndex)
+        : isSet(object.keyword_index)
+        ? globalThis.String(object.keyword_index)
+        : "",
+      embedder: isSet(object.embedder) ? globalThis.String(object.embedder) : "",
+      reranker: isSet(object.reranker) ? globalThis.String(object.reranker) : "",
+      bytes: isObject(object.bytes)
+        ? (globalThis.Object.entries(object.bytes) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      builtAt: isSet(object.builtAt)
+        ? fromJsonTimestamp(object.builtAt)
+        : isSet(object.built_at)
+        ? fromJsonTimestamp(object.built_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: StatsResponse): unknown {
+    const obj: any = {};
+    if (message.documents !== 0) {
+      obj.documents = Math.round(message.documents);
+    }
+    if (message.passages !== 0) {
+      obj.passages = Math.round(message.passages);
+    }
+    if (message.generation !== 0) {
+      obj.generation = Math.round(message.generation);
+    }
+    if (message.denseIndex !== "") {
+      obj.denseIndex = message.denseIndex;
+    }
+    if (message.keywordIndex !== "") {
+      obj.keywordIndex = message.keywordIndex;
+    }
+    if (message.embedder !== "") {
+      obj.embedder = message.embedder;
+    }
+    if (message.reranker !== "") {
+      obj.reranker = message.reranker;
+    }
+    if (message.bytes) {
+      const entries = globalThis.Object.entries(message.bytes) as [string, number][];
+      if (entries.length > 0) {
+        obj.bytes = {};
+        entries.forEach(([k, v]) => {
+          obj.bytes[k] = Math.round(v);
+        });
+      }
+    }
+    if (message.builtAt !== undefined) {
+      obj.builtAt = message.builtAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StatsResponse>, I>>(base?: I): StatsResponse {
+    return StatsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StatsResponse>, I>>(object: I): StatsResponse {
+    const message = createBaseStatsResponse();
+    message.documents = object.documents ?? 0;
+    message.passages = object.passages ?? 0;
+    message.generation = object.generation ?? 0;
+    message.denseIndex = object.denseIndex ?? "";
+    message.keywordIndex = object.keywordIndex ?? "";
+    message.embedder = object.embedder ?? "";
+    message.reranker = object.reranker ?? "";
+    message.bytes = (globalThis.Object.entries(object.bytes ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.builtAt = object.builtAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseStatsResponse_BytesEntry(): StatsResponse_BytesEntry {
+  return { key: "", value: 0 };
+}
+
+export const StatsResponse_BytesEntry: MessageFns<StatsResponse_BytesEntry> = {
+  encode(message: StatsResponse_BytesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).int64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StatsResponse_BytesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStatsResponse_BytesEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StatsResponse_BytesEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: StatsResponse_BytesEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StatsResponse_BytesEntry>, I>>(base?: I): StatsResponse_BytesEntry {
+    return StatsResponse_BytesEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StatsResponse_BytesEntry>, I>>(object: I): StatsResponse_BytesEntry {
+    const message = createBaseStatsResponse_BytesEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+/**
+ * Retrieval-augmented answers: a user's documents, searched by meaning (dense vectors) and by words
+ * (BM25), the two fused, then reranked. Ingestion builds the next index generation aside and swaps
+ * it in whole: a search sees the old documents or the new ones, never a mix.
+ */
 export type RetrievalServiceService = typeof RetrievalServiceService;
 export const RetrievalServiceService = {
-  /** Find the passages nearest in meaning to a query. */
+  /** The passages of a collection that best answer a query, with each stage's score and timing. */
   search: {
     path: "/voicemesh.v1.RetrievalService/Search" as const,
     requestStream: false as const,
@@ -559,7 +2718,11 @@ export const RetrievalServiceService = {
     responseSerialize: (value: SearchResponse): Buffer => Buffer.from(SearchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SearchResponse => SearchResponse.decode(value),
   },
-  /** Add documents, streamed one per message. */
+  /**
+   * Add or replace documents: a config first, then one document per message. A document whose
+   * id is already in the collection replaces it; one that cannot be read is reported in the
+   * response and the rest still go in.
+   */
   ingest: {
     path: "/voicemesh.v1.RetrievalService/Ingest" as const,
     requestStream: true as const,
@@ -569,17 +2732,45 @@ export const RetrievalServiceService = {
     responseSerialize: (value: IngestResponse): Buffer => Buffer.from(IngestResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): IngestResponse => IngestResponse.decode(value),
   },
+  /** Remove documents (and all their passages) from a collection. */
+  delete: {
+    path: "/voicemesh.v1.RetrievalService/Delete" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteRequest): Buffer => Buffer.from(DeleteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteRequest => DeleteRequest.decode(value),
+    responseSerialize: (value: DeleteResponse): Buffer => Buffer.from(DeleteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteResponse => DeleteResponse.decode(value),
+  },
+  /** What a collection holds and how it is indexed. */
+  stats: {
+    path: "/voicemesh.v1.RetrievalService/Stats" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StatsRequest): Buffer => Buffer.from(StatsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StatsRequest => StatsRequest.decode(value),
+    responseSerialize: (value: StatsResponse): Buffer => Buffer.from(StatsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StatsResponse => StatsResponse.decode(value),
+  },
 } as const;
 
 export interface RetrievalServiceServer extends UntypedServiceImplementation {
-  /** Find the passages nearest in meaning to a query. */
+  /** The passages of a collection that best answer a query, with each stage's score and timing. */
   search: handleUnaryCall<SearchRequest, SearchResponse>;
-  /** Add documents, streamed one per message. */
+  /**
+   * Add or replace documents: a config first, then one document per message. A document whose
+   * id is already in the collection replaces it; one that cannot be read is reported in the
+   * response and the rest still go in.
+   */
   ingest: handleClientStreamingCall<IngestRequest, IngestResponse>;
+  /** Remove documents (and all their passages) from a collection. */
+  delete: handleUnaryCall<DeleteRequest, DeleteResponse>;
+  /** What a collection holds and how it is indexed. */
+  stats: handleUnaryCall<StatsRequest, StatsResponse>;
 }
 
 export interface RetrievalServiceClient extends Client {
-  /** Find the passages nearest in meaning to a query. */
+  /** The passages of a collection that best answer a query, with each stage's score and timing. */
   search(
     request: SearchRequest,
     callback: (error: ServiceError | null, response: SearchResponse) => void,
@@ -595,7 +2786,11 @@ export interface RetrievalServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SearchResponse) => void,
   ): ClientUnaryCall;
-  /** Add documents, streamed one per message. */
+  /**
+   * Add or replace documents: a config first, then one document per message. A document whose
+   * id is already in the collection replaces it; one that cannot be read is reported in the
+   * response and the rest still go in.
+   */
   ingest(callback: (error: ServiceError | null, response: IngestResponse) => void): ClientWritableStream<IngestRequest>;
   ingest(
     metadata: Metadata,
@@ -610,6 +2805,38 @@ export interface RetrievalServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: IngestResponse) => void,
   ): ClientWritableStream<IngestRequest>;
+  /** Remove documents (and all their passages) from a collection. */
+  delete(
+    request: DeleteRequest,
+    callback: (error: ServiceError | null, response: DeleteResponse) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteResponse) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteResponse) => void,
+  ): ClientUnaryCall;
+  /** What a collection holds and how it is indexed. */
+  stats(
+    request: StatsRequest,
+    callback: (error: ServiceError | null, response: StatsResponse) => void,
+  ): ClientUnaryCall;
+  stats(
+    request: StatsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StatsResponse) => void,
+  ): ClientUnaryCall;
+  stats(
+    request: StatsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StatsResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const RetrievalServiceClient = makeGenericClientConstructor(
@@ -620,6 +2847,14 @@ export const RetrievalServiceClient = makeGenericClientConstructor(
   service: typeof RetrievalServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 function floatToJson(value: number | null | undefined): number | string | null | undefined {
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
@@ -637,6 +2872,43 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000);
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (t.seconds || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
