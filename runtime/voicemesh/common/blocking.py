@@ -8,6 +8,7 @@ and streamed work stops between items so a cancelled RPC stops the work itself.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,12 +20,22 @@ T = TypeVar("T")
 _END = object()
 
 
+def _lower_priority(nice: int) -> None:
+    if nice and hasattr(os, "setpriority"):
+        thread = threading.get_native_id()  # Linux: a thread's nice is its own, inherited by its threads
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + nice))
+
+
 class BlockingPool:
     """A fixed number of threads for blocking model work."""
 
-    def __init__(self, workers: int, name: str) -> None:
+    def __init__(self, workers: int, name: str, *, nice: int = 0) -> None:
+        """``nice`` lowers the CPU priority of the pool's threads (and of threads they start), so
+        background work (ingestion) yields the CPU to the requests a caller is waiting on."""
         self.name = name
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix=name, initializer=_lower_priority, initargs=(nice,)
+        )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

@@ -49,7 +49,7 @@ GATEWAY = Component(
     "voicemesh.gateway",
     50051,
     9451,
-    ("voicemesh.v1.GatewayService", "voicemesh.v1.UserDataService"),
+    ("voicemesh.v1.GatewayService", "voicemesh.v1.UserDataService", "voicemesh.v1.RetrievalService"),
     "gateway",
     "gateway",
     "voicemesh.gateway.config:GatewaySettings",
@@ -85,9 +85,20 @@ CORE = Component(
     "voicemesh.core.config:CoreSettings",
 )
 
-COMPONENTS = {component.name: component for component in (GATEWAY, STT, TTS, CORE)}
+RAG = Component(
+    "rag",
+    "voicemesh.rag",
+    50055,
+    9455,
+    ("voicemesh.v1.RetrievalService",),
+    "rag",
+    "services/rag",
+    "voicemesh.rag.config:RagSettings",
+)
+
+COMPONENTS = {component.name: component for component in (GATEWAY, STT, TTS, CORE, RAG)}
 # What the gateway calls: started before it, stopped after it.
-BACKENDS = (STT, TTS, CORE)
+BACKENDS = (STT, TTS, CORE, RAG)
 
 
 def import_extra(module: str, extra: str) -> ModuleType:

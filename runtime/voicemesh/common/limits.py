@@ -6,7 +6,11 @@ again, since their own APIs are reachable too; both with the numbers and message
 
 from __future__ import annotations
 
+import re
+
 from voicemesh.common.errors import InvalidRequest
+
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 # A turn's text: what the user typed or said, and a reply kept in the history.
 MAX_TEXT_CHARS = 8 * 1024
@@ -24,6 +28,17 @@ MAX_PROFILE_KEY_CHARS = 64
 MAX_PROFILE_VALUE_CHARS = 256
 # History turns one GetUserData may list.
 MAX_HISTORY_TURNS = 1000
+# A document to ingest: its bytes fit in one message, its extracted text in a few thousand passages.
+MAX_DOCUMENT_BYTES = 15 << 20
+MAX_DOCUMENT_CHARS = 4_000_000
+# Documents one Ingest stream may carry, and passages one Search may return.
+MAX_INGEST_DOCUMENTS = 10_000
+MAX_SEARCH_RESULTS = 50
+# Passages of the user's documents one reply may be given (the local model's context is 2,048 tokens).
+MAX_SOURCES = 10
+MAX_SOURCE_CHARS = 6_000
+# A collection's name: a path segment of the index folder and a label in logs.
+MAX_COLLECTION_CHARS = 64
 
 
 def check_text(name: str, text: str, limit: int = MAX_TEXT_CHARS) -> str:
@@ -34,6 +49,18 @@ def check_text(name: str, text: str, limit: int = MAX_TEXT_CHARS) -> str:
     if len(stripped) > limit:
         raise InvalidRequest(f"{name} of {len(stripped)} characters is over the {limit} limit")
     return stripped
+
+
+def check_collection_name(name: str) -> str:
+    """A collection name (empty: "default"): letters, digits, '.', '_' or '-'."""
+    if not name:
+        return "default"
+    if len(name) > MAX_COLLECTION_CHARS or not _COLLECTION_NAME.fullmatch(name):
+        raise InvalidRequest(
+            f"collection name {name[:80]!r} must be 1 to {MAX_COLLECTION_CHARS} letters, digits, "
+            "'.', '_' or '-'"
+        )
+    return name
 
 
 def check_id(name: str, value: str) -> None:

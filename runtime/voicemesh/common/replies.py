@@ -17,6 +17,8 @@ ReplyEvent = (
     | core_pb2.SentenceMark  # a complete sentence of it
     | audio_pb2.SynthesizedAudio  # spoken reply audio
     | gateway_pb2.ReplyAudioFailed  # the reply cannot be spoken; the text goes on
+    | gateway_pb2.Citation  # a passage of the user's documents the reply is grounded in
+    | gateway_pb2.GroundingFailed  # the user's documents could not be searched; the reply goes on
     | gateway_pb2.TurnDone  # the end of the turn
 )
 
@@ -33,4 +35,8 @@ def ask_response(request_id: str, event: ReplyEvent) -> gateway_pb2.AskResponse:
         return gateway_pb2.AskResponse(request_id=request_id, reply_audio=event)
     if isinstance(event, gateway_pb2.ReplyAudioFailed):
         return gateway_pb2.AskResponse(request_id=request_id, reply_audio_failed=event)
+    if isinstance(event, gateway_pb2.Citation):
+        return gateway_pb2.AskResponse(request_id=request_id, citation=event)
+    if isinstance(event, gateway_pb2.GroundingFailed):
+        return gateway_pb2.AskResponse(request_id=request_id, grounding_failed=event)
     return gateway_pb2.AskResponse(request_id=request_id, turn_done=event)
