@@ -154,3 +154,24 @@ async def test_the_local_tier_answers_when_the_remote_is_down_throttled_or_its_b
             # Two failures in a row opened the remote tier's breaker: the third does not try it.
             assert reasons[2] == "fallback: remote tier's circuit is open after repeated failures"
     server.close()
+
+
+def test_grounding_keeps_the_sentences_nearest_the_question_within_its_budget() -> None:
+    from pathlib import Path
+
+    from voicemesh.core.context import Source
+    from voicemesh.core.excerpts import fit
+
+    faq = Path("/usr/share/doc/socat/FAQ").read_text().split()
+    filler = " ".join(faq[:70]).replace(".", ",") + "."  # a real paragraph, one long sentence
+    fact = "The Zorblat reactor was commissioned in 2004 in Tromsø."
+    sources = [
+        Source("facilities", "", f"{filler} {fact} {filler}"),
+        Source("manual", "Opening hours", "The visitor centre opens at nine. It closes at five."),
+    ]
+    kept = fit(sources, "When was the Zorblat reactor commissioned?", 60)
+    assert sum(len(s.text.split()) for s in kept) <= 60
+    assert kept[0].title == "facilities" and fact in kept[0].text and filler not in kept[0].text
+    assert fit(sources, "anything", 0) == sources  # 0: whole passages
+    # However little room, the best passage keeps the start of its best sentence.
+    assert fit(sources, "When was the Zorblat reactor commissioned?", 4)[0].text == "The Zorblat reactor was"

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from voicemesh.common.components import CORE, GATEWAY, STT, TTS
+from voicemesh.common.components import CORE, GATEWAY, RAG, STT, TTS
 from voicemesh.common.config import ServiceSettings, data_dir
 
 
@@ -20,6 +20,22 @@ class GatewaySettings(ServiceSettings):
     stt_target: str = Field(f"127.0.0.1:{STT.port}", description="gRPC target of the STT service.")
     core_target: str = Field(f"127.0.0.1:{CORE.port}", description="gRPC target of the core service.")
     tts_target: str = Field(f"127.0.0.1:{TTS.port}", description="gRPC target of the TTS service.")
+    rag_target: str = Field(f"127.0.0.1:{RAG.port}", description="gRPC target of the RAG service.")
+    retrieval_timeout_ms: int = Field(
+        400,
+        ge=1,
+        le=60_000,
+        description="Longest a turn waits for the user's documents to be searched; past it the reply is "
+        "made without them (grounding_failed).",
+    )
+    retrieval_top_k: int = Field(3, ge=1, le=10, description="Passages given to the model, at most.")
+    retrieval_min_score: float = Field(
+        0.35,
+        ge=-1,
+        le=1,
+        description="Passages whose dense similarity to the question is below this are not given to the "
+        "model (measured in bench/retrieval.py: unrelated passages score below it).",
+    )
     preemptive_generation: bool = Field(
         True,
         description="Start the reply on the transcript decoded in the user's pause, before the endpoint; "
@@ -53,6 +69,7 @@ class GatewaySettings(ServiceSettings):
     )
     max_core_calls: int = Field(16, ge=1, description="Core calls in flight at once.")
     max_tts_calls: int = Field(16, ge=1, description="TTS calls in flight at once.")
+    max_rag_calls: int = Field(16, ge=1, description="Searches of the RAG service in flight at once.")
     max_queued_calls: int = Field(32, ge=0, description="Calls that may wait for a slot, per service.")
     max_queue_wait_s: float = Field(2.0, ge=0, description="Longest wait for a slot before refusal.")
     reply_cache_entries: int = Field(

@@ -77,9 +77,11 @@ class Conversation:
         preemptive: bool,
         deadline: Callable[[], Deadline],
         admit: Admit,
+        tenant: str = "default",
     ) -> None:
         self._runner = runner
         self._config = config
+        self._tenant = tenant
         self._new_session = new_session  # the server made the session: nothing came before its first turn
         self._request_id = request_id
         self._session_id = session_id
@@ -180,6 +182,8 @@ class Conversation:
             self._deadline(),
             self._config.user_id,
             first,
+            self._tenant,
+            self._config.retrieval,
         )
         task = self._turns.create_task(self._turn(index, turn, output, admit))
         return _Running(index, text, output, task)

@@ -33,7 +33,13 @@ from voicemesh.gateway.config import GatewaySettings
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.throttle import ConcurrencyLimit
 from voicemesh.rpc.status import RelayedStatus
-from voicemesh.v1 import core_pb2_grpc, speech_to_text_pb2_grpc, text_to_speech_pb2_grpc, user_data_pb2_grpc
+from voicemesh.v1 import (
+    core_pb2_grpc,
+    retrieval_pb2_grpc,
+    speech_to_text_pb2_grpc,
+    text_to_speech_pb2_grpc,
+    user_data_pb2_grpc,
+)
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -225,6 +231,7 @@ class Downstream:
             "stt": (settings.stt_target, speech_to_text_pb2_grpc.SpeechToTextServiceStub),
             "core": (settings.core_target, CoreStub),
             "tts": (settings.tts_target, text_to_speech_pb2_grpc.TextToSpeechServiceStub),
+            "rag": (settings.rag_target, retrieval_pb2_grpc.RetrievalServiceStub),
         }
         services = {
             name: Replicas(name, target, stub, settings, health) for name, (target, stub) in stubs.items()
@@ -234,6 +241,7 @@ class Downstream:
             "stt": settings.max_stt_streams,
             "core": settings.max_core_calls,
             "tts": settings.max_tts_calls,
+            "rag": settings.max_rag_calls,
         }
         limits = {
             name: ConcurrencyLimit(name, most[name], settings.max_queued_calls, settings.max_queue_wait_s)

@@ -30,6 +30,10 @@ def converse_response(request_id: str, turn_index: int, event: ConverseEvent) ->
         response.reply_sentence.CopyFrom(event)
     elif isinstance(event, gateway_pb2.ReplyAudioFailed):
         response.reply_audio_failed.CopyFrom(event)
+    elif isinstance(event, gateway_pb2.Citation):
+        response.citation.CopyFrom(event)
+    elif isinstance(event, gateway_pb2.GroundingFailed):
+        response.grounding_failed.CopyFrom(event)
     elif isinstance(event, gateway_pb2.TurnDone):
         response.turn_done.CopyFrom(event)
     elif isinstance(event, speech_to_text_pb2.SpeechStarted):

@@ -10,14 +10,16 @@ from voicemesh.common.reply_cache import ReplyCache
 from voicemesh.gateway.config import GatewaySettings
 from voicemesh.gateway.deadlines import Budgets
 from voicemesh.gateway.downstream import SERVICES, Downstream
+from voicemesh.gateway.grounding import Grounding
 from voicemesh.gateway.recorder import TurnRecorder
+from voicemesh.gateway.retrieval import GatewayRetrieval
 from voicemesh.gateway.servicer import GatewayServicer
 from voicemesh.gateway.throttle import CallerLimits, RateLimits
 from voicemesh.gateway.turns import TurnRunner
 from voicemesh.gateway.user_data import GatewayUserData
 from voicemesh.rpc.host import ServiceHost, serve_until_signalled, service_host
 from voicemesh.rpc.process import run_process
-from voicemesh.v1 import gateway_pb2_grpc, user_data_pb2_grpc
+from voicemesh.v1 import gateway_pb2_grpc, retrieval_pb2_grpc, user_data_pb2_grpc
 
 
 def build_runner(settings: GatewaySettings, downstream: Downstream) -> TurnRunner:
@@ -29,7 +31,13 @@ def build_runner(settings: GatewaySettings, downstream: Downstream) -> TurnRunne
         on_lookup=lambda result: REPLY_CACHE.labels("gateway", result).inc(),
     )
     recorder = TurnRecorder(downstream, spill=settings.spill_path())
-    return TurnRunner(downstream, recorder, cache, record_wait_s=settings.record_wait_s)
+    grounding = Grounding(
+        downstream,
+        timeout_s=settings.retrieval_timeout_ms / 1000,
+        top_k=settings.retrieval_top_k,
+        min_score=settings.retrieval_min_score,
+    )
+    return TurnRunner(downstream, recorder, cache, record_wait_s=settings.record_wait_s, grounding=grounding)
 
 
 def build_host(settings: GatewaySettings, runner: TurnRunner) -> ServiceHost:
@@ -51,13 +59,18 @@ def build_host(settings: GatewaySettings, runner: TurnRunner) -> ServiceHost:
             {"streams": settings.max_streams_per_caller, "turns": settings.max_turns_per_caller}
         ),
     )
-    gateway_service, user_data_service = GATEWAY.services
+    gateway_service, user_data_service, retrieval_service = GATEWAY.services
     return service_host(
         (gateway_pb2_grpc.add_GatewayServiceServicer_to_server, gateway, gateway_service),
         (
             user_data_pb2_grpc.add_UserDataServiceServicer_to_server,
             GatewayUserData(runner.downstream, runner.cache),
             user_data_service,
+        ),
+        (
+            retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server,
+            GatewayRetrieval(runner.downstream),
+            retrieval_service,
         ),
         settings=settings,
     )

@@ -36,6 +36,14 @@ def _check_reply(reply: pb.ReplyConfig) -> None:
         )
 
 
+def _check_retrieval(config: pb.RetrievalConfig) -> None:
+    if not 0 <= config.top_k <= 10:
+        raise InvalidRequest(
+            f"retrieval.top_k {config.top_k} is out of range; use 1 to 10, or 0 for the default"
+        )
+    limits.check_collection_name(config.collection)
+
+
 def _reply_kinds(reply: pb.ReplyConfig) -> tuple[str, ...]:
     """The rate limits one reply counts against."""
     return ("llm", "tts") if reply.synthesize_audio else ("llm",)
@@ -67,6 +75,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         fmt = audio_format(config.audio_format)  # fail before any downstream call is made
         _check_reply(config.reply)
         _check_ids(config.session_id, config.user_id)
+        _check_retrieval(config.retrieval)
         tenant = tenant_of(context.invocation_metadata())
         await self._limits.admit(tenant, "stt")
         kinds = _reply_kinds(config.reply)
@@ -87,6 +96,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 stt_timeout_s=self._budgets.for_stream(context),
                 turn_deadline=lambda: self._budgets.for_turn(context),
                 admit=admit,
+                tenant=tenant,
             )
             await stream.run(audio)
 
@@ -104,12 +114,23 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         text = limits.check_text("text", request.text)
         _check_reply(request.reply)
         _check_ids(request.session_id, request.user_id)
+        _check_retrieval(request.retrieval)
         tenant = tenant_of(context.invocation_metadata())
         await self._limits.admit(tenant, *_reply_kinds(request.reply))
         deadline = self._budgets.for_ask(context)
         session_id = request.session_id or uuid.uuid4().hex
         fresh = not request.session_id
-        turn = Turn(text, session_id, request_id, request.reply, deadline, request.user_id, fresh)
+        turn = Turn(
+            text,
+            session_id,
+            request_id,
+            request.reply,
+            deadline,
+            request.user_id,
+            fresh,
+            tenant,
+            request.retrieval,
+        )
 
         async def ask(emit: Emit[pb.AskResponse]) -> None:
             async def send(event: ReplyEvent) -> None:

@@ -49,6 +49,7 @@ class ConverseStream:
         stt_timeout_s: float | None,
         turn_deadline: Callable[[], Deadline],
         admit: Admit,
+        tenant: str = "default",
     ) -> None:
         self._downstream = runner.downstream
         self._config = config
@@ -67,6 +68,7 @@ class ConverseStream:
             preemptive=preemptive,
             deadline=turn_deadline,
             admit=admit,
+            tenant=tenant,
         )
 
     async def run(self, audio: AsyncIterator[bytes]) -> None:

@@ -25,10 +25,11 @@ from voicemesh.common.retry import RetryPolicy, retrying_stream
 from voicemesh.common.tracing import outgoing_metadata, tracer
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.downstream import Downstream
+from voicemesh.gateway.grounding import Grounding, citation_of
 from voicemesh.gateway.recorder import TurnRecorder
 from voicemesh.gateway.throttle import Release
 from voicemesh.rpc.status import RelayedStatus, to_status
-from voicemesh.v1 import audio_pb2, core_pb2, gateway_pb2
+from voicemesh.v1 import audio_pb2, core_pb2, gateway_pb2, retrieval_pb2
 from voicemesh.v1 import text_to_speech_pb2 as tts_pb2
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ USER_VERSION_TIMEOUT_S = 0.5
 
 @dataclass
 class TurnClock:
-    """When each stage of a turn first reached the client, in ms from the end of the user's speech."""
+    """When each stage of a turn first reached the client, in ms from the end of the user's speech
+    (the search of the user's documents: when it ended, which may be before)."""
 
     started: float = field(default_factory=time.monotonic)
     marks: dict[str, float] = field(default_factory=dict)
@@ -60,6 +62,13 @@ class TurnClock:
             elapsed = time.monotonic() - self.started
             self.marks[key] = elapsed * 1000
             STAGE_SECONDS.labels(f"gateway.{stage}").observe(elapsed)
+
+    def adopt(self, earlier: TurnClock) -> None:
+        """Keeps what a speculative turn's own clock marked, counted from this clock's start (so a
+        stage done in the pause before the end of speech comes out negative)."""
+        offset_ms = (earlier.started - self.started) * 1000
+        for key, ms in earlier.marks.items():
+            self.marks.setdefault(key, ms + offset_ms)
 
     def timings(self) -> gateway_pb2.TurnTimings:
         return gateway_pb2.TurnTimings(**self.marks)
@@ -91,6 +100,7 @@ class TurnOutput:
 
     async def release(self, clock: TurnClock) -> None:
         """The turn is confirmed: send what it holds, then let it stream."""
+        clock.adopt(self.clock)
         self.clock = clock
         held, self._held = self._held or [], None
         for hook in self._on_release:
@@ -139,6 +149,8 @@ class Turn:
     deadline: Deadline
     user_id: str = ""
     fresh_session: bool = False  # nothing was said before it, so its reply may come from the cache
+    tenant: str = "default"
+    retrieval: gateway_pb2.RetrievalConfig = field(default_factory=gateway_pb2.RetrievalConfig)
 
 
 @dataclass
@@ -152,6 +164,7 @@ class _Reply:
     context_turns: int = -1
     user_version: int = -1
     audio_failed: bool = False
+    citations: list[gateway_pb2.Citation] = field(default_factory=list)  # the passages it was given
     sentences: list[str] = field(default_factory=list)
     audio: list[tuple[bytes, int]] = field(default_factory=list)
 
@@ -166,11 +179,13 @@ class TurnRunner:
         cache: ReplyCache,
         *,
         record_wait_s: float = 0.25,
+        grounding: Grounding | None = None,
     ) -> None:
         self.downstream = downstream
         self.recorder = recorder
         self.cache = cache
         self._record_wait_s = record_wait_s
+        self._grounding = grounding or Grounding(downstream)
 
     async def run(self, turn: Turn, output: TurnOutput, *, admit: Admit | None = None) -> None:
         """Answer the turn (after ``admit`` lets it through, where given) and record it.
@@ -210,6 +225,7 @@ class TurnRunner:
                 reply_text=reply.text,
                 session_id=turn.session_id,
                 context_turns=max(reply.context_turns, 0),
+                citations=reply.citations,
             )
             await output(done)
 
@@ -236,17 +252,27 @@ class TurnRunner:
         return None
 
     async def _answer(self, turn: Turn, output: TurnOutput, reply: _Reply) -> None:
+        passages = await self._grounding.passages(turn, output)
+        if not turn.retrieval.off:
+            output.clock.mark("retrieval")
+        for index, passage in enumerate(passages, start=1):
+            citation = citation_of(index, passage)
+            reply.citations.append(citation)
+            await output(citation)
         key = cache_key(
             turn.user_id, turn.text, turn.reply.synthesize_audio, turn.reply.voice, turn.reply.sample_rate_hz
         )
-        if turn.fresh_session and (cached := self.cache.get(key)) is not None:
+        # A reply grounded in documents is neither taken from the cache nor kept there: the
+        # documents may change under the same words.
+        cacheable_turn = turn.fresh_session and not passages
+        if cacheable_turn and (cached := self.cache.get(key)) is not None:
             if await self._still_current(turn.user_id, cached):
                 await _replay(cached, output, reply)
                 return
             self.cache.forget(key)
-        await self._generate(turn, output, reply, keep_audio=turn.fresh_session)
+        await self._generate(turn, output, reply, passages, keep_audio=cacheable_turn)
         cacheable = reply.context_turns == 0 and reply.finish_reason == "stop" and not reply.audio_failed
-        if turn.fresh_session and cacheable and reply.text and reply.user_version >= 0:
+        if cacheable_turn and cacheable and reply.text and reply.user_version >= 0:
             entry = CachedReply(
                 reply.model, reply.text, reply.sentences, reply.audio, user_version=reply.user_version
             )
@@ -267,11 +293,23 @@ class TurnRunner:
             return False
         return int(answer.version) == cached.user_version
 
-    async def _generate(self, turn: Turn, output: TurnOutput, reply: _Reply, *, keep_audio: bool) -> None:
+    async def _generate(
+        self,
+        turn: Turn,
+        output: TurnOutput,
+        reply: _Reply,
+        passages: list[retrieval_pb2.Passage],
+        *,
+        keep_audio: bool,
+    ) -> None:
         downstream = self.downstream
         to_tts: asyncio.Queue[str | None] = asyncio.Queue()
         request = core_pb2.RespondRequest(
-            request_id=turn.request_id, session_id=turn.session_id, text=turn.text, user_id=turn.user_id
+            request_id=turn.request_id,
+            session_id=turn.session_id,
+            text=turn.text,
+            user_id=turn.user_id,
+            passages=passages,
         )
 
         async def call_core() -> AsyncIterator[core_pb2.RespondResponse]:

@@ -8,7 +8,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,12 @@ from voicemesh.client.sdk import DEFAULT_TARGET, AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio, read_wav, write_wav
 from voicemesh.common.components import BACKENDS, COMPONENTS, GATEWAY, MissingExtra, import_extra
 from voicemesh.common.errors import InvalidAudio
-from voicemesh.v1 import user_data_pb2
+from voicemesh.common.limits import MAX_DOCUMENT_BYTES
+from voicemesh.v1 import retrieval_pb2, user_data_pb2
 
 DEFAULT_USER = os.environ.get("VOICEMESH_USER") or getpass.getuser()
 
+DOCUMENT_SUFFIXES = {".txt", ".text", ".rst", ".md", ".markdown", ".html", ".htm", ".xhtml", ".pdf"}
 Event = Any  # gateway_pb2.ConverseResponse | gateway_pb2.AskResponse: same event fields
 
 
@@ -36,6 +38,7 @@ class Printer:
         self.audio = bytearray()
         self.rate = 0
         self._mid_reply = False
+        self._sources: list[str] = []
 
     def __call__(self, event: Event) -> None:
         kind = event.WhichOneof("event")
@@ -58,6 +61,12 @@ class Printer:
             self._mid_reply = True
         elif kind == "reply_text_delta":
             print(event.reply_text_delta, end="", flush=True)
+        elif kind == "citation":
+            c = event.citation
+            where = " - ".join(part for part in (c.title, c.heading) if part)
+            self._sources.append(f"[{c.index}] {where} ({c.source})" if where else f"[{c.index}] {c.source}")
+        elif kind == "grounding_failed":
+            print(f"(answering without your documents: {event.grounding_failed.message})", flush=True)
         elif kind == "interrupted":
             print(" [interrupted]" if self._mid_reply else "[reply interrupted]", flush=True)
             self._mid_reply = False
@@ -65,6 +74,9 @@ class Printer:
             if self._mid_reply:
                 print(flush=True)
                 self._mid_reply = False
+            if self._sources:
+                print("  sources: " + "; ".join(self._sources), flush=True)
+                self._sources = []
             t = event.turn_done.timings
             stages = [
                 ("transcript", t.final_transcript_ms),
@@ -106,6 +118,8 @@ async def talk(args: argparse.Namespace) -> int:
             voice=args.voice,
             session_id=args.session,
             user_id=args.user,
+            retrieval=not args.no_documents,
+            collection=args.collection,
         )
         await _consume(events, printer)
     printer.save(args.out)
@@ -121,6 +135,8 @@ async def ask(args: argparse.Namespace) -> int:
             voice=args.voice,
             session_id=args.session,
             user_id=args.user,
+            retrieval=not args.no_documents,
+            collection=args.collection,
         )
         await _consume(events, printer)
     printer.save(args.out)
@@ -263,6 +279,96 @@ async def profile(args: argparse.Namespace) -> int:
     return 0
 
 
+async def ingest(args: argparse.Namespace) -> int:
+    """Add files (or every document file under a folder) to the user's documents, or remove them."""
+    try:
+        paths = list(document_files(args.paths))
+    except OSError as exc:
+        print(f"voicemesh: {exc}", file=sys.stderr)
+        return 2
+    async with AsyncClient(args.target) as client:
+        if args.delete:
+            request = retrieval_pb2.DeleteRequest(
+                collection=retrieval_pb2.Collection(user_id=args.user, name=args.collection),
+                document_ids=[str(p) for p in paths],
+            )
+            deleted = await client.documents.Delete(request)
+            print(f"deleted {deleted.documents} documents ({deleted.passages} passages)")
+            return 0 if deleted.documents == len(paths) else 2
+        refused: list[str] = []
+
+        def documents() -> Iterator[retrieval_pb2.Document]:
+            for path in paths:
+                try:
+                    size = path.stat().st_size
+                    if size > MAX_DOCUMENT_BYTES:
+                        refused.append(
+                            f"{path}: it is {size / (1 << 20):.1f} MiB, over {MAX_DOCUMENT_BYTES >> 20} MiB"
+                        )
+                        continue
+                    data = path.read_bytes()
+                except OSError as exc:
+                    refused.append(f"{path}: {exc.strerror or exc}")
+                    continue
+                yield retrieval_pb2.Document(document_id=str(path), source=str(path), data=data)
+
+        done = await client.ingest(documents(), user_id=args.user, collection=args.collection)
+    refused += [f"{e.source or e.document_id}: {e.message}" for e in done.errors]
+    for line in refused:
+        print(f"voicemesh: not ingested: {line}", file=sys.stderr)
+    print(
+        f"ingested {done.documents} documents ({done.passages} passages), {done.unchanged} unchanged, "
+        f"{len(refused)} refused; generation {done.generation}"
+    )
+    return 2 if refused else 0
+
+
+def document_files(paths: list[Path]) -> Iterator[Path]:
+    """The files named, and the document files under the folders named, as absolute paths (their ids)."""
+    for path in paths:
+        if path.is_dir():
+            for found in sorted(path.rglob("*")):
+                if found.is_file() and found.suffix.lower() in DOCUMENT_SUFFIXES:
+                    yield found.resolve()
+        elif path.exists():
+            yield path.resolve()
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+
+
+async def search(args: argparse.Namespace) -> int:
+    async with AsyncClient(args.target) as client:
+        found = await client.search(
+            args.query, user_id=args.user, collection=args.collection, top_k=args.top_k
+        )
+    if args.json:
+        print(json.dumps(MessageToDict(found, preserving_proto_field_name=True)))
+        return 0
+    for n, passage in enumerate(found.passages, start=1):
+        where = " - ".join(part for part in (passage.title, passage.heading) if part)
+        print(f"[{n}] {passage.score:.3f}  {where}  ({passage.source})")
+        print(f"    {passage.text[:300]}")
+    took = found.timings.total_ms
+    print(f"  ({len(found.passages)} passages in {took:.0f} ms, generation {found.generation})")
+    return 0
+
+
+async def documents(args: argparse.Namespace) -> int:
+    """What the user's collection holds and how it is indexed."""
+    collection = retrieval_pb2.Collection(user_id=args.user, name=args.collection)
+    async with AsyncClient(args.target) as client:
+        stats = await client.documents.Stats(retrieval_pb2.StatsRequest(collection=collection))
+    if args.json:
+        print(json.dumps(MessageToDict(stats, preserving_proto_field_name=True)))
+        return 0
+    print(f"{stats.documents} documents, {stats.passages} passages (generation {stats.generation})")
+    if stats.generation:
+        print(f"  dense: {stats.embedder}; {stats.dense_index}")
+        print(f"  keyword: {stats.keyword_index}; rerank: {stats.reranker}")
+        print(f"  on disk: {sum(stats.bytes.values()) / (1 << 20):.1f} MiB")
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     COMPONENTS[args.service].server().main()
     return 0
@@ -313,6 +419,10 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object per event")
         p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
         p.add_argument("--session", default="", help="continue this conversation (its id is in turn_done)")
+        p.add_argument(
+            "--no-documents", action="store_true", help="do not ground the reply in your documents"
+        )
+        _collection_option(p)
         _user_option(p)
         p.set_defaults(run=talk if name == "talk" else ask)
 
@@ -350,7 +460,37 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--remove", action="append", metavar="KEY", help="remove this field (repeatable)")
     p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
     p.set_defaults(run=profile)
+
+    p = commands.add_parser("ingest", help="add files or folders to your documents (the replies' grounding)")
+    p.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="text, Markdown, HTML or PDF; folders too"
+    )
+    p.add_argument("--delete", action="store_true", help="remove these documents instead")
+    _collection_option(p)
+    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    _user_option(p)
+    p.set_defaults(run=ingest)
+
+    p = commands.add_parser("search", help="the passages of your documents that best answer a question")
+    p.add_argument("query")
+    p.add_argument("--top-k", type=int, default=5, help="passages to show (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _collection_option(p)
+    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    _user_option(p)
+    p.set_defaults(run=search)
+
+    p = commands.add_parser("documents", help="what your documents' collection holds and how it is indexed")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _collection_option(p)
+    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    _user_option(p)
+    p.set_defaults(run=documents)
     return root
+
+
+def _collection_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--collection", default="", help="which of your collections (default: default)")
 
 
 def _user_option(p: argparse.ArgumentParser) -> None:

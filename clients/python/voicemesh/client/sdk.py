@@ -26,6 +26,8 @@ from voicemesh.v1 import (
     audio_pb2,
     gateway_pb2,
     gateway_pb2_grpc,
+    retrieval_pb2,
+    retrieval_pb2_grpc,
     speech_to_text_pb2,
     user_data_pb2_grpc,
 )
@@ -55,6 +57,10 @@ def reply_config(speak: bool, voice: str, sample_rate_hz: int) -> gateway_pb2.Re
     return gateway_pb2.ReplyConfig(synthesize_audio=speak, voice=voice, sample_rate_hz=sample_rate_hz)
 
 
+def retrieval_config(retrieval: bool, collection: str, top_k: int) -> gateway_pb2.RetrievalConfig:
+    return gateway_pb2.RetrievalConfig(off=not retrieval, collection=collection, top_k=top_k)
+
+
 class AsyncClient:
     def __init__(
         self,
@@ -73,6 +79,8 @@ class AsyncClient:
         self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
         self.users = user_data_pb2_grpc.UserDataServiceStub(self._channel)
+        # The user's documents: Search, Ingest, Delete, Stats, under the caller's tenant.
+        self.documents = retrieval_pb2_grpc.RetrievalServiceStub(self._channel)
         self.reply_cache = reply_cache
 
     async def __aenter__(self) -> AsyncClient:
@@ -103,6 +111,9 @@ class AsyncClient:
         min_speech_ms: int = 0,
         max_utterance_s: float = 0.0,
         barge_in: bool = True,
+        retrieval: bool = True,
+        collection: str = "",
+        retrieval_top_k: int = 0,
     ) -> AsyncIterator[gateway_pb2.ConverseResponse]:
         """Stream PCM s16le audio; yield transcripts, reply text and reply audio as they come.
 
@@ -112,8 +123,10 @@ class AsyncClient:
         partial transcripts while the user speaks; ``min_silence_ms``, ``min_speech_ms`` and
         ``max_utterance_s`` tune what counts as speech and when an utterance ends (0 keeps the
         server's defaults). With ``barge_in``, speech over a reply interrupts it: an ``interrupted``
-        event says to stop playing that turn's audio. Unlike ``ask``, a failed stream is not retried:
-        the audio it consumed cannot be sent again.
+        event says to stop playing that turn's audio. With ``retrieval`` (the default) each reply
+        is grounded in the user's documents (their ``collection``, "default" if empty): ``citation``
+        events name the passages it was given. Unlike ``ask``, a failed stream is not retried: the
+        audio it consumed cannot be sent again.
         """
         wake = None
         if wake_words is not None:
@@ -132,6 +145,7 @@ class AsyncClient:
                 min_silence_ms=min_silence_ms, min_speech_ms=min_speech_ms, max_utterance_s=max_utterance_s
             ),
             no_barge_in=not barge_in,
+            retrieval=retrieval_config(retrieval, collection, retrieval_top_k),
         )
 
         async def requests() -> AsyncIterator[gateway_pb2.ConverseRequest]:
@@ -157,8 +171,12 @@ class AsyncClient:
         session_id: str = "",
         user_id: str = "",
         request_id: str = "",
+        retrieval: bool = True,
+        collection: str = "",
+        retrieval_top_k: int = 0,
     ) -> AsyncIterator[gateway_pb2.AskResponse]:
-        """A typed turn; yields the reply text (and audio if ``speak``) as it comes.
+        """A typed turn; yields the reply text (and audio if ``speak``) as it comes, grounded in the
+        user's documents as in ``converse``.
 
         If the gateway is unreachable or over a limit before it answers, the call is retried with
         jittered backoff (``retry``), within the client's timeout and after any pushback the server
@@ -171,6 +189,7 @@ class AsyncClient:
             session_id=session_id,
             user_id=user_id,
             request_id=request_id or uuid.uuid4().hex,
+            retrieval=retrieval_config(retrieval, collection, retrieval_top_k),
         )
         cache, key = self.reply_cache, cache_key(user_id, text, speak, voice, reply_sample_rate_hz)
         if cache is not None and not session_id and (cached := cache.get(key)) is not None:
@@ -191,6 +210,45 @@ class AsyncClient:
             yield response
         if cache is not None and kept is not None and (reply := kept.reply()) is not None:
             cache.put(key, reply)
+
+    async def ingest(
+        self,
+        documents: AsyncIterable[retrieval_pb2.Document] | Iterable[retrieval_pb2.Document],
+        *,
+        user_id: str = "",
+        collection: str = "",
+        request_id: str = "",
+    ) -> retrieval_pb2.IngestResponse:
+        """Add or replace documents in the user's collection (the tenant's shared one without a
+        user). Documents that cannot be read come back in ``errors``; the rest go in."""
+        config = retrieval_pb2.IngestConfig(
+            request_id=request_id or uuid.uuid4().hex,
+            collection=retrieval_pb2.Collection(user_id=user_id, name=collection),
+        )
+
+        async def requests() -> AsyncIterator[retrieval_pb2.IngestRequest]:
+            yield retrieval_pb2.IngestRequest(config=config)
+            if isinstance(documents, AsyncIterable):
+                async for document in documents:
+                    yield retrieval_pb2.IngestRequest(document=document)
+            else:
+                for document in documents:
+                    yield retrieval_pb2.IngestRequest(document=document)
+
+        response: retrieval_pb2.IngestResponse = await self.documents.Ingest(
+            requests(), timeout=self._timeout_s
+        )
+        return response
+
+    async def search(
+        self, query: str, *, user_id: str = "", collection: str = "", top_k: int = 5
+    ) -> retrieval_pb2.SearchResponse:
+        """The passages of the user's documents that best answer ``query``."""
+        request = retrieval_pb2.SearchRequest(
+            query=query, top_k=top_k, collection=retrieval_pb2.Collection(user_id=user_id, name=collection)
+        )
+        response: retrieval_pb2.SearchResponse = await self.documents.Search(request, timeout=self._timeout_s)
+        return response
 
 
 class _Keeper:

@@ -46,6 +46,19 @@ class CoreSettings(ServiceSettings):
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Instructions given to the model.")
     max_tokens: int = Field(160, ge=1, le=4096, description="Default reply length limit, in tokens.")
     temperature: float = Field(0.3, ge=0, le=2, description="Sampling temperature.")
+    grounded_temperature: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="Sampling temperature of a reply given passages of the user's documents: 0 decodes "
+        "greedily, so the small model copies their facts instead of varying them.",
+    )
+    grounding_words: int = Field(
+        60,
+        ge=0,
+        description="Most words of the user's passages put in the prompt (the sentences nearest the "
+        "question): each is prefill before the first token. 0: whole passages (for a fast remote model).",
+    )
     session_url: str = Field(
         "memory://",
         description="Session store: redis://host:port/db (sessions shared by every core replica), or "

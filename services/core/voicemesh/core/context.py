@@ -30,13 +30,34 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+GROUNDING = (
+    "Answer from these passages of the user's documents. If they do not hold the answer, say that "
+    "the documents do not say."
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A passage of the user's documents a reply is to be made from."""
+
+    title: str
+    heading: str
+    text: str
+
+    def cited(self, number: int) -> str:
+        where = " - ".join(part for part in (self.title, self.heading) if part)
+        return f"[{number}] {where}\n{self.text}" if where else f"[{number}] {self.text}"
+
+
 @dataclass(frozen=True)
 class Context:
     profile: dict[str, str] = field(default_factory=dict)
     exchanges: list[Exchange] = field(default_factory=list)
     user_version: int = 0  # of the user's data this context was read under (0: unknown or none)
 
-    def messages(self, system_prompt: str, text: str) -> list[dict[str, str]]:
+    def messages(
+        self, system_prompt: str, text: str, sources: list[Source] | None = None
+    ) -> list[dict[str, str]]:
         system = system_prompt
         if self.profile:
             # Plain sentences: a small model uses "their city is Lisbon." far more often than "city: Lisbon".
@@ -46,6 +67,12 @@ class Context:
         for exchange in self.exchanges:
             messages.append({"role": "user", "content": exchange.user})
             messages.append({"role": "assistant", "content": exchange.assistant})
+        if sources:
+            # Beside the question, not in the system prompt: the small model copies facts from the
+            # nearest text far more faithfully (measured: a year copied right 6/6 times, against
+            # 0/6 from the system prompt under the repeat penalty).
+            passages = "\n\n".join(source.cited(n) for n, source in enumerate(sources, start=1))
+            text = f"{GROUNDING}\n\n{passages}\n\nQuestion: {text}"
         messages.append({"role": "user", "content": text})
         return messages
 

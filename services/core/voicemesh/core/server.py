@@ -60,7 +60,13 @@ def build_engine(settings: CoreSettings, memory: ConversationMemory | None = Non
         )
     else:
         router = TierRouter(local())
-    generation = GenerationSettings(settings.system_prompt, settings.max_tokens, settings.temperature)
+    generation = GenerationSettings(
+        settings.system_prompt,
+        settings.max_tokens,
+        settings.temperature,
+        settings.grounded_temperature,
+        settings.grounding_words,
+    )
     return Responder(router, generation, memory)
 
 

@@ -8,7 +8,7 @@ from voicemesh.common import limits
 from voicemesh.common.errors import InvalidRequest
 from voicemesh.common.logs import request_id_var
 from voicemesh.core.context import ConversationMemory
-from voicemesh.core.engine import ReplyEvent, Responder, Route, Sentence, TextDelta
+from voicemesh.core.engine import ReplyEvent, Responder, Route, Sentence, Source, TextDelta
 from voicemesh.rpc.handler import Context, rpc_handler
 from voicemesh.storage.history import TurnRecord
 from voicemesh.v1 import core_pb2 as pb
@@ -72,7 +72,11 @@ class CoreServicer(pb_grpc.CoreServiceServicer):
     ) -> AsyncIterator[pb.RespondResponse]:
         request_id_var.set(request.request_id or "-")
         events = self._engine.respond(
-            request.text, request.max_tokens, session_id=request.session_id, user_id=request.user_id
+            request.text,
+            request.max_tokens,
+            session_id=request.session_id,
+            user_id=request.user_id,
+            sources=[Source(p.title, p.heading, p.text) for p in request.passages],
         )
         async for event in events:
             yield respond_response(request.request_id, event)
