@@ -1,6 +1,7 @@
 """Voice-to-voice latency through the whole mesh, at real-time pace, beside the Wyoming peers.
 
-    python bench/latency.py [--turns 30] [--preemptive both|on|off] [--no-peers] [--seed N]
+    python bench/latency.py [--turns 30] [--preemptive both|on|off] [--retrieval off|on|both]
+                            [--no-peers] [--seed N]
 
 Starts the mesh as ``voicemesh up`` does (one process per service, on loopback) and streams piper
 speech into Converse like a microphone: 20 ms chunks at real time, silence before and after. For
@@ -11,6 +12,12 @@ each turn it measures, from the last speech sample sent:
     first_token     the first reply text arrives
     first_sentence  the first complete reply sentence arrives
     voice_to_voice  the first reply audio arrives
+
+Every turn is answered afresh: the bench turns the gateway's reply cache off (a cached reply comes
+back in under a millisecond and would hide the pipeline) and raises its own mesh's rate limits.
+With ``--retrieval on`` the speaker's collection first takes HOME_NOTES (answers to some of the
+questions) and a few of Debian's packaged documents, so each turn searches them and the turns they
+answer are grounded in passages; ``both`` runs the mesh with and without it and prints the cost.
 
 Then the same speech and the same reply texts go to the peers, one at a time on an idle machine:
 wyoming-faster-whisper (end of speech → transcript, with the same 0.5 s of trailing silence a
@@ -27,6 +34,7 @@ import json
 import os
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +50,8 @@ from voicemesh.common.samples import float_to_pcm16
 from voicemesh.rpc.launcher import Mesh
 from voicemesh.tts.engine import bundled_voice
 from voicemesh.v1 import gateway_pb2 as pb
+from voicemesh.v1 import retrieval_pb2 as rag_pb2
+from voicemesh.v1 import retrieval_pb2_grpc as rag_grpc
 from voicemesh.v1 import speech_to_text_pb2 as stt_pb2
 from voicemesh.v1 import text_to_speech_pb2 as tts_pb2
 from voicemesh.v1 import text_to_speech_pb2_grpc as tts_grpc
@@ -63,6 +73,25 @@ QUESTIONS = [
     "How do I boil an egg?",
     "What is the tallest mountain in the world?",
 ]
+# The speaker's own notes: they answer a few of the questions above, differently from the model.
+HOME_NOTES = """# Home notes
+
+## Kitchen
+The kitchen lights are on the dimmer beside the back door; say "kitchen lights" to switch them.
+
+## Timers
+Kitchen timers ring on the hallway speaker. A ten minute timer is the usual one for tea.
+
+## Eggs
+Boil an egg for seven minutes in salted water, then cool it in cold water for one minute.
+
+## Music
+Jazz plays from the living room radio, station Blue Note, at volume four.
+
+## Weather
+The weather station on the roof reports the garden temperature every five minutes.
+"""
+DISTRACTORS = [Path("/usr/share/doc/socat/FAQ"), Path("/usr/share/doc/valgrind/html/faq.html")]
 STAGES = ["endpoint", "final", "first_token", "first_sentence", "voice_to_voice"]
 SILENCE_S = 0.5  # what a satellite sends after the speech before it calls the end (= our default)
 
@@ -88,12 +117,16 @@ class TurnResult:
     stages: dict[str, float]  # seconds from the last speech sample sent
     stt_final_after_endpoint: float
     server: dict[str, float] = field(default_factory=dict)  # TurnDone.timings, ms
+    citations: int = 0
 
 
-async def one_turn(channel: grpc.aio.Channel, utterance: Utterance, min_silence_ms: int = 0) -> TurnResult:
+async def one_turn(
+    channel: grpc.aio.Channel, utterance: Utterance, min_silence_ms: int = 0, retrieval: bool = False
+) -> TurnResult:
     config = pb.ConverseConfig(
         reply=pb.ReplyConfig(synthesize_audio=True),
         endpointing=stt_pb2.Endpointing(min_silence_ms=min_silence_ms),
+        retrieval=pb.RetrievalConfig(off=not retrieval),
     )
     async with LiveCall(channel, config) as call:
         call.say(b"\0\0" * int(0.3 * RATE_HZ))
@@ -126,6 +159,7 @@ async def one_turn(channel: grpc.aio.Channel, utterance: Utterance, min_silence_
         stages,
         stages["final"] - stages["endpoint"],
         server,
+        len(turn_done.citations),
     )
 
 
@@ -139,23 +173,54 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
+async def ingest_notes(channel: grpc.aio.Channel) -> int:
+    """The speaker's documents, in the tenant's shared collection (the one a Converse without a
+    user_id searches); returns the passages indexed."""
+    documents = [rag_pb2.Document(document_id="home-notes.md", source="home-notes.md", text=HOME_NOTES)]
+    documents += [
+        rag_pb2.Document(document_id=path.name, source=str(path), data=path.read_bytes())
+        for path in DISTRACTORS
+    ]
+    config = rag_pb2.IngestConfig(request_id="latency-bench", collection=rag_pb2.Collection())
+
+    async def requests() -> AsyncIterator[rag_pb2.IngestRequest]:
+        yield rag_pb2.IngestRequest(config=config)
+        for document in documents:
+            yield rag_pb2.IngestRequest(document=document)
+
+    response = await rag_grpc.RetrievalServiceStub(channel).Ingest(requests(), timeout=120)
+    assert not response.errors, response.errors
+    return response.passages
+
+
 async def run_mesh(
-    utterances: list[Utterance], turns: int, preemptive: bool, rng: random.Random, min_silence_ms: int
+    utterances: list[Utterance],
+    turns: int,
+    preemptive: bool,
+    retrieval: bool,
+    rng: random.Random,
+    min_silence_ms: int,
 ) -> tuple[list[TurnResult], dict[str, list[float]]]:
     os.environ["VOICEMESH_GATEWAY_PREEMPTIVE_GENERATION"] = "true" if preemptive else "false"
+    os.environ["VOICEMESH_GATEWAY_REPLY_CACHE_ENTRIES"] = "0"  # every turn answered afresh
+    for limit in ("STT", "LLM", "TTS"):  # the bench's own mesh: its turns are not a tenant's abuse
+        os.environ[f"VOICEMESH_GATEWAY_LIMIT_{limit}_PER_MIN"] = "100000"
     mesh = Mesh.on_free_ports()
     await mesh.start()
     try:
         async with grpc.aio.insecure_channel(mesh.gateway) as channel:
-            await one_turn(channel, utterances[0], min_silence_ms)  # warm-up: first-call allocations
+            if retrieval:
+                print(f"  ingested {await ingest_notes(channel)} passages", flush=True)
+            await one_turn(channel, utterances[0], min_silence_ms, retrieval)  # warm-up
             results = []
             for n in range(turns):
                 utterance = rng.choice(utterances)
-                result = await one_turn(channel, utterance, min_silence_ms)
+                result = await one_turn(channel, utterance, min_silence_ms, retrieval)
                 results.append(result)
                 print(
                     f"  turn {n + 1:>3}: v2v {result.stages['voice_to_voice'] * 1000:5.0f} ms  "
-                    f"final {result.stages['final'] * 1000:4.0f} ms  {result.transcript!r}",
+                    f"final {result.stages['final'] * 1000:4.0f} ms  "
+                    f"cited {result.citations}  {result.transcript!r}",
                     flush=True,
                 )
         counters = {
@@ -223,6 +288,9 @@ async def main() -> None:
     )
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--preemptive", choices=["both", "on", "off"], default="both")
+    parser.add_argument(
+        "--retrieval", choices=["both", "on", "off"], default="off", help="ground turns in documents"
+    )
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -240,20 +308,27 @@ async def main() -> None:
         "runs": {},
     }
     runs: dict[str, dict[str, object]] = {}
-    modes = {"both": [True, False], "on": [True], "off": [False]}[args.preemptive]
+    choices = {"both": [True, False], "on": [True], "off": [False]}
+    modes = [(p, r) for p in choices[args.preemptive] for r in choices[args.retrieval]]
     replies: list[str] = []
     ours: dict[str, list[float]] = {}
-    for preemptive in modes:
-        label = "preemptive on" if preemptive else "preemptive off"
+    for preemptive, retrieval in modes:
+        label = f"preemptive {'on' if preemptive else 'off'}, retrieval {'on' if retrieval else 'off'}"
         print(f"voicemesh, {label}: {args.turns} turns at real-time pace", flush=True)
         results, extra = await run_mesh(
-            utterances, args.turns, preemptive, random.Random(args.seed), args.min_silence_ms
+            utterances, args.turns, preemptive, retrieval, random.Random(args.seed), args.min_silence_ms
         )
         rows = {stage: percentiles([r.stages[stage] for r in results]) for stage in STAGES}
         rows["stt: endpoint → final"] = percentiles([r.stt_final_after_endpoint for r in results])
         rows["tts: text → first audio"] = percentiles(extra["tts_first_audio"])
+        if retrieval:
+            ended = [r.server["retrieval_ms"] / 1000 for r in results]
+            rows["rag: search ended (server)"] = percentiles(ended)
         table(f"voicemesh, {label} (from the last speech sample sent)", rows)
-        runs[label] = {"stages": rows, "turns": [r.__dict__ for r in results]}
+        grounded = sum(1 for r in results if r.citations)
+        if retrieval:
+            print(f"  {grounded} of {len(results)} turns grounded in the speaker's documents")
+        runs[label] = {"stages": rows, "grounded_turns": grounded, "turns": [r.__dict__ for r in results]}
         if not replies:
             replies = [r.reply for r in results]
             ours = {
@@ -261,13 +336,25 @@ async def main() -> None:
                 "tts_first_audio": extra["tts_first_audio"],
             }
     report["runs"] = runs
-    if len(modes) == 2:
-        on = runs["preemptive on"]["stages"]["voice_to_voice"]  # type: ignore[index]
-        off = runs["preemptive off"]["stages"]["voice_to_voice"]  # type: ignore[index]
-        saved = {k: off[k] - on[k] for k in ("p50", "p95", "mean")}
-        report["preemptive_saves_s"] = saved
-        p50, mean = saved["p50"] * 1000, saved["mean"] * 1000
-        print(f"\npreemptive generation saves: p50 {p50:.0f} ms, mean {mean:.0f} ms")
+
+    def v2v(preemptive: bool, retrieval: bool) -> dict[str, float] | None:
+        label = f"preemptive {'on' if preemptive else 'off'}, retrieval {'on' if retrieval else 'off'}"
+        run = runs.get(label)
+        return run["stages"]["voice_to_voice"] if run else None  # type: ignore[index]
+
+    # (what it says, where it goes, the run without the feature, the run with it, -1: it saves)
+    comparisons = [
+        ("preemptive generation saves", "preemptive_saves_s", (False, r), (True, r), -1)
+        for r in (False, True)
+    ] + [("retrieval costs", "retrieval_costs_s", (p, False), (p, True), 1) for p in (True, False)]
+    for name, key, without, with_, sign in comparisons:
+        before, after = v2v(*without), v2v(*with_)
+        if before is None or after is None or key in report:
+            continue
+        delta = {k: sign * (after[k] - before[k]) for k in ("p50", "p95", "mean")}
+        report[key] = delta
+        p50, mean = delta["p50"] * 1000, delta["mean"] * 1000
+        print(f"\n{name} (voice to voice): p50 {p50:.0f} ms, mean {mean:.0f} ms")
 
     if not args.no_peers:
         print("\nWyoming peers on the same models, one request at a time …", flush=True)

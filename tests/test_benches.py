@@ -32,9 +32,12 @@ def run_bench(script: str, out: Path, *args: str, timeout_s: float = 600) -> dic
 @pytest.mark.timeout(600)
 def test_latency_bench(tmp_path: Path) -> None:
     report = run_bench(
-        "latency.py", tmp_path / "latency.json", "--turns", "2", "--preemptive", "on", "--no-peers"
+        "latency.py",
+        tmp_path / "latency.json",
+        *("--turns", "2", "--preemptive", "on", "--retrieval", "both", "--no-peers"),
     )
-    assert report
+    assert set(report["runs"]) == {"preemptive on, retrieval on", "preemptive on, retrieval off"}
+    assert "retrieval_costs_s" in report
 
 
 @pytest.mark.timeout(300)
@@ -79,3 +82,17 @@ def test_chaos_bench(tmp_path: Path) -> None:
     )
     assert report["served"] >= 1 and "lost" in report and "error_lines" in report
     assert set(report["failed_during"]) == set(report["down_s"]) == set(report["recovery_s"])
+
+
+@pytest.mark.timeout(600)
+def test_retrieval_bench(tmp_path: Path) -> None:
+    report = run_bench(
+        "retrieval.py",
+        tmp_path / "retrieval.json",
+        *("--sizes", "labelled,400", "--answers", "60", "--queries", "10", "--cache", str(tmp_path / "c")),
+    )
+    assert set(report["sizes"]) == {"60", "400"}
+    for entry in report["sizes"].values():
+        configs = {"bm25", "dense exact", "hybrid rrf + rerank", "mpnet exact (reference)"}
+        assert configs <= set(entry["results"])
+        assert entry["build"]["passages"] >= 60 and entry["bytes_per_passage"]

