@@ -14,15 +14,9 @@ import pytest
 
 from voicemesh.client.sdk import AsyncClient, Client, wav_chunks
 from voicemesh.common.audio import MODEL_RATE_HZ, WavAudio, read_wav, write_wav
+from voicemesh.common.components import COMPONENTS
 from voicemesh.common.samples import pcm16_to_float
 from voicemesh.stt.engine import SpeechRecognizer
-
-SERVICES = {
-    "gateway": "voicemesh.v1.GatewayService",
-    "stt": "voicemesh.v1.SpeechToTextService",
-    "tts": "voicemesh.v1.TextToSpeechService",
-    "core": "voicemesh.v1.CoreService",
-}
 
 
 def grpcurl() -> str:
@@ -135,17 +129,16 @@ def test_cli_reports_an_unreachable_gateway() -> None:
     assert result.stderr.startswith("voicemesh: UNAVAILABLE")
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", sorted(COMPONENTS))
 def test_grpcurl_lists_services_and_sees_serving(mesh, name: str) -> None:  # type: ignore[no-untyped-def]
     address = mesh.addresses[name]
     listed = subprocess.run(
         [grpcurl(), "-plaintext", address, "list"], capture_output=True, text=True, timeout=30
     )
     assert listed.returncode == 0, listed.stderr
-    user_data = {"voicemesh.v1.UserDataService"} if name in ("core", "gateway") else set()
+    services = COMPONENTS[name].services
     assert set(listed.stdout.split()) == {
-        SERVICES[name],
-        *user_data,
+        *services,
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     }
@@ -154,7 +147,7 @@ def test_grpcurl_lists_services_and_sees_serving(mesh, name: str) -> None:  # ty
             grpcurl(),
             "-plaintext",
             "-d",
-            json.dumps({"service": SERVICES[name]}),
+            json.dumps({"service": services[0]}),
             address,
             "grpc.health.v1.Health/Check",
         ],

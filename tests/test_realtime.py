@@ -162,8 +162,9 @@ async def test_one_turn_is_one_trace_across_every_service(mesh, otlp_collector, 
                 services.setdefault(service, set()).add(span.name)
         return services
 
-    services = await otlp_collector.wait_for(lambda: (s := traced()) is not None and len(s) == 4 and s)
+    services = await otlp_collector.wait_for(lambda: (s := traced()) is not None and len(s) == 5 and s)
     assert services["voicemesh-gateway"] >= {"Gateway/Converse", "turn"}
+    assert any(name.endswith("/Search") for name in services["voicemesh-rag"])  # the grounding
     assert "SpeechToText/StreamingRecognize" in services["voicemesh-stt"]
     assert "Core/Respond" in services["voicemesh-core"]
     assert "TextToSpeech/StreamingSynthesize" in services["voicemesh-tts"]

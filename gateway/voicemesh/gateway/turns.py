@@ -252,13 +252,20 @@ class TurnRunner:
         return None
 
     async def _answer(self, turn: Turn, output: TurnOutput, reply: _Reply) -> None:
-        passages = await self._grounding.passages(turn, output)
+        # The grounding's events go out with the reply's first, not before it: a turn that fails
+        # before any reply has sent nothing, so the SDK may still try it again.
+        grounding: list[ReplyEvent] = []
+
+        async def hold(event: ReplyEvent) -> None:
+            grounding.append(event)
+
+        passages = await self._grounding.passages(turn, hold)
         if not turn.retrieval.off:
             output.clock.mark("retrieval")
         for index, passage in enumerate(passages, start=1):
             citation = citation_of(index, passage)
             reply.citations.append(citation)
-            await output(citation)
+            grounding.append(citation)
         key = cache_key(
             turn.user_id, turn.text, turn.reply.synthesize_audio, turn.reply.voice, turn.reply.sample_rate_hz
         )
@@ -267,10 +274,12 @@ class TurnRunner:
         cacheable_turn = turn.fresh_session and not passages
         if cacheable_turn and (cached := self.cache.get(key)) is not None:
             if await self._still_current(turn.user_id, cached):
+                for event in grounding:
+                    await output(event)
                 await _replay(cached, output, reply)
                 return
             self.cache.forget(key)
-        await self._generate(turn, output, reply, passages, keep_audio=cacheable_turn)
+        await self._generate(turn, output, reply, passages, grounding, keep_audio=cacheable_turn)
         cacheable = reply.context_turns == 0 and reply.finish_reason == "stop" and not reply.audio_failed
         if cacheable_turn and cacheable and reply.text and reply.user_version >= 0:
             entry = CachedReply(
@@ -299,6 +308,7 @@ class TurnRunner:
         output: TurnOutput,
         reply: _Reply,
         passages: list[retrieval_pb2.Passage],
+        grounding: list[ReplyEvent],
         *,
         keep_audio: bool,
     ) -> None:
@@ -326,6 +336,9 @@ class TurnRunner:
                     if kind == "route":
                         reply.route = f"{response.route.tier}/{response.route.model}"
                         reply.model = response.route.model
+                        for event in grounding:
+                            await output(event)
+                        grounding.clear()
                         await output(response.route)
                     elif kind == "text_delta":
                         if turn.reply.synthesize_audio:
