@@ -209,6 +209,21 @@ async def test_a_follow_up_is_answered_with_the_previous_turn_and_both_are_kept(
     assert not turns[1].interrupted and turns[1].time.seconds > time.time() - 120
 
 
+async def test_a_users_session_is_theirs_alone_not_anothers_nor_an_anonymous_callers(
+    backends: Backends,
+) -> None:
+    alice, bob = new_user(), new_user()
+    first = done(await ask(backends.gateway, "My secret code word is pineapple.", alice))
+    for intruder in ("", bob):  # a caller who names no user, and another user
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await ask(backends.gateway, "What is my secret code word?", intruder, first.session_id)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, intruder
+        assert f"session {first.session_id} belongs to another user" in (refused.value.details() or "")
+    # Nothing was written into her session: her follow-up sees her one exchange.
+    follow_up = done(await ask(backends.gateway, "What is my code word?", alice, first.session_id))
+    assert follow_up.context_turns == 1
+
+
 async def test_the_profile_is_context_for_a_new_session(backends: Backends) -> None:
     user = new_user()
     set_profile = cli("profile", user, "name=Ada", "city=Lisbon", "--target", backends.gateway)

@@ -23,6 +23,10 @@ class MissingConfig(InvalidRequest):
     """A stream whose first message does not carry its config."""
 
 
+class PermissionDenied(VoicemeshError):
+    """The caller may not touch what it asked for: another user's data (PERMISSION_DENIED)."""
+
+
 class Overloaded(VoicemeshError):
     """The server is at a limit (RESOURCE_EXHAUSTED); ``retry_after_s`` says when to come back."""
 

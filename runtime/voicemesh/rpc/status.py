@@ -17,6 +17,7 @@ from voicemesh.common.errors import (
     InvalidRequest,
     ModelFailure,
     Overloaded,
+    PermissionDenied,
     VoicemeshError,
 )
 from voicemesh.common.logs import request_id_var
@@ -44,6 +45,7 @@ class RelayedStatus(grpc.RpcError):
 
 _CODES: dict[type[VoicemeshError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ModelFailure: grpc.StatusCode.INTERNAL,
     DependencyUnavailable: grpc.StatusCode.UNAVAILABLE,

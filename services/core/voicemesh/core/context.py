@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from voicemesh.common.errors import DependencyUnavailable, InvalidRequest
+from voicemesh.common.errors import DependencyUnavailable, InvalidRequest, PermissionDenied
 from voicemesh.common.limits import MAX_PROFILE_FIELDS
 from voicemesh.common.metrics import STAGE_SECONDS
 from voicemesh.storage.history import HistoryStore, TurnRecord
@@ -111,8 +111,9 @@ class ConversationMemory:
             self._read("version", self.history.user_version(user_id)) if user_id else _none(),
         )
         STAGE_SECONDS.labels("core.context").observe(time.monotonic() - started)
-        if session is not None and session.user_id and user_id and session.user_id != user_id:
-            raise InvalidRequest(f"session {session_id} belongs to another user; start a new session")
+        # A user's session is theirs alone: not another user's, and not a caller who names no user.
+        if session is not None and session.user_id and session.user_id != user_id:
+            raise PermissionDenied(f"session {session_id} belongs to another user; start a new session")
         if session is not None:
             exchanges = session.exchanges
         else:
@@ -137,7 +138,7 @@ class ConversationMemory:
         it whole (an interrupted or failed reply would be answered on as if it had been said)."""
         if not turn.interrupted:
             session = await self.sessions.get(turn.session_id) or Session(turn.session_id, turn.user_id)
-            if not (session.user_id and turn.user_id and session.user_id != turn.user_id):  # not another's
+            if not (session.user_id and session.user_id != turn.user_id):  # never into another's
                 session.add(turn.transcript, turn.reply, turn.turn_id)
                 await self.sessions.put(session)
         if turn.user_id:
