@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from voicemesh.v1 import (
     audio_pb2,
     gateway_pb2,
+    gateway_pb2_grpc,
 )
 from voicemesh.v1 import (
     speech_to_text_pb2 as stt_pb2,
@@ -25,6 +29,7 @@ from voicemesh.v1 import (
 )
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
+PAGE_TEXT = Path("/usr/share/doc/valgrind/html/faq.html").read_text()[:8000]
 
 
 def config(rate: int = 16_000, channels: int = 1) -> stt_pb2.StreamingRecognizeRequest:
@@ -117,13 +122,23 @@ async def gateway_requests(
         yield message
 
 
-def converse_config(rate: int = 16_000) -> gateway_pb2.ConverseRequest:
+def converse_config(rate: int = 16_000, request_id: str = "") -> gateway_pb2.ConverseRequest:
     fmt = audio_pb2.AudioFormat(sample_rate_hz=rate)
-    return gateway_pb2.ConverseRequest(config=gateway_pb2.ConverseConfig(audio_format=fmt))
+    config = gateway_pb2.ConverseConfig(audio_format=fmt, request_id=request_id)
+    return gateway_pb2.ConverseRequest(config=config)
 
 
 GATEWAY_CASES: dict[str, tuple[list[gateway_pb2.ConverseRequest], str]] = {
     "wrong sample rate": ([converse_config(rate=99)], "sample_rate_hz 99 is out of range"),
+    # A request id is echoed in every event and log line: one that forges lines or floods them.
+    "request id forging a log line": (
+        [converse_config(request_id="x\r\n2026-12-01 INFO gateway [admin] forged")],
+        "request_id 'x\\r\\n2026-12-01 INFO gateway [admin] forged' may not contain braces or control",
+    ),
+    "request id of 10k characters": (
+        [converse_config(request_id="r" * 10_000)],
+        "request_id of 10000 characters is over the 128 limit",
+    ),
     "odd byte count": ([converse_config(), gateway_pb2.ConverseRequest(audio_content=b"\0" * 5)], "5 bytes"),
     "empty stream": ([], "the stream ended before any message"),
     "never sends config": ([gateway_pb2.ConverseRequest(audio_content=b"\0\0")], "must carry `config`"),
@@ -168,3 +183,34 @@ async def test_gateway_ask_rejects_invalid_utf8_and_empty_text(mesh) -> None:  #
                 pass
         assert caught.value.code() == INVALID and "text is empty" in (caught.value.details() or "")
         await health_ok(channel)
+
+
+async def test_a_question_longer_than_the_models_context_is_refused_and_feeds_no_breaker(mesh) -> None:  # type: ignore[no-untyped-def]
+    # A real page, within the gateway's 8,192 characters but about 3,000 tokens: over the local
+    # model's 2,048-token context.
+    page = PAGE_TEXT
+    async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        for _ in range(6):  # more than the core breaker's failures in a row
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                async for _ in stub.Ask(gateway_pb2.AskRequest(text=page), timeout=60):
+                    pass
+            assert caught.value.code() == INVALID, caught.value.details()
+            assert "tokens; the local model can read at most" in (caught.value.details() or "")
+        served = [e async for e in stub.Ask(gateway_pb2.AskRequest(text="What is two plus two?"), timeout=60)]
+        assert served[-1].WhichOneof("event") == "turn_done" and served[-1].turn_done.reply_text
+
+
+def test_a_request_id_reaches_a_log_line_on_one_line_and_short() -> None:
+    # In a process of its own, as a server logs: the suite's own log capture stays as it is.
+    program = """
+import logging
+from voicemesh.common.logs import request_id_var, setup_logging
+setup_logging("stt")
+request_id_var.set("x\\r\\n2026-12-01 INFO stt [admin] forged" + "y" * 500)
+logging.getLogger("voicemesh.test").info("one line")
+"""
+    run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    lines = run.stderr.splitlines()
+    assert run.returncode == 0 and len(lines) == 1, run.stderr
+    assert "[x\\r\\n2026-12-01 INFO stt [admin] forged" in lines[0] and "y" * 129 not in lines[0]

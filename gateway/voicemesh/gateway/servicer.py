@@ -70,6 +70,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request_iterator: AsyncIterator[pb.ConverseRequest], context: Context
     ) -> AsyncIterator[pb.ConverseResponse]:
         config, audio = await split_config(request_iterator, "audio_content")
+        limits.check_id("request_id", config.request_id)
         request_id = config.request_id or uuid.uuid4().hex
         request_id_var.set(request_id)
         fmt = audio_format(config.audio_format)  # fail before any downstream call is made
@@ -109,6 +110,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
     @rpc_handler
     async def Ask(self, request: pb.AskRequest, context: Context) -> AsyncIterator[pb.AskResponse]:
+        limits.check_id("request_id", request.request_id)
         request_id = request.request_id or uuid.uuid4().hex
         request_id_var.set(request_id)
         text = limits.check_text("text", request.text)

@@ -11,9 +11,20 @@ from contextvars import ContextVar
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 
+MAX_LOGGED_ID_CHARS = 128
+
+
+def loggable_id(value: str) -> str:
+    """A caller's id as it may appear in a log line: short, one line, control characters escaped,
+    so no request id can forge or flood log lines."""
+    if len(value) > MAX_LOGGED_ID_CHARS:
+        value = value[:MAX_LOGGED_ID_CHARS] + "…"
+    return value if value.isprintable() else ascii(value)[1:-1]
+
+
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        record.request_id = loggable_id(request_id_var.get())
         return True
 
 

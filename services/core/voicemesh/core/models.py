@@ -7,16 +7,40 @@ too), so one function reads the stream for either and the core cannot tell them 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from voicemesh.common.blocking import BlockingPool
-from voicemesh.common.errors import DependencyUnavailable, ModelFailure, Overloaded
+from voicemesh.common.errors import DependencyUnavailable, InvalidRequest, ModelFailure, Overloaded
 from voicemesh.common.packages import package_file
 
 Message = Mapping[str, str]
+# What the chat template adds around each message (role markers, newlines), and to start the reply.
+TEMPLATE_TOKENS_PER_MESSAGE = 6
+MIN_REPLY_TOKENS = 16
+
+
+def fit_context(
+    messages: Sequence[Message], count: Callable[[str], int], context: int, max_tokens: int
+) -> tuple[list[Message], int]:
+    """The messages and reply budget that fit the model's context: the oldest exchanges go first
+    (they are the server's own addition), then the reply is shortened; a request that cannot fit
+    even so is the caller's to shorten, and is refused before it reaches the model."""
+    sizes = [count(m.get("content", "")) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages]
+    kept = list(range(len(messages)))
+    # The system prompt (first) and the question (last) stay; exchanges (pairs between) may go.
+    while len(kept) > 3 and sum(sizes[i] for i in kept) + max_tokens > context:
+        del kept[1:3]
+    prompt = sum(sizes[i] for i in kept) + TEMPLATE_TOKENS_PER_MESSAGE
+    if prompt + MIN_REPLY_TOKENS > context:
+        room = context - MIN_REPLY_TOKENS - (prompt - sizes[kept[-1]])
+        raise InvalidRequest(
+            f"the text is {sizes[kept[-1]] - TEMPLATE_TOKENS_PER_MESSAGE} tokens; the local model "
+            f"can read at most {max(room - TEMPLATE_TOKENS_PER_MESSAGE, 0)} here: shorten it"
+        )
+    return [messages[i] for i in kept], min(max_tokens, context - prompt)
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,7 @@ class LlamaCppModel:
         if not self.path.is_file():
             raise FileNotFoundError(f"no GGUF model at {self.path}")
         self.name = self.path.stem
+        self._context = context
         self._llama = Llama(
             model_path=str(self.path),
             n_ctx=context,
@@ -79,11 +104,15 @@ class LlamaCppModel:
     async def stream(
         self, messages: Sequence[Message], max_tokens: int, temperature: float
     ) -> AsyncGenerator[Delta, None]:
+        def count(text: str) -> int:
+            return len(self._llama.tokenize(text.encode(), add_bos=False, special=False))
+
         def generate() -> Iterator[Delta]:
+            fitted, reply_tokens = fit_context(messages, count, self._context, max_tokens)
             chunks = self._llama.create_chat_completion(
-                messages=list(messages),  # type: ignore[arg-type]
+                messages=fitted,  # type: ignore[arg-type]
                 stream=True,
-                max_tokens=max_tokens,
+                max_tokens=reply_tokens,
                 temperature=temperature,
                 repeat_penalty=1.1,  # small models loop without it
             )
