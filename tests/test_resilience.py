@@ -317,3 +317,15 @@ async def test_a_restarted_replica_is_tried_when_it_is_back_not_a_reset_timeout_
     finally:
         await refusing.stop(0)
         await stop_processes(processes, 15)
+
+
+async def test_ten_thousand_made_up_tenants_are_forgotten_once_their_window_has_passed() -> None:
+    from voicemesh.gateway.throttle import RateLimits
+
+    limits = RateLimits({"llm": 20, "stt": 100}, max_wait_s=0.0, window_s=3.0)
+    for n in range(10_000):
+        await limits.admit(f"made-up-{n}", "stt", "llm")
+    assert limits.tracked() == 20_000  # all within one window: each is still counted
+    await asyncio.sleep(3.1)
+    await limits.admit("real-tenant", "llm")
+    assert limits.tracked() == 1

@@ -41,3 +41,26 @@ def test_a_long_first_sentence_may_end_before_a_connective() -> None:
     ]
     waiting = SentenceSplitter(first_clause_words=4)
     assert list(waiting.push("I think the answer is clearly tha")) == []  # "tha…" may be "thatch"
+
+
+def test_text_in_one_character_deltas_is_cut_as_if_it_came_whole_and_in_bounded_work() -> None:
+    import time
+    from pathlib import Path
+
+    from voicemesh.common.sentences import MAX_SENTENCE_CHARS
+
+    text = " ".join(Path("/usr/share/common-licenses/GPL-3").read_text().split())[:20_000]
+    for first_clause_words in (0, 4):
+        whole = SentenceSplitter(first_clause_words)
+        at_once = [*whole.push(text), *whole.flush()]
+        piecewise = SentenceSplitter(first_clause_words)
+        pieces = [s for c in text for s in piecewise.push(c)] + list(piecewise.flush())
+        assert pieces == at_once and len(pieces) > 100
+    # 32,000 characters with no sentence end, one at a time (a reply that never stops): pieces no
+    # longer than the cap, cut at spaces; the review timed the old splitter at 37 s on this.
+    splitter = SentenceSplitter(first_clause_words=4)
+    started = time.monotonic()
+    endless = [s for c in ("word " * 6400) for s in splitter.push(c)] + list(splitter.flush())
+    assert time.monotonic() - started < 5.0
+    assert all(len(p) <= MAX_SENTENCE_CHARS and p.endswith("word") for p in endless)
+    assert " ".join(endless) == ("word " * 6400).strip()

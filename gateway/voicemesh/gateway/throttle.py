@@ -44,10 +44,25 @@ class RateLimits:
     max_wait_s: float
     window_s: float = 60.0  # the settings name limits per minute
     _seen: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    _swept: float = field(default_factory=time.monotonic)
+
+    def _sweep(self, now: float) -> None:
+        """Forget callers with nothing in the window, once a window: made-up tenants cost memory
+        only while they keep coming."""
+        if now - self._swept < self.window_s:
+            return
+        self._swept = now
+        for key in [k for k, times in self._seen.items() if not times or times[-1] <= now - self.window_s]:
+            del self._seen[key]
+
+    def tracked(self) -> int:
+        """(tenant, kind) pairs held."""
+        return len(self._seen)
 
     def _retry_after(self, tenant: str, kind: str) -> float:
         """0 if a request fits now, else the seconds until one does (and nothing is counted)."""
         now = time.monotonic()
+        self._sweep(now)
         times = self._seen.setdefault((tenant, kind), deque())
         while times and times[0] <= now - self.window_s:
             times.popleft()

@@ -46,6 +46,24 @@ _ABBREVIATIONS = frozenset(
 )
 
 
+# A boundary that began in text already scanned is found again from this far back.
+_LOOKBACK = 32
+# Longest piece handed on without an end in sight: text with no punctuation is cut at a space, so
+# synthesis never gets one unbounded "sentence" (and no push rescans more than this).
+MAX_SENTENCE_CHARS = 400
+
+
+def _cut(text: str) -> tuple[list[str], str]:
+    """Pieces of at most MAX_SENTENCE_CHARS cut off the front of ``text`` at spaces, and the rest."""
+    text = text.lstrip()
+    pieces = []
+    while len(text) > MAX_SENTENCE_CHARS:
+        cut = text.rfind(" ", 0, MAX_SENTENCE_CHARS) + 1 or MAX_SENTENCE_CHARS
+        pieces.append(text[:cut].strip())
+        text = text[cut:].lstrip()
+    return pieces, text
+
+
 def _ends_with_abbreviation(text: str) -> bool:
     words = text.rstrip(".").rsplit(None, 1)
     if not words:
@@ -68,18 +86,27 @@ class SentenceSplitter:
         self._first_clause_words = first_clause_words
 
     def push(self, delta: str) -> Iterator[str]:
+        # Only the new text (and a little before it) can hold a new boundary: one-character deltas
+        # cost each push the delta, not the whole unfinished sentence again.
+        scan_from = max(0, len(self._buffer) - _LOOKBACK)
         self._buffer += delta
         if self._first_clause_words:
             yield from self._first_clause()
+            scan_from = 0
         start = 0
-        for match in _BOUNDARY.finditer(self._buffer):
+        for match in _BOUNDARY.finditer(self._buffer, scan_from):
             candidate = self._buffer[start : match.end()].strip()
             if match.group().startswith(".") and _ends_with_abbreviation(candidate):
                 continue
-            if candidate:
-                yield candidate
+            pieces, rest = _cut(candidate)
+            yield from pieces
+            if rest:
+                yield rest
             start = match.end()
-        self._buffer = self._buffer[start:]
+        pieces, self._buffer = _cut(self._buffer[start:])
+        if pieces:
+            self._first_clause_words = 0
+            yield from pieces
 
     def _first_clause(self) -> Iterator[str]:
         sentence_end = _BOUNDARY.search(self._buffer)
