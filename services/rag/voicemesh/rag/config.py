@@ -42,9 +42,11 @@ class RagSettings(ServiceSettings):
     ivf_nlist: int = Field(100, ge=1, description="IVF lists of the dense index.")
     pq_m: int = Field(8, ge=1, description="PQ sub-quantizers (the embedder's dimensions must divide by it).")
     pq_nbits: int = Field(8, ge=1, le=16, description="Bits per PQ code.")
-    nprobe: int = Field(16, ge=1, description="IVF lists searched per query.")
+    # Measured at 10,000 passages (MiniLM, m=8): nprobe 16 + 100 re-scored gave recall@5 56.7 against
+    # 61.4 exact; 64 + 1,000 gives 60.6, for ~5 ms of dense search.
+    nprobe: int = Field(64, ge=1, description="IVF lists searched per query.")
     rescore: int = Field(
-        100, ge=0, description="IVF-PQ candidates scored again exactly from float16 vectors."
+        1000, ge=0, description="IVF-PQ candidates scored again exactly from float16 vectors."
     )
     passage_words: int = Field(
         80,

@@ -47,8 +47,8 @@ class DenseSettings:
     nlist: int = 100  # IVF lists
     m: int = 8  # PQ sub-quantizers
     nbits: int = 8  # bits per sub-quantizer code
-    nprobe: int = 16  # lists searched per query
-    rescore: int = 100  # IVF-PQ candidates scored again exactly from vectors.f16
+    nprobe: int = 64  # lists searched per query (see RagSettings.nprobe: measured)
+    rescore: int = 1000  # IVF-PQ candidates scored again exactly from vectors.f16
 
     def train_size(self) -> int:
         """Vectors IVF-PQ needs to train: 39 per centroid of its larger quantizer (faiss's own floor)."""
