@@ -274,6 +274,10 @@ async def run_peers(utterances: list[Utterance], replies: list[str]) -> dict[str
     return {"stt_final_after_endpoint": stt, "tts_first_audio": tts}
 
 
+def run_label(preemptive: bool, retrieval: bool) -> str:
+    return f"preemptive {'on' if preemptive else 'off'}, retrieval {'on' if retrieval else 'off'}"
+
+
 def table(title: str, rows: dict[str, dict[str, float]]) -> None:
     print(f"\n{title}")
     print(f"  {'stage':<28}{'p50':>8}{'p95':>8}{'p99':>8}{'mean':>8}   (ms)")
@@ -313,7 +317,7 @@ async def main() -> None:
     replies: list[str] = []
     ours: dict[str, list[float]] = {}
     for preemptive, retrieval in modes:
-        label = f"preemptive {'on' if preemptive else 'off'}, retrieval {'on' if retrieval else 'off'}"
+        label = run_label(preemptive, retrieval)
         print(f"voicemesh, {label}: {args.turns} turns at real-time pace", flush=True)
         results, extra = await run_mesh(
             utterances, args.turns, preemptive, retrieval, random.Random(args.seed), args.min_silence_ms
@@ -338,8 +342,7 @@ async def main() -> None:
     report["runs"] = runs
 
     def v2v(preemptive: bool, retrieval: bool) -> dict[str, float] | None:
-        label = f"preemptive {'on' if preemptive else 'off'}, retrieval {'on' if retrieval else 'off'}"
-        run = runs.get(label)
+        run = runs.get(run_label(preemptive, retrieval))
         return run["stages"]["voice_to_voice"] if run else None  # type: ignore[index]
 
     # (what it says, where it goes, the run without the feature, the run with it, -1: it saves)
