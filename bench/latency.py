@@ -33,6 +33,7 @@ import asyncio
 import json
 import os
 import random
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -205,6 +206,9 @@ async def run_mesh(
     os.environ["VOICEMESH_GATEWAY_REPLY_CACHE_ENTRIES"] = "0"  # every turn answered afresh
     for limit in ("STT", "LLM", "TTS"):  # the bench's own mesh: its turns are not a tenant's abuse
         os.environ[f"VOICEMESH_GATEWAY_LIMIT_{limit}_PER_MIN"] = "100000"
+    # Its own data folder: the bench's documents, sessions and history are not the user's.
+    data = tempfile.TemporaryDirectory(prefix="voicemesh-latency-")
+    os.environ["XDG_DATA_HOME"] = data.name
     mesh = Mesh.on_free_ports()
     await mesh.start()
     try:
@@ -230,6 +234,7 @@ async def run_mesh(
         tts_times = await voicemesh_tts(mesh.addresses()["tts"], [r.reply for r in results])
     finally:
         await mesh.stop()
+        data.cleanup()
     print(f"  counters: {counters}")
     return results, {"tts_first_audio": tts_times}
 
