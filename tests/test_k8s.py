@@ -86,16 +86,79 @@ def test_one_deployment_per_component_serving_its_own_port_and_health(objects: l
         (container,) = pod["containers"]
         assert container["args"] == [name]  # the Dockerfile's entry point: voicemesh serve <name>
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert ports == {"grpc": default(name, "port"), "metrics": default(name, "metrics_port")}
+        settings = config(objects)
+        health = int(settings[f"VOICEMESH_{name.upper()}_HEALTH_PORT"])
+        assert ports == {
+            "grpc": default(name, "port"),
+            "metrics": default(name, "metrics_port"),
+            "health": health,
+        }
+        # The probes speak no TLS: they ask the plaintext health-only port.
         service = COMPONENTS[name].services[0]
-        assert container["readinessProbe"]["grpc"] == {"port": ports["grpc"], "service": service}
-        assert container["livenessProbe"]["grpc"] == {"port": ports["grpc"]}
-        assert container["startupProbe"]["grpc"] == {"port": ports["grpc"]}
+        assert container["readinessProbe"]["grpc"] == {"port": health, "service": service}
+        assert container["livenessProbe"]["grpc"] == {"port": health}
+        assert container["startupProbe"]["grpc"] == {"port": health}
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == str(ports["metrics"])
         assert pod["securityContext"]["runAsNonRoot"] is True
         limits = container["resources"]["limits"]
         assert limits["cpu"] and limits["memory"] and container["resources"]["requests"]["memory"]
+
+
+def test_every_component_serves_tls_from_its_own_secret_and_mounts_no_api_token(
+    objects: list[dict[str, Any]],
+) -> None:
+    settings = config(objects)
+    for deployment in of_kind(objects, "Deployment").values():
+        name = component(deployment)
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["tls"]["secret"]["secretName"] == f"voicemesh-{name}-tls"
+        mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+        assert mounts["tls"]["readOnly"] is True
+        assert settings[f"VOICEMESH_{name.upper()}_TLS_DIR"] == mounts["tls"]["mountPath"]
+    gateway = of_kind(objects, "Deployment")["voicemesh-gateway"]["spec"]["template"]["spec"]
+    auth = next(m for m in gateway["containers"][0]["volumeMounts"] if m["name"] == "auth")["mountPath"]
+    assert settings["VOICEMESH_GATEWAY_JWKS_FILE"] == f"{auth}/jwks.json"
+    assert settings["VOICEMESH_GATEWAY_API_KEYS_FILE"] == f"{auth}/api-keys.json"
+
+
+def test_only_the_gateway_reaches_the_backends_and_only_the_core_calls_out(
+    objects: list[dict[str, Any]],
+) -> None:
+    policies = of_kind(objects, "NetworkPolicy")
+    backends = policies["voicemesh-backends-from-gateway"]["spec"]
+    selected = backends["podSelector"]["matchExpressions"][0]["values"]
+    assert sorted(selected) == sorted(c.name for c in BACKENDS)
+    grpc_rule = next(r for r in backends["ingress"] if {"port": "grpc"} in r["ports"])
+    assert grpc_rule["from"] == [
+        {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "voicemesh",
+                    "app.kubernetes.io/component": "gateway",
+                }
+            }
+        }
+    ]
+    assert all("from" in r for r in backends["ingress"] if {"port": "grpc"} in r["ports"])
+    leaves = policies["voicemesh-leaf-services-call-nothing"]["spec"]
+    assert sorted(leaves["podSelector"]["matchExpressions"][0]["values"]) == ["rag", "stt", "tts"]
+    assert {p["port"] for rule in leaves["egress"] for p in rule["ports"]} == {53}
+    gateway_egress = policies["voicemesh-gateway-from-anyone"]["spec"]["egress"]
+    reached = {p["port"] for rule in gateway_egress for p in rule["ports"]}
+    assert reached == {53, *(default(c.name, "port") for c in BACKENDS)}  # no store ports
+
+
+def test_prod_turns_reflection_off_and_exposes_only_grpc() -> None:
+    objects = render("prod")
+    settings = config(objects)
+    for name in SETTINGS:
+        assert settings[f"VOICEMESH_{name.upper()}_REFLECTION"] == "false"
+    public = of_kind(objects, "Service")["voicemesh-gateway"]["spec"]
+    assert public["type"] == "LoadBalancer"
+    assert [p["name"] for p in public["ports"]] == ["grpc"]
 
 
 def test_backends_are_headless_and_the_gateway_reaches_them_by_dns_round_robin(
