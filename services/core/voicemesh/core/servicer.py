@@ -58,7 +58,12 @@ def turn_record(request: pb.RecordTurnRequest) -> TurnRecord:
         failure=request.failure[: limits.MAX_TEXT_CHARS],
     )
     if request.HasField("ended_at"):
-        turn.at = request.ended_at.ToNanoseconds() / 1e9
+        ended = request.ended_at
+        if not (0 <= ended.nanos < 1_000_000_000 and 0 <= ended.seconds < 253_402_300_800):  # to 9999
+            raise InvalidRequest(
+                "ended_at is not a valid timestamp (seconds 0 to 9999-12-31, nanos 0 to 999999999)"
+            )
+        turn.at = ended.ToNanoseconds() / 1e9
     return turn
 
 

@@ -42,9 +42,15 @@ class RankBm25:
     def __init__(self, corpus: Sequence[Sequence[str]]) -> None:
         from rank_bm25 import BM25Okapi
 
-        self._bm25 = BM25Okapi([list(tokens) for tokens in corpus], k1=K1, b=B, epsilon=EPSILON)
+        self._size = len(corpus)
+        # rank-bm25 divides by the vocabulary's size: a collection whose passages hold no word at
+        # all (punctuation, symbols) has none, and would fail every time it is opened.
+        words = any(tokens for tokens in corpus)
+        self._bm25 = BM25Okapi([list(t) for t in corpus], k1=K1, b=B, epsilon=EPSILON) if words else None
 
     def scores(self, query: Sequence[str]) -> np.ndarray:
+        if self._bm25 is None:
+            return np.zeros(self._size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(list(query)), dtype=np.float32)
 
 

@@ -118,6 +118,8 @@ class Synthesizer:
         """Piper's own chunks (it splits at sentence punctuation it finds) go out as each is made."""
         native = voice.config.sample_rate
         rate = sample_rate_hz or native
+        # Control characters say nothing, and espeak-ng refuses a NUL outright.
+        sentence = "".join(c if c.isprintable() else " " for c in sentence)
 
         def render() -> Iterator[bytes]:
             for chunk in voice.synthesize(sentence):
