@@ -44,7 +44,7 @@ from piper import PiperVoice, SynthesisConfig
 
 from voicemesh.client.live import RATE_HZ, LiveCall
 from voicemesh.common.samples import float_to_pcm16
-from voicemesh.rpc.launcher import Mesh, free_port
+from voicemesh.rpc.launcher import Mesh, free_port, gateway_channel
 from voicemesh.tts.engine import bundled_voice
 
 QUESTIONS = ["What is the capital of France?", "How many legs does a spider have?", "Tell me a joke."]
@@ -82,7 +82,7 @@ async def one_turn(
     gateway: str, pcm: bytes, hang_up_after: float | None = None, speed: float = 1.0
 ) -> tuple[str, str]:
     """Say ``pcm`` on a new Converse stream and wait for its turn's end: the outcome, and why."""
-    async with grpc.aio.insecure_channel(gateway) as channel, LiveCall(channel, speed=speed) as call:
+    async with gateway_channel(gateway) as channel, LiveCall(channel, speed=speed) as call:
         call.say(b"\0\0" * (RATE_HZ // 4) + pcm)
         ended = asyncio.ensure_future(
             call.wait(lambda h: h.kind in ("turn_done", "turn_failed"), timeout_s=TURN_TIMEOUT_S)

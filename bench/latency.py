@@ -48,7 +48,7 @@ from piper import PiperVoice, SynthesisConfig
 from voicemesh.client.live import RATE_HZ, LiveCall
 from voicemesh.common.metrics import scrape
 from voicemesh.common.samples import float_to_pcm16
-from voicemesh.rpc.launcher import Mesh
+from voicemesh.rpc.launcher import Mesh, backend_channel, gateway_channel
 from voicemesh.tts.engine import bundled_voice
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import retrieval_pb2 as rag_pb2
@@ -212,7 +212,7 @@ async def run_mesh(
     mesh = Mesh.on_free_ports()
     await mesh.start()
     try:
-        async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+        async with gateway_channel(mesh.gateway) as channel:
             if retrieval:
                 print(f"  ingested {await ingest_notes(channel)} passages", flush=True)
             await one_turn(channel, utterances[0], min_silence_ms, retrieval)  # warm-up
@@ -252,7 +252,7 @@ def by_label(mesh: Mesh, service: str, metric: str) -> dict[str, float]:
 
 async def voicemesh_tts(address: str, texts: list[str]) -> list[float]:
     times = []
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with backend_channel(address) as channel:
         stub = tts_grpc.TextToSpeechServiceStub(channel)
         for text in texts:
             sent = time.monotonic()

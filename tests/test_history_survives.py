@@ -18,7 +18,9 @@ from voicemesh.common.components import CORE, GATEWAY
 from voicemesh.common.metrics import scrape
 from voicemesh.rpc.launcher import (
     Process,
+    backend_channel,
     free_port,
+    gateway_channel,
     service_env,
     start_service,
     stop_processes,
@@ -49,10 +51,11 @@ def hold_lock(path: Path, seconds: float) -> threading.Thread:
 
 
 async def history(
-    address: str, user: str, want: int, timeout_s: float = 30
+    address: str, user: str, want: int, timeout_s: float = 30, *, core: bool = False
 ) -> list[user_data_pb2.HistoryTurn]:
-    """The user's turns once there are ``want`` of them (or what there is when the time is up)."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    """The user's turns once there are ``want`` of them (or what there is when the time is up),
+    from the gateway, or with ``core`` from the core itself (over mTLS, as the gateway asks it)."""
+    async with backend_channel(address) if core else gateway_channel(address) as channel:
         users = user_data_pb2_grpc.UserDataServiceStub(channel)
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
@@ -107,17 +110,17 @@ async def test_turns_recorded_while_sqlite_is_locked_land_once(tmp_path: Path) -
     path = tmp_path / "history.db"
     core = await start_service(CORE, service_env("core", history_url=f"sqlite:///{path}"), 180)
     try:
-        async with grpc.aio.insecure_channel(core.address) as channel:
+        async with backend_channel(core.address) as channel:
             stub = core_pb2_grpc.CoreServiceStub(channel)
             await stub.RecordTurn(record("s1", "ada", 0))
-            await history(core.address, "ada", 1)
+            await history(core.address, "ada", 1, core=True)
             holder = hold_lock(path, 1.0)
             sent = [record("s1", "ada", n) for n in range(1, 6)]
             for request in sent:
                 await stub.RecordTurn(request)
             await stub.RecordTurn(sent[2])  # the gateway's retry of one it thought lost
             holder.join()
-        turns = await history(core.address, "ada", 6)
+        turns = await history(core.address, "ada", 6, core=True)
         assert [t.transcript for t in turns] == [f"Turn number {n}." for n in range(6)]
     finally:
         await stop_processes([core])
@@ -140,7 +143,7 @@ async def test_turns_the_core_never_took_survive_the_gateway_being_stopped(tmp_p
     processes: list[Process] = [gateway]
     try:
         await wait_serving(gateway.address, 60)
-        async with grpc.aio.insecure_channel(gateway.address) as channel:
+        async with gateway_channel(gateway.address) as channel:
             stub = pb_grpc.GatewayServiceStub(channel)
             for n in range(3):
                 request = pb.AskRequest(
@@ -178,9 +181,9 @@ async def test_turns_the_store_never_took_survive_the_core_being_stopped(tmp_pat
     core = await start_service(CORE, service_env("core", **settings), 180)
     processes = [core]
     try:
-        async with grpc.aio.insecure_channel(core.address) as channel:
+        async with backend_channel(core.address) as channel:
             await core_pb2_grpc.CoreServiceStub(channel).RecordTurn(record("s1", "ada", 0))
-            await history(core.address, "ada", 1)
+            await history(core.address, "ada", 1, core=True)
             holder = hold_lock(path, 12.0)
             for n in range(1, 4):
                 await core_pb2_grpc.CoreServiceStub(channel).RecordTurn(record("s1", "ada", n))
@@ -192,7 +195,7 @@ async def test_turns_the_store_never_took_survive_the_core_being_stopped(tmp_pat
 
         core = await start_service(CORE, service_env("core", **settings), 180)
         processes.append(core)
-        turns = await history(core.address, "ada", 4)
+        turns = await history(core.address, "ada", 4, core=True)
         assert [t.transcript for t in turns] == [f"Turn number {n}." for n in range(4)]
     finally:
         await stop_processes(processes)

@@ -29,7 +29,7 @@ from voicemesh.common.audio import WavAudio
 from voicemesh.common.components import CORE, GATEWAY
 from voicemesh.common.metrics import scrape
 from voicemesh.common.reply_cache import ReplyCache
-from voicemesh.rpc.launcher import free_port, start_service, stop_processes, wait_serving
+from voicemesh.rpc.launcher import free_port, gateway_channel, start_service, stop_processes, wait_serving
 from voicemesh.rpc.launcher import service_env as env
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
@@ -144,7 +144,7 @@ def new_user() -> str:
 async def ask(
     gateway: str, text: str, user_id: str, session_id: str = "", *, speak: bool = False
 ) -> list[pb.AskResponse]:
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with gateway_channel(gateway) as channel:
         request = pb.AskRequest(
             text=text, user_id=user_id, session_id=session_id, reply=pb.ReplyConfig(synthesize_audio=speak)
         )
@@ -161,7 +161,7 @@ def route(events: list[pb.AskResponse]) -> str:
 
 
 async def user_data(gateway: str, user_id: str) -> user_data_pb2.GetUserDataResponse:
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with gateway_channel(gateway) as channel:
         request = user_data_pb2.GetUserDataRequest(user_id=user_id)
         response: user_data_pb2.GetUserDataResponse = await user_data_pb2_grpc.UserDataServiceStub(
             channel
@@ -234,7 +234,7 @@ async def test_the_profile_is_context_for_a_new_session(backends: Backends) -> N
 
 async def test_a_client_that_leaves_mid_reply_still_leaves_its_turn(backends: Backends) -> None:
     user = new_user()
-    async with grpc.aio.insecure_channel(backends.gateway) as channel:
+    async with gateway_channel(backends.gateway) as channel:
         request = pb.AskRequest(text="Tell me a long story about a dragon.", user_id=user)
         call = pb_grpc.GatewayServiceStub(channel).Ask(request, timeout=60)
         deltas = 0
@@ -410,7 +410,7 @@ async def test_the_edge_cache_answers_a_repeated_question_without_the_gateway(me
     ],
 )
 async def test_bad_user_data_requests_are_refused_clearly(mesh, request_, message: str) -> None:  # type: ignore[no-untyped-def]
-    async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+    async with gateway_channel(mesh.gateway) as channel:
         stub = user_data_pb2_grpc.UserDataServiceStub(channel)
         method = (
             stub.GetUserData if isinstance(request_, user_data_pb2.GetUserDataRequest) else stub.UpdateProfile

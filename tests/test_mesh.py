@@ -16,7 +16,19 @@ from voicemesh.client.sdk import AsyncClient, Client, wav_chunks
 from voicemesh.common.audio import MODEL_RATE_HZ, WavAudio, read_wav, write_wav
 from voicemesh.common.components import COMPONENTS
 from voicemesh.common.samples import pcm16_to_float
+from voicemesh.rpc.provision import LocalAuthority
 from voicemesh.stt.engine import SpeechRecognizer
+
+
+def tls_options(name: str) -> list[str]:
+    """grpcurl's TLS options for one component of the local mesh: the CA for all, and for a
+    backend (mTLS) the gateway's own certificate."""
+    authority = LocalAuthority.default()
+    ca = ["-cacert", str(authority.certs / "ca.crt")]
+    if name == "gateway":
+        return ca
+    gateway = authority.tls_dir("gateway")
+    return [*ca, "-cert", str(gateway / "tls.crt"), "-key", str(gateway / "tls.key")]
 
 
 def grpcurl() -> str:
@@ -132,9 +144,8 @@ def test_cli_reports_an_unreachable_gateway() -> None:
 @pytest.mark.parametrize("name", sorted(COMPONENTS))
 def test_grpcurl_lists_services_and_sees_serving(mesh, name: str) -> None:  # type: ignore[no-untyped-def]
     address = mesh.addresses[name]
-    listed = subprocess.run(
-        [grpcurl(), "-plaintext", address, "list"], capture_output=True, text=True, timeout=30
-    )
+    tls = tls_options(name)
+    listed = subprocess.run([grpcurl(), *tls, address, "list"], capture_output=True, text=True, timeout=30)
     assert listed.returncode == 0, listed.stderr
     services = COMPONENTS[name].services
     assert set(listed.stdout.split()) == {
@@ -145,7 +156,7 @@ def test_grpcurl_lists_services_and_sees_serving(mesh, name: str) -> None:  # ty
     health = subprocess.run(
         [
             grpcurl(),
-            "-plaintext",
+            *tls,
             "-d",
             json.dumps({"service": services[0]}),
             address,
@@ -161,8 +172,18 @@ def test_grpcurl_lists_services_and_sees_serving(mesh, name: str) -> None:  # ty
 
 def test_grpcurl_readme_example_asks_the_gateway(mesh) -> None:  # type: ignore[no-untyped-def]
     request = json.dumps({"text": "Hello!"})
+    token = LocalAuthority.default().mint("ada")
     result = subprocess.run(
-        [grpcurl(), "-plaintext", "-d", request, mesh.gateway, "voicemesh.v1.GatewayService/Ask"],
+        [
+            grpcurl(),
+            *tls_options("gateway"),
+            "-H",
+            f"authorization: Bearer {token}",
+            "-d",
+            request,
+            mesh.gateway,
+            "voicemesh.v1.GatewayService/Ask",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -177,8 +198,15 @@ async def test_gateway_names_the_failed_hop() -> None:
     from voicemesh.gateway.downstream import Downstream
     from voicemesh.gateway.server import build_host, build_runner
 
+    authority = LocalAuthority.default().ensure()
     settings = GatewaySettings.load(
-        port=0, stt_target="127.0.0.1:9", core_target="127.0.0.1:9", tts_target="127.0.0.1:9"
+        port=0,
+        stt_target="127.0.0.1:9",
+        core_target="127.0.0.1:9",
+        tts_target="127.0.0.1:9",
+        tls_dir=str(authority.tls_dir("gateway")),
+        jwks_file=str(authority.jwks),
+        api_keys_file=str(authority.api_keys),
     )
     downstream = Downstream.connect(settings)
     host = build_host(settings, build_runner(settings, downstream))

@@ -26,6 +26,7 @@ from voicemesh.rpc.launcher import (
     Mesh,
     Process,
     free_port,
+    gateway_channel,
     service_env,
     start_service,
     stop_processes,
@@ -101,7 +102,7 @@ def converse_requests(
 
 async def ask_first_token_s(gateway: str, text: str = "Say hello.") -> float:
     """Seconds from asking to the reply's first token (a fresh user, so no cached reply)."""
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with gateway_channel(gateway) as channel:
         stub = pb_grpc.GatewayServiceStub(channel)
         started = time.monotonic()
         call = stub.Ask(pb.AskRequest(text=text, user_id=f"probe-{time.monotonic_ns()}"), timeout=30)
@@ -133,7 +134,7 @@ async def test_callers_who_hang_up_mid_reply_release_every_slot(tmp_path: Path, 
                     )
             return "nothing"
 
-        async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+        async with gateway_channel(mesh.gateway) as channel:
             outcomes = await asyncio.gather(*(hang_up_when_the_reply_starts(channel) for _ in range(40)))
         assert set(outcomes) <= {"reply", "turn_failed True"} and outcomes.count("reply") >= 16, outcomes
         assert await ask_first_token_s(mesh.gateway) < 2.0  # served at once: nothing left holding slots
@@ -159,7 +160,7 @@ async def test_callers_who_hang_up_mid_upload_release_every_slot(tmp_path: Path,
             call.cancel()  # ... and the caller goes away with the sentence half said
             await asyncio.gather(reading, return_exceptions=True)
 
-        async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+        async with gateway_channel(mesh.gateway) as channel:
             await asyncio.gather(*(hang_up_mid_upload(channel) for _ in range(40)))
         assert await ask_first_token_s(mesh.gateway) < 2.0
         gauges = await slots_free(gateway, within_s=1.0)
@@ -190,7 +191,7 @@ async def test_a_turn_the_gateway_cannot_serve_fails_alone_and_the_stream_goes_o
         )
         try:
             gateway = process(mesh, "gateway")
-            async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+            async with gateway_channel(mesh.gateway) as channel:
                 calls = {
                     user: LiveCall(channel, pb.ConverseConfig(user_id=user, no_barge_in=True))
                     for user in ("ana", "ben", "cy")
@@ -254,7 +255,7 @@ async def test_streams_whose_stt_goes_away_mid_write_report_unavailable_naming_t
     )
     try:
         await wait_serving(gateway.address, 60)
-        async with grpc.aio.insecure_channel(gateway.address) as channel:
+        async with gateway_channel(gateway.address) as channel:
             calls = [LiveCall(channel, pb.ConverseConfig(), speed=8) for _ in range(8)]
             for call in calls:
                 await call.__aenter__()
@@ -303,7 +304,7 @@ async def test_two_hundred_barge_ins_leave_no_error_and_no_model_work(  # type: 
     try:
         config = pb.ConverseConfig(endpointing=stt_pb.Endpointing(min_silence_ms=200))
         async with (
-            grpc.aio.insecure_channel(mesh.gateway) as channel,
+            gateway_channel(mesh.gateway) as channel,
             LiveCall(channel, config, speed=4) as call,
         ):
             call.say(silence(0.2) + question)
@@ -360,7 +361,7 @@ async def test_a_cancelled_call_neither_closes_nor_trips_a_breaker(tmp_path: Pat
     state = f'voicemesh_breaker_state{{replica="127.0.0.1:{tts_port}",service="tts"}}'
     try:
         await wait_serving(gateway.address, 60)
-        async with grpc.aio.insecure_channel(gateway.address) as channel:
+        async with gateway_channel(gateway.address) as channel:
             stub = pb_grpc.GatewayServiceStub(channel)
             spoken = pb.AskRequest(text="Say hi.", reply=pb.ReplyConfig(synthesize_audio=True))
             events = [e.WhichOneof("event") async for e in stub.Ask(spoken, timeout=60)]
@@ -402,7 +403,7 @@ async def ask_in(
 @pytest.mark.timeout(180)
 async def test_a_reply_the_user_did_not_hear_out_is_no_context_for_the_next(mesh) -> None:  # type: ignore[no-untyped-def]
     session = f"ctx-{time.monotonic_ns()}"
-    async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+    async with gateway_channel(mesh.gateway) as channel:
         stub = pb_grpc.GatewayServiceStub(channel)
         first = await ask_in(stub, session, "My favourite colour is green.")
         assert first.context_turns == 0
@@ -491,7 +492,7 @@ async def test_speech_after_a_whole_reply_does_not_interrupt_it(tmp_path: Path, 
                 )
                 try:
                     async with (
-                        grpc.aio.insecure_channel(gateway.address) as channel,
+                        gateway_channel(gateway.address) as channel,
                         LiveCall(channel) as call,
                     ):
                         call.say(silence(0.3) + question)

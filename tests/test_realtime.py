@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import grpc
 import numpy as np
 import pytest
 
@@ -14,6 +13,7 @@ from voicemesh.common.samples import float_to_pcm16
 from voicemesh.gateway.conversation import same_words
 from voicemesh.listening.segmenter import Segmenter, SegmenterConfig, SpeechStart, Utterance
 from voicemesh.listening.vad import SileroVad
+from voicemesh.rpc.launcher import gateway_channel
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import speech_to_text_pb2 as stt_pb
 
@@ -56,7 +56,7 @@ def test_same_words_ignores_case_and_punctuation() -> None:
 
 async def test_speaking_over_the_reply_stops_it_and_cancels_its_work(mesh, speak_trimmed) -> None:  # type: ignore[no-untyped-def]
     before = {name: scrape(address) for name, address in mesh.metrics.items()}
-    async with grpc.aio.insecure_channel(mesh.gateway) as channel, LiveCall(channel, reply_config()) as call:
+    async with gateway_channel(mesh.gateway) as channel, LiveCall(channel, reply_config()) as call:
         call.say(silence(0.3) + float_to_pcm16(speak_trimmed(LONG_QUESTION)))
         await call.wait(is_("reply_audio", 0), timeout_s=60)  # the reply is playing
         call.say(float_to_pcm16(speak_trimmed(INTERRUPTION)))
@@ -95,7 +95,7 @@ async def test_a_short_noise_does_not_interrupt_unless_the_minimum_allows_it(  #
 ) -> None:
     burst = float_to_pcm16(speak_trimmed("Hey!")[: RATE_HZ // 10])
     config = reply_config(min_speech_ms=min_speech_ms) if min_speech_ms else reply_config()
-    async with grpc.aio.insecure_channel(mesh.gateway) as channel, LiveCall(channel, config) as call:
+    async with gateway_channel(mesh.gateway) as channel, LiveCall(channel, config) as call:
         call.say(silence(0.3) + float_to_pcm16(speak_trimmed(LONG_QUESTION)))
         await call.wait(is_("reply_audio", 0), timeout_s=60)
         call.say(burst + silence(1.0))
@@ -110,7 +110,7 @@ async def test_partials_speculation_and_a_preemptive_reply_in_one_turn(mesh, spe
     config = reply_config(min_silence_ms=1000)  # room in the pause for the speculative decode
     config.interim_results = True
     question = "Yesterday I went to the market to buy some apples. What should I cook with them?"
-    async with grpc.aio.insecure_channel(mesh.gateway) as channel, LiveCall(channel, config) as call:
+    async with gateway_channel(mesh.gateway) as channel, LiveCall(channel, config) as call:
         call.say(silence(0.3) + float_to_pcm16(speak_trimmed(question)))
         await call.wait(is_("turn_done", 0), timeout_s=90)
         await call.finish()
@@ -142,7 +142,7 @@ async def test_every_process_exports_metrics(mesh) -> None:  # type: ignore[no-u
 async def test_one_turn_is_one_trace_across_every_service(mesh, otlp_collector, speak_trimmed) -> None:  # type: ignore[no-untyped-def]
     config = reply_config()
     config.request_id = "trace-me"
-    async with grpc.aio.insecure_channel(mesh.gateway) as channel, LiveCall(channel, config) as call:
+    async with gateway_channel(mesh.gateway) as channel, LiveCall(channel, config) as call:
         call.say(silence(0.3) + float_to_pcm16(speak_trimmed("What is the capital of France?")))
         await call.wait(is_("turn_done", 0), timeout_s=60)
         await call.finish()

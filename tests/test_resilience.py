@@ -13,8 +13,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from voicemesh.common.components import CORE, GATEWAY, TTS
 from voicemesh.common.metrics import scrape
-from voicemesh.rpc.launcher import Process, free_port, start_service, stop_processes, wait_serving
+from voicemesh.rpc.launcher import (
+    Process,
+    free_port,
+    gateway_channel,
+    mesh_server_credentials,
+    start_service,
+    stop_processes,
+    wait_serving,
+)
 from voicemesh.rpc.launcher import service_env as env
+from voicemesh.rpc.provision import LocalAuthority
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import gateway_pb2_grpc as pb_grpc
 from voicemesh.v1 import text_to_speech_pb2_grpc as tts_grpc
@@ -65,7 +74,7 @@ async def test_a_dead_tts_costs_the_audio_not_the_answer_and_its_breaker_recover
     processes = [core, tts, gateway]
     try:
         await wait_serving(gateway.address, 60)
-        async with grpc.aio.insecure_channel(gateway.address) as channel:
+        async with gateway_channel(gateway.address) as channel:
             stub = pb_grpc.GatewayServiceStub(channel)
             await ask(stub, "Say hello.")  # warm: the first reply loads what it needs
 
@@ -146,7 +155,7 @@ async def test_a_stalled_core_yields_deadline_exceeded_naming_it_and_is_cancelle
     )
     try:
         await wait_serving(gateway.address, 60)
-        async with grpc.aio.insecure_channel(gateway.address) as channel:
+        async with gateway_channel(gateway.address) as channel:
             stub = pb_grpc.GatewayServiceStub(channel)
             started = time.monotonic()
             with pytest.raises(grpc.aio.AioRpcError) as failure:
@@ -179,11 +188,13 @@ async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_othe
     )
     try:
         await wait_serving(gateway.address, 60)
-        async with grpc.aio.insecure_channel(gateway.address) as channel:
-            stub = pb_grpc.GatewayServiceStub(channel)
 
-            async def ask_as(tenant: str) -> grpc.aio.AioRpcError | None:
-                call = stub.Ask(pb.AskRequest(text="Say hi."), metadata=(("voicemesh-tenant", tenant),))
+        async def ask_as(tenant: str) -> grpc.aio.AioRpcError | None:
+            # The tenant is the credential's: a header claiming another changes nothing.
+            token = LocalAuthority.default().mint("someone", tenant=tenant, scopes=["service"])
+            async with gateway_channel(gateway.address, token=token) as channel:
+                stub = pb_grpc.GatewayServiceStub(channel)
+                call = stub.Ask(pb.AskRequest(text="Say hi."), metadata=(("voicemesh-tenant", "bob"),))
                 try:
                     async for _ in call:
                         pass
@@ -191,15 +202,15 @@ async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_othe
                     return exc
                 return None
 
-            outcomes = [await ask_as("alice") for _ in range(6)]  # 3x her limit of 2 a minute
-            assert outcomes[:2] == [None, None]
-            for refused in outcomes[2:]:
-                assert refused is not None and refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-                assert "'alice' is over its llm limit of 2" in refused.details()
-                trailers = dict(refused.trailing_metadata() or ())
-                assert 0 < int(trailers["retry-after"]) <= 60
-                assert 0 < int(trailers["grpc-retry-pushback-ms"]) <= 60_000
-            assert await ask_as("bob") is None  # another tenant is unaffected
+        outcomes = [await ask_as("alice") for _ in range(6)]  # 3x her limit of 2 a minute
+        assert outcomes[:2] == [None, None]
+        for refused in outcomes[2:]:
+            assert refused is not None and refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "'alice' is over its llm limit of 2" in refused.details()
+            trailers = dict(refused.trailing_metadata() or ())
+            assert 0 < int(trailers["retry-after"]) <= 60
+            assert 0 < int(trailers["grpc-retry-pushback-ms"]) <= 60_000
+        assert await ask_as("bob") is None  # another tenant is unaffected
     finally:
         await stop_processes([gateway, core])
 
@@ -214,7 +225,7 @@ async def test_sigterm_reports_not_serving_then_finishes_the_turn_in_flight() ->
     )
     try:
         await wait_serving(gateway.address, 60)
-        async with grpc.aio.insecure_channel(gateway.address) as channel:
+        async with gateway_channel(gateway.address) as channel:
             stub = pb_grpc.GatewayServiceStub(channel)
             health = health_pb2_grpc.HealthStub(channel)
             call = stub.Ask(pb.AskRequest(text="Tell me a long story about a dragon."))
@@ -248,7 +259,7 @@ async def test_a_dead_replica_is_routed_around_by_its_own_breaker() -> None:
     )
     try:
         await wait_serving(gateway.address, 60)
-        async with grpc.aio.insecure_channel(gateway.address) as channel:
+        async with gateway_channel(gateway.address) as channel:
             stub = pb_grpc.GatewayServiceStub(channel)
             for _ in range(6):  # every turn is answered: a try on the dead replica is retried
                 events = [e async for e in stub.Ask(pb.AskRequest(text="Say hi."), timeout=60)]
@@ -279,7 +290,8 @@ async def test_a_restarted_replica_is_tried_when_it_is_back_not_a_reset_timeout_
     tts_port = free_port()
     refusing = grpc.aio.server()
     tts_grpc.add_TextToSpeechServiceServicer_to_server(RefusingTts(), refusing)
-    refusing.add_insecure_port(f"127.0.0.1:{tts_port}")
+    # As the real one listens: TLS with its certificate, mesh clients only.
+    refusing.add_secure_port(f"127.0.0.1:{tts_port}", mesh_server_credentials("tts"))
     await refusing.start()
     core = await start_service(CORE, env("core", max_tokens=16), 120)
     gateway = await start_service(
@@ -302,7 +314,7 @@ async def test_a_restarted_replica_is_tried_when_it_is_back_not_a_reset_timeout_
 
     try:
         await wait_serving(gateway.address, 60)
-        async with grpc.aio.insecure_channel(gateway.address) as channel:
+        async with gateway_channel(gateway.address) as channel:
             stub = pb_grpc.GatewayServiceStub(channel)
             assert audio_failure(await ask(stub, "Say hi.")) == "tts: overloaded"  # the breaker opens
             await asyncio.sleep(2.5)

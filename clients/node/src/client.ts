@@ -1,6 +1,9 @@
 // The gateway's public API from Node: a text Ask and a spoken Converse, each an async stream of the
 // gateway's own events. The stubs come from protos/ (buf generate, ts-proto for @grpc/grpc-js).
-import { ChannelCredentials, Metadata } from "@grpc/grpc-js";
+import { CallCredentials, ChannelCredentials, Metadata } from "@grpc/grpc-js";
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { AudioEncoding } from "./gen/voicemesh/v1/audio";
 import {
   AskResponse,
@@ -22,11 +25,44 @@ export interface TurnOptions {
 
 const CHUNK_MS = 100;
 
+export interface Credentials {
+  token?: string; // bearer JWT or API key
+  ca?: string; // path of the CA certificate (PEM) the gateway's TLS chains to
+}
+
+// As the Python SDK finds them: given, else $VOICEMESH_TOKEN / $VOICEMESH_CA, else the
+// credentials.toml that `voicemesh up` wrote in $XDG_CONFIG_HOME/voicemesh (~/.config/voicemesh).
+export function findCredentials(given: Credentials = {}): Credentials {
+  const folder = join(process.env.XDG_CONFIG_HOME || join(homedir(), ".config"), "voicemesh");
+  let saved = "";
+  try {
+    saved = readFileSync(join(folder, "credentials.toml"), "utf8");
+  } catch {
+    // no saved credentials: the given or the environment's, or none
+  }
+  const field = (name: string): string | undefined => new RegExp(`^${name}\\s*=\\s*"([^"]*)"`, "m").exec(saved)?.[1];
+  return {
+    token: given.token || process.env.VOICEMESH_TOKEN || field("token"),
+    ca: given.ca || process.env.VOICEMESH_CA || field("ca"),
+  };
+}
+
 export class VoicemeshClient {
   private readonly stub: GatewayServiceClient;
 
-  constructor(target: string) {
-    this.stub = new GatewayServiceClient(target, ChannelCredentials.createInsecure(), {
+  constructor(target: string, credentials: Credentials = findCredentials()) {
+    let channel = ChannelCredentials.createSsl(credentials.ca ? readFileSync(credentials.ca) : null);
+    if (credentials.token) {
+      const token = credentials.token;
+      channel = channel.compose(
+        CallCredentials.createFromMetadataGenerator((_options, callback) => {
+          const metadata = new Metadata();
+          metadata.set("authorization", `Bearer ${token}`);
+          callback(null, metadata);
+        }),
+      );
+    }
+    this.stub = new GatewayServiceClient(target, channel, {
       "grpc.max_receive_message_length": 16 << 20,
     });
   }

@@ -3,14 +3,15 @@
 //
 //   node dist/main.js ask "What is the capital of France?" [--speak] [--out reply.wav]
 //   node dist/main.js converse question.wav [--out reply.wav]
-//   options: --target HOST:PORT (default $VOICEMESH_TARGET or 127.0.0.1:50051), --user ID, --session ID
+//   options: --target HOST:PORT (default $VOICEMESH_TARGET or 127.0.0.1:50051), --user ID, --session ID,
+//   --token T and --ca CA.pem (default $VOICEMESH_TOKEN / $VOICEMESH_CA, else what `voicemesh up` saved)
 import { ServiceError, status } from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
 import { AskResponse, ConverseResponse } from "./gen/voicemesh/v1/gateway";
-import { VoicemeshClient } from "./client";
+import { findCredentials, VoicemeshClient } from "./client";
 import { readWav, WavError, writeWav } from "./wav";
 
-const USAGE = "usage: voicemesh-node [--target HOST:PORT] [--user ID] (ask TEXT [--speak] | converse FILE.wav) [--out FILE.wav]";
+const USAGE = "usage: voicemesh-node [--target HOST:PORT] [--token T] [--ca CA.pem] [--user ID] (ask TEXT [--speak] | converse FILE.wav) [--out FILE.wav]";
 
 type Event = AskResponse["event"] | ConverseResponse["event"];
 
@@ -43,6 +44,8 @@ async function run(argv: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       target: { type: "string", default: process.env.VOICEMESH_TARGET ?? "127.0.0.1:50051" },
+      token: { type: "string", default: "" },
+      ca: { type: "string", default: "" },
       user: { type: "string", default: "" },
       session: { type: "string", default: "" },
       speak: { type: "boolean", default: false },
@@ -61,7 +64,7 @@ async function run(argv: string[]): Promise<void> {
     timeoutS,
   };
   const audio = new Audio();
-  const client = new VoicemeshClient(values.target!);
+  const client = new VoicemeshClient(values.target!, findCredentials({ token: values.token, ca: values.ca }));
   try {
     if (command === "ask") {
       for await (const response of client.ask(argument, options)) print(response.event, undefined, audio);

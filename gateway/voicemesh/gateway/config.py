@@ -17,6 +17,21 @@ class GatewaySettings(ServiceSettings):
 
     port: int = GATEWAY.port
     metrics_port: int = GATEWAY.metrics_port
+    require_client_cert: bool = Field(
+        False, description="With tls_dir: ask public callers for a client certificate too (they show tokens)."
+    )
+    backend_tls_dir: str = Field(
+        "",
+        description="Folder (tls.crt, tls.key, ca.crt) whose certificate the gateway shows the backends "
+        "(mTLS); empty: its own tls_dir; both empty: plaintext to the backends.",
+    )
+    jwks_file: str = Field("", description="JWKS (JSON) of the keys that sign callers' JWTs.")
+    api_keys_file: str = Field(
+        "", description="JSON file of API keys (their SHA-256 only), tenants, users and scopes."
+    )
+    auth_issuer: str = Field("voicemesh-local", description="The 'iss' a JWT must carry.")
+    auth_audience: str = Field("voicemesh", description="The 'aud' a JWT must carry.")
+    auth_leeway_s: float = Field(30.0, ge=0, le=600, description="Clock skew allowed on exp/nbf/iat.")
     stt_target: str = Field(f"127.0.0.1:{STT.port}", description="gRPC target of the STT service.")
     core_target: str = Field(f"127.0.0.1:{CORE.port}", description="gRPC target of the core service.")
     tts_target: str = Field(f"127.0.0.1:{TTS.port}", description="gRPC target of the TTS service.")
@@ -50,6 +65,13 @@ class GatewaySettings(ServiceSettings):
     ask_deadline_s: float = Field(60.0, gt=0, description="Deadline of an Ask whose caller set none.")
     turn_deadline_s: float = Field(
         60.0, gt=0, description="Deadline of each Converse turn when the caller set none for the stream."
+    )
+    stream_idle_timeout_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="A Converse stream that sends no audio for this long is closed (DEADLINE_EXCEEDED), so "
+        "no caller holds slots by sending nothing.",
     )
     deadline_margin_ms: int = Field(
         50, ge=0, le=5000, description="Time kept back from each hop to tell the caller which one ran out."
@@ -97,6 +119,9 @@ class GatewaySettings(ServiceSettings):
 
     def shutdown_s(self) -> float:
         return super().shutdown_s() + self.flush_s
+
+    def mesh_tls_dir(self) -> str:
+        return self.backend_tls_dir or self.tls_dir
 
     def spill_path(self) -> Path:
         return Path(self.spill_dir) if self.spill_dir else data_dir() / "spill"

@@ -33,6 +33,7 @@ from voicemesh.gateway.config import GatewaySettings
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.throttle import ConcurrencyLimit
 from voicemesh.rpc.status import RelayedStatus
+from voicemesh.rpc.tls import mesh_channel
 from voicemesh.v1 import (
     core_pb2_grpc,
     retrieval_pb2_grpc,
@@ -41,7 +42,7 @@ from voicemesh.v1 import (
     user_data_pb2_grpc,
 )
 
-CHANNEL_OPTIONS = [
+CHANNEL_OPTIONS: list[tuple[str, object]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     # gRPC backs off reconnecting up to 120 s; a restarted pod should be found within seconds.
@@ -145,7 +146,7 @@ class Replicas(pybreaker.CircuitBreakerListener):
         self._on_health = on_health
         self.replicas = []
         for address in replica_addresses(target):
-            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            channel = mesh_channel(address, settings.mesh_tls_dir(), CHANNEL_OPTIONS)
             breaker = pybreaker.CircuitBreaker(
                 fail_max=settings.breaker_fail_max,
                 reset_timeout=settings.breaker_reset_timeout_s,

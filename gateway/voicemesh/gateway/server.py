@@ -7,6 +7,7 @@ import asyncio
 from voicemesh.common.components import GATEWAY
 from voicemesh.common.metrics import REPLY_CACHE
 from voicemesh.common.reply_cache import ReplyCache
+from voicemesh.gateway.auth import Authenticator, AuthInterceptor
 from voicemesh.gateway.config import GatewaySettings
 from voicemesh.gateway.deadlines import Budgets
 from voicemesh.gateway.downstream import SERVICES, Downstream
@@ -58,8 +59,16 @@ def build_host(settings: GatewaySettings, runner: TurnRunner) -> ServiceHost:
         callers=CallerLimits(
             {"streams": settings.max_streams_per_caller, "turns": settings.max_turns_per_caller}
         ),
+        idle_timeout_s=settings.stream_idle_timeout_s,
     )
     gateway_service, user_data_service, retrieval_service = GATEWAY.services
+    authenticator = Authenticator(
+        jwks_file=settings.jwks_file,
+        api_keys_file=settings.api_keys_file,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        leeway_s=settings.auth_leeway_s,
+    )
     return service_host(
         (gateway_pb2_grpc.add_GatewayServiceServicer_to_server, gateway, gateway_service),
         (
@@ -73,6 +82,7 @@ def build_host(settings: GatewaySettings, runner: TurnRunner) -> ServiceHost:
             retrieval_service,
         ),
         settings=settings,
+        interceptors=[AuthInterceptor(authenticator)],
     )
 
 

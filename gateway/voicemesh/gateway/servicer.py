@@ -12,9 +12,10 @@ from voicemesh.common.logs import request_id_var
 from voicemesh.common.pump import Emit, pump
 from voicemesh.common.replies import ReplyEvent, ask_response
 from voicemesh.common.streams import split_config
+from voicemesh.gateway.auth import caller
 from voicemesh.gateway.deadlines import Budgets
 from voicemesh.gateway.stream import ConverseStream
-from voicemesh.gateway.throttle import CallerLimits, RateLimits, Release, tenant_of
+from voicemesh.gateway.throttle import CallerLimits, RateLimits, Release
 from voicemesh.gateway.turns import Turn, TurnOutput, TurnRunner
 from voicemesh.rpc.convert import audio_format
 from voicemesh.rpc.handler import Context, rpc_handler
@@ -58,7 +59,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         budgets: Budgets,
         limits: RateLimits,
         callers: CallerLimits,
+        idle_timeout_s: float = 60.0,
     ) -> None:
+        self._idle_timeout_s = idle_timeout_s
         self._runner = runner
         self._preemptive = preemptive
         self._budgets = budgets
@@ -77,13 +80,15 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         _check_reply(config.reply)
         _check_ids(config.session_id, config.user_id)
         _check_retrieval(config.retrieval)
-        tenant = tenant_of(context.invocation_metadata())
+        identity = caller()
+        config.user_id = identity.user_for(config.user_id)
+        tenant = identity.tenant
         await self._limits.admit(tenant, "stt")
         kinds = _reply_kinds(config.reply)
 
         async def admit() -> Release:
             await self._limits.admit(tenant, *kinds)
-            return self._callers.take(tenant, "turns")
+            return self._callers.take(identity.caller, "turns")
 
         async def converse(emit: Emit[pb.ConverseResponse]) -> None:
             stream = ConverseStream(
@@ -98,10 +103,11 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 turn_deadline=lambda: self._budgets.for_turn(context),
                 admit=admit,
                 tenant=tenant,
+                idle_timeout_s=self._idle_timeout_s,
             )
             await stream.run(audio)
 
-        release = self._callers.take(tenant, "streams")
+        release = self._callers.take(identity.caller, "streams")
         try:
             async for response in pump(converse):
                 yield response
@@ -117,7 +123,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         _check_reply(request.reply)
         _check_ids(request.session_id, request.user_id)
         _check_retrieval(request.retrieval)
-        tenant = tenant_of(context.invocation_metadata())
+        identity = caller()
+        user_id = identity.user_for(request.user_id)
+        tenant = identity.tenant
         await self._limits.admit(tenant, *_reply_kinds(request.reply))
         deadline = self._budgets.for_ask(context)
         session_id = request.session_id or uuid.uuid4().hex
@@ -128,7 +136,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             request_id,
             request.reply,
             deadline,
-            request.user_id,
+            user_id,
             fresh,
             tenant,
             request.retrieval,
@@ -140,7 +148,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
             await self._runner.run(turn, TurnOutput(send))
 
-        release = self._callers.take(tenant, "turns")
+        release = self._callers.take(identity.caller, "turns")
         try:
             async for response in pump(ask):
                 yield response

@@ -17,6 +17,7 @@ import grpc
 
 from voicemesh.common.audio import PcmFormat, check_chunk
 from voicemesh.common.calls import responses
+from voicemesh.common.errors import TimedOut
 from voicemesh.common.pump import Emit
 from voicemesh.common.tracing import outgoing_metadata
 from voicemesh.gateway.conversation import Conversation
@@ -50,8 +51,10 @@ class ConverseStream:
         turn_deadline: Callable[[], Deadline],
         admit: Admit,
         tenant: str = "default",
+        idle_timeout_s: float = 60.0,
     ) -> None:
         self._downstream = runner.downstream
+        self._idle_timeout_s = idle_timeout_s
         self._config = config
         self._fmt = fmt
         self._emit = emit
@@ -81,7 +84,19 @@ class ConverseStream:
         await self._emit(converse_response(self._request_id, turn_index, event))
 
     async def _feed(self, audio: AsyncIterator[bytes]) -> None:
-        async for chunk in audio:
+        while True:
+            try:
+                # A caller that holds a stream open and sends nothing (a slow-loris, or a client
+                # that hung without closing) would keep its slots forever: it is cut off.
+                async with asyncio.timeout(self._idle_timeout_s):
+                    chunk = await anext(audio)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise TimedOut(
+                    f"no audio for {self._idle_timeout_s:g}s: the stream is closed (send audio, even "
+                    "silence, while it is open)"
+                ) from None
             check_chunk(chunk, self._fmt)
             await self._upload.put(chunk)
         self._upload.finish()

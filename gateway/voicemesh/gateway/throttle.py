@@ -3,7 +3,7 @@
 Rate limits count requests in a sliding window (one minute by default) per (tenant, kind): ``stt``
 per Converse stream, ``llm`` per reply, ``tts`` per spoken reply. A request over the limit waits if
 its slot frees within ``max_wait_s``; otherwise it is refused with RESOURCE_EXHAUSTED and told when
-to come back. The tenant is the caller's ``voicemesh-tenant`` metadata (``default`` without it).
+to come back. The tenant is the one the caller's credential names (voicemesh.gateway.auth).
 
 The concurrency limit caps the calls in flight to each downstream; a bounded number more wait, for
 at most ``max_wait_s``, and the rest are refused the same way. Its gauges show the slots in use and
@@ -18,22 +18,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from voicemesh.common.errors import Overloaded
 from voicemesh.common.metrics import DOWNSTREAM_IN_FLIGHT, DOWNSTREAM_QUEUED
-
-TENANT_KEY = "voicemesh-tenant"
-DEFAULT_TENANT = "default"
-
-
-def tenant_of(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
-    for key, value in metadata or ():
-        if key == TENANT_KEY and isinstance(value, str) and value:
-            return value[:128]
-    return DEFAULT_TENANT
 
 
 @dataclass

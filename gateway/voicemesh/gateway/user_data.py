@@ -1,18 +1,25 @@
 """UserDataService at the gateway: the core's answer, with the gateway's reply cache kept in step.
 
 A deleted user's cached replies go with the rest of their data, and a changed profile drops them
-too, since a reply may have used it.
+too, since a reply may have used it. A caller reaches only the users its credential covers.
 """
 
 from __future__ import annotations
 
 from voicemesh.common.reply_cache import ReplyCache
+from voicemesh.gateway.auth import caller
 from voicemesh.gateway.downstream import Downstream
 from voicemesh.rpc.handler import Context, rpc_handler
 from voicemesh.v1 import user_data_pb2 as pb
 from voicemesh.v1 import user_data_pb2_grpc as pb_grpc
 
 TIMEOUT_S = 10.0
+
+
+def _authorize(user_id: str) -> None:
+    """Only a user this credential covers; an empty id is the core's to refuse (it names it)."""
+    if user_id:
+        caller().user_for(user_id)
 
 
 class GatewayUserData(pb_grpc.UserDataServiceServicer):
@@ -22,6 +29,7 @@ class GatewayUserData(pb_grpc.UserDataServiceServicer):
 
     @rpc_handler
     async def GetUserData(self, request: pb.GetUserDataRequest, context: Context) -> pb.GetUserDataResponse:
+        _authorize(request.user_id)
         async with self._downstream.guard("core", slot=False) as core:
             response: pb.GetUserDataResponse = await core.users.GetUserData(request, timeout=TIMEOUT_S)
         return response
@@ -30,6 +38,7 @@ class GatewayUserData(pb_grpc.UserDataServiceServicer):
     async def UpdateProfile(
         self, request: pb.UpdateProfileRequest, context: Context
     ) -> pb.UpdateProfileResponse:
+        _authorize(request.user_id)
         async with self._downstream.guard("core", slot=False) as core:
             response: pb.UpdateProfileResponse = await core.users.UpdateProfile(request, timeout=TIMEOUT_S)
         self._cache.drop_user(request.user_id)
@@ -39,6 +48,7 @@ class GatewayUserData(pb_grpc.UserDataServiceServicer):
     async def DeleteUserData(
         self, request: pb.DeleteUserDataRequest, context: Context
     ) -> pb.DeleteUserDataResponse:
+        _authorize(request.user_id)
         cached = self._cache.drop_user(request.user_id)
         async with self._downstream.guard("core", slot=False) as core:
             response: pb.DeleteUserDataResponse = await core.users.DeleteUserData(request, timeout=TIMEOUT_S)

@@ -85,6 +85,24 @@ class ServiceSettings(Settings):
         "resolve again and find new replicas.",
     )
     log_format: str = Field("text", pattern="^(text|json)$", description="'text' or 'json' logs.")
+    tls_dir: str = Field(
+        "",
+        description="Folder with tls.crt, tls.key and ca.crt (cert-manager's Secret layout; `voicemesh certs "
+        "init` writes one per component): serve TLS. Empty: plaintext.",
+    )
+    require_client_cert: bool = Field(
+        True,
+        description="With tls_dir: accept only clients with a certificate from ca.crt (mTLS), so only the "
+        "mesh's own components reach this service.",
+    )
+    health_port: int = Field(
+        -1,
+        ge=-1,
+        le=65535,
+        description="Also serve the health service alone, in plaintext, on this port (for probes that "
+        "speak no TLS); -1: not at all.",
+    )
+    reflection: bool = Field(True, description="Serve gRPC reflection (grpcurl without .proto files).")
 
     def shutdown_s(self) -> float:
         """The longest a SIGTERM takes: NOT_SERVING for the drain delay, then the calls in flight get

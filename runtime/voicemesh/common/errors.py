@@ -27,12 +27,21 @@ class PermissionDenied(VoicemeshError):
     """The caller may not touch what it asked for: another user's data (PERMISSION_DENIED)."""
 
 
+class Unauthenticated(VoicemeshError):
+    """No credential, or one that failed a check; the message says which and how to get one
+    (UNAUTHENTICATED)."""
+
+
 class Overloaded(VoicemeshError):
     """The server is at a limit (RESOURCE_EXHAUSTED); ``retry_after_s`` says when to come back."""
 
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class TimedOut(VoicemeshError):
+    """The caller let a stream sit idle past its limit (DEADLINE_EXCEEDED)."""
 
 
 class ModelFailure(VoicemeshError):

@@ -86,3 +86,10 @@ def serve_metrics(host: str, port: int) -> str:
     """Start the /metrics HTTP endpoint on a daemon thread; returns ``host:port`` (port 0 picks one)."""
     server, _thread = start_http_server(port, addr=host)
     return f"{host}:{server.server_port}"
+
+
+AUTH_REFUSED = Counter(
+    "voicemesh_auth_refused",
+    "Calls refused at the gateway for their credential, by the check that failed.",
+    ["reason"],
+)

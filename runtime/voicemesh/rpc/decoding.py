@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from voicemesh.common.errors import InvalidRequest
 from voicemesh.rpc.handler import Context
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
@@ -47,9 +48,13 @@ def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]
 
 
 async def _checked(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+    """A stream's later messages are read by whatever task forwards them (an STT upload, a
+    relay to another service), not by the handler: raise the error there, as any bad field would,
+    so it reaches the caller as INVALID_ARGUMENT by the same road, instead of an abort from a task
+    that does not own the call."""
     async for request in requests:
         if isinstance(request, _Undecodable):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message())
+            raise InvalidRequest(request.message())
         yield request
 
 

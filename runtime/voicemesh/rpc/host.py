@@ -1,4 +1,4 @@
-"""A voicemesh gRPC server: services, health, reflection, readiness line and graceful stop."""
+"""A voicemesh gRPC server: services, health, reflection, TLS, readiness line and graceful stop."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from voicemesh.common.config import ServiceSettings
 from voicemesh.common.limits import MAX_MESSAGE_BYTES
 from voicemesh.rpc.decoding import DecodeErrorInterceptor
+from voicemesh.rpc.tls import TlsFolder
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,19 @@ class ServiceHost:
     """Owns one grpc.aio server and its health status."""
 
     def __init__(
-        self, register: Register, *, host: str = "127.0.0.1", port: int = 0, max_connection_age_s: float = 0
+        self,
+        register: Register,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_connection_age_s: float = 0,
+        credentials: grpc.ServerCredentials | None = None,
+        reflection_on: bool = True,
+        health_port: int = -1,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
     ) -> None:
+        """``credentials`` serve TLS (plaintext without); ``health_port`` (-1: none) serves health
+        alone in plaintext, for probes that speak no TLS (the kubelet's gRPC probe)."""
         options = list(SERVER_OPTIONS)
         if max_connection_age_s:
             # Clients reconnect, and so resolve their dns:/// target again, at least this often:
@@ -52,25 +65,44 @@ class ServiceHost:
                 ("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)),
                 ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
             ]
-        self._server = grpc.aio.server(options=options, interceptors=[DecodeErrorInterceptor()])
+        self._server = grpc.aio.server(
+            options=options, interceptors=[*interceptors, DecodeErrorInterceptor()]
+        )
         self._names = list(register(self._server))
         self._health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            [
-                *self._names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            self._server,
-        )
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        if reflection_on:
+            reflection.enable_server_reflection(
+                [
+                    *self._names,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ],
+                self._server,
+            )
+        address = f"{host}:{port}"
+        if credentials is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, credentials)
         if not self.port:
             raise OSError(f"cannot listen on {host}:{port}")
         self.address = f"{host}:{self.port}"
+        self.tls = credentials is not None
+        self._probes: grpc.aio.Server | None = None
+        self.health_address = ""
+        if health_port >= 0:
+            self._probes = grpc.aio.server(options=SERVER_OPTIONS)
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._probes)
+            bound = self._probes.add_insecure_port(f"{host}:{health_port}")
+            if not bound:
+                raise OSError(f"cannot listen on {host}:{health_port} (health)")
+            self.health_address = f"{host}:{bound}"
 
     async def start(self) -> None:
         await self._server.start()
+        if self._probes is not None:
+            await self._probes.start()
         await self._set_status(health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self, grace_s: float, drain_delay_s: float = 0.0) -> None:
@@ -81,6 +113,8 @@ class ServiceHost:
         if drain_delay_s:
             await asyncio.sleep(drain_delay_s)
         await self._server.stop(grace_s)
+        if self._probes is not None:
+            await self._probes.stop(0)
 
     async def set_serving(self, name: str, serving: bool) -> None:
         """Report one named service (e.g. a downstream as the gateway sees it) on the health service."""
@@ -98,16 +132,33 @@ class ServiceHost:
 Served = tuple[Callable[[Any, grpc.aio.Server], None], object, str]
 
 
-def service_host(*services: Served, settings: ServiceSettings) -> ServiceHost:
-    """The usual case: voicemesh services (plus health and reflection) on the settings' address."""
+def service_host(
+    *services: Served,
+    settings: ServiceSettings,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
+) -> ServiceHost:
+    """The usual case: voicemesh services (plus health and reflection) on the settings' address,
+    over TLS when the settings name a TLS folder."""
 
     def register(server: grpc.aio.Server) -> Sequence[str]:
         for add_to_server, servicer, _name in services:
             add_to_server(servicer, server)
         return [name for _add, _servicer, name in services]
 
+    credentials = None
+    if settings.tls_dir:
+        credentials = TlsFolder(Path(settings.tls_dir)).server_credentials(
+            require_client_cert=settings.require_client_cert
+        )
     return ServiceHost(
-        register, host=settings.host, port=settings.port, max_connection_age_s=settings.max_connection_age_s
+        register,
+        host=settings.host,
+        port=settings.port,
+        max_connection_age_s=settings.max_connection_age_s,
+        credentials=credentials,
+        reflection_on=settings.reflection,
+        health_port=settings.health_port,
+        interceptors=interceptors,
     )
 
 
@@ -116,7 +167,7 @@ async def serve_until_signalled(host: ServiceHost, settings: ServiceSettings) ->
     grace_s, drain_delay_s = settings.grace_s, settings.drain_delay_s
     await host.start()
     print(f"{READY_PREFIX} {host.address}", flush=True)
-    log.info("serving on %s", host.address)
+    log.info("serving on %s%s", host.address, " (TLS)" if host.tls else " (plaintext)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

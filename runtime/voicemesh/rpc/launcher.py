@@ -1,9 +1,11 @@
 """``voicemesh up``: every service as its own process on loopback, ready when all are SERVING.
 
 Backends start first on their ports (0 picks free ones); each prints its address on stdout once it
-listens, and the gateway is started pointing at those addresses. Ctrl-C or SIGTERM stops them all
-with SIGTERM, so each drains: the gateway first, then the backends once it has exited; whatever is
-still alive after the grace period is killed.
+listens, and the gateway is started pointing at those addresses. Secure by default: every process
+serves TLS from the local CA's certificates, the backends take only mesh certificates (mTLS), and
+the gateway takes only callers with a token or key (voicemesh.rpc.provision makes them once).
+Ctrl-C or SIGTERM stops them all with SIGTERM, so each drains: the gateway first, then the
+backends once it has exited; whatever is still alive after the grace period is killed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from voicemesh.common.components import BACKENDS, COMPONENTS, GATEWAY, Component
+from voicemesh.common.credentials import Credentials, open_channel
 from voicemesh.rpc.host import METRICS_PREFIX, READY_PREFIX
+from voicemesh.rpc.provision import LocalAuthority
+from voicemesh.rpc.tls import TlsFolder, mesh_channel
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +106,60 @@ async def start_service(
     return process
 
 
+def security_env(name: str, authority: LocalAuthority) -> dict[str, str]:
+    """The settings that make one component secure: its TLS folder, and the gateway's keys."""
+    prefix = COMPONENTS[name].env_prefix
+    env = {f"{prefix}TLS_DIR": str(authority.tls_dir(name))}
+    if name == GATEWAY.name:
+        env[f"{prefix}JWKS_FILE"] = str(authority.jwks)
+        env[f"{prefix}API_KEYS_FILE"] = str(authority.api_keys)
+    return env
+
+
 def service_env(name: str, **settings: object) -> dict[str, str]:
     """This process's environment plus settings for one service (``max_tokens=8`` →
-    VOICEMESH_CORE_MAX_TOKENS=8), on free ports unless the settings name one."""
+    VOICEMESH_CORE_MAX_TOKENS=8), on free ports unless the settings name one, secured with the
+    local authority's certificates and keys as ``voicemesh up`` secures it."""
     prefix = COMPONENTS[name].env_prefix
     return {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         f"{prefix}PORT": "0",
         f"{prefix}METRICS_PORT": "0",
+        **security_env(name, LocalAuthority.default().ensure()),
         **{f"{prefix}{key.upper()}": str(value) for key, value in settings.items()},
     }
+
+
+def gateway_channel(
+    address: str,
+    *,
+    token: str = "",
+    authority: LocalAuthority | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.aio.Channel:
+    """A caller's channel to a gateway of this machine's mesh: TLS from the local CA, and ``token``
+    (by default the local admin key)."""
+    authority = authority or LocalAuthority.default()
+    credentials = Credentials.find(token, authority.certs / "ca.crt", folder=authority.folder)
+    return open_channel(address, credentials, options=options)
+
+
+def mesh_server_credentials(
+    component: str, authority: LocalAuthority | None = None
+) -> grpc.ServerCredentials:
+    """What a stand-in for ``component`` (a test's fake backend) listens with: its certificate,
+    mesh clients only, as the real one does."""
+    folder = TlsFolder((authority or LocalAuthority.default()).tls_dir(component))
+    return folder.server_credentials(require_client_cert=True)
+
+
+def backend_channel(
+    address: str, *, authority: LocalAuthority | None = None, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """A channel to a backend as the gateway opens it: mTLS with the gateway's certificate."""
+    authority = authority or LocalAuthority.default()
+    return mesh_channel(address, str(authority.tls_dir(GATEWAY.name)), list(options))
 
 
 async def stop_processes(processes: list[Process], grace_s: float = 15.0) -> None:
@@ -129,16 +178,23 @@ async def stop_processes(processes: list[Process], grace_s: float = 15.0) -> Non
             process._drain.cancel()
 
 
-async def wait_serving(address: str, timeout_s: float) -> None:
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        async with asyncio.timeout(timeout_s):
-            while True:
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                await asyncio.sleep(0.1)
+async def wait_serving(address: str, timeout_s: float, tls_dir: Path | None = None) -> None:
+    """Until the process at ``address`` reports SERVING, over mTLS with the certificate in
+    ``tls_dir`` (by default the local gateway's: health sits behind the same TLS as the rest)."""
+    folder = tls_dir or LocalAuthority.default().tls_dir(GATEWAY.name)
+    async with mesh_channel(address, str(folder), []) as channel:
+        await _serving(channel, timeout_s)
+
+
+async def _serving(channel: grpc.aio.Channel, timeout_s: float) -> None:
+    stub = health_pb2_grpc.HealthStub(channel)
+    async with asyncio.timeout(timeout_s):
+        while True:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            await asyncio.sleep(0.1)
 
 
 class Mesh:
@@ -146,6 +202,8 @@ class Mesh:
 
     ``settings`` gives components settings of their own (``{"gateway": {"max_core_calls": 1}}``),
     over this process's environment; with ``log_dir``, each process logs to ``<log_dir>/<name>.log``.
+    ``authority`` holds the certificates and keys (the config folder's by default); ``secure=False``
+    runs plaintext with no authentication, for a bench that measures what TLS costs.
     """
 
     def __init__(
@@ -156,8 +214,11 @@ class Mesh:
         settings: dict[str, dict[str, object]] | None = None,
         env: dict[str, str] | None = None,
         log_dir: Path | None = None,
+        authority: LocalAuthority | None = None,
+        secure: bool = True,
     ) -> None:
         self.host = host
+        self.authority = (authority or LocalAuthority.default()).ensure() if secure else None
         self.ports = {**{c.name: c.port for c in COMPONENTS.values()}, **(ports or {})}
         self.settings = settings or {}
         self.env = env or {}  # for every process, over this one's environment (OTEL_*, say)
@@ -178,12 +239,22 @@ class Mesh:
         prefix = COMPONENTS[name].env_prefix
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         env.update({f"{prefix}HOST": self.host, f"{prefix}PORT": str(self.ports[name])})
+        if self.authority is not None:
+            env.update(security_env(name, self.authority))
         if self.ports[name] == 0:  # a free gRPC port means a free metrics port too (several meshes at once)
             env[f"{prefix}METRICS_PORT"] = "0"
         env.update(
             {f"{prefix}{key.upper()}": str(value) for key, value in self.settings.get(name, {}).items()}
         )
         return env
+
+    async def _wait_serving(self, address: str, timeout_s: float) -> None:
+        """The launcher checks health as the gateway would: with its certificate, if secure."""
+        if self.authority is None:
+            async with grpc.aio.insecure_channel(address) as channel:
+                await _serving(channel, timeout_s)
+        else:
+            await wait_serving(address, timeout_s, self.authority.tls_dir(GATEWAY.name))
 
     def _log(self, name: str) -> Path | None:
         return None if self.log_dir is None else self.log_dir / f"{name}.log"
@@ -201,7 +272,7 @@ class Mesh:
             gateway = await start_service(GATEWAY, gateway_env, timeout_s, log=self._log(GATEWAY.name))
             self.processes.append(gateway)
             for process in self.processes:
-                await wait_serving(process.address, timeout_s)
+                await self._wait_serving(process.address, timeout_s)
         except BaseException:
             await self.stop()
             raise
@@ -221,7 +292,7 @@ class Mesh:
         env = {**old.env, f"{old.component.env_prefix}PORT": old.address.rpartition(":")[2]}
         new = await start_service(old.component, env, timeout_s, name=name, log=old.log)
         self.processes[index] = new
-        await wait_serving(new.address, timeout_s)
+        await self._wait_serving(new.address, timeout_s)
         return new
 
     async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
@@ -265,6 +336,12 @@ async def up(host: str, ports: dict[str, int]) -> int:
         metrics = f"  metrics {process.metrics}" if process.metrics else ""
         print(f"  {process.name:<8} {process.address}  SERVING{metrics}", flush=True)
     print(f"voicemesh is up: gateway listening on {mesh.gateway} (Ctrl-C stops everything)", flush=True)
+    if mesh.authority is not None:
+        print(
+            f"  TLS from {mesh.authority.certs}; the admin key the CLI and SDK use is in "
+            f"{mesh.authority.credentials}",
+            flush=True,
+        )
     crashed = asyncio.create_task(mesh.wait_for_exit())
     await asyncio.wait([crashed, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
     code = 0

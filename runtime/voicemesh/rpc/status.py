@@ -18,6 +18,8 @@ from voicemesh.common.errors import (
     ModelFailure,
     Overloaded,
     PermissionDenied,
+    TimedOut,
+    Unauthenticated,
     VoicemeshError,
 )
 from voicemesh.common.logs import request_id_var
@@ -46,6 +48,8 @@ class RelayedStatus(grpc.RpcError):
 _CODES: dict[type[VoicemeshError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    TimedOut: grpc.StatusCode.DEADLINE_EXCEEDED,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ModelFailure: grpc.StatusCode.INTERNAL,
     DependencyUnavailable: grpc.StatusCode.UNAVAILABLE,

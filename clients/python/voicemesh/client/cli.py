@@ -18,7 +18,7 @@ from google.protobuf.json_format import MessageToDict
 from voicemesh.client.sdk import DEFAULT_TARGET, AsyncClient, wav_chunks
 from voicemesh.common.audio import WavAudio, read_wav, write_wav
 from voicemesh.common.components import BACKENDS, COMPONENTS, GATEWAY, MissingExtra, import_extra
-from voicemesh.common.errors import InvalidAudio
+from voicemesh.common.errors import InvalidAudio, InvalidRequest
 from voicemesh.common.limits import MAX_DOCUMENT_BYTES
 from voicemesh.v1 import retrieval_pb2, user_data_pb2
 
@@ -109,7 +109,7 @@ async def talk(args: argparse.Namespace) -> int:
         print(f"voicemesh: cannot read {args.wav}: {exc}", file=sys.stderr)
         return 2
     printer = Printer(args.json, keep_audio=args.out is not None)
-    async with AsyncClient(args.target) as client:
+    async with _client(args) as client:
         events = client.converse(
             wav_chunks(audio),
             sample_rate_hz=audio.sample_rate_hz,
@@ -128,7 +128,7 @@ async def talk(args: argparse.Namespace) -> int:
 
 async def ask(args: argparse.Namespace) -> int:
     printer = Printer(args.json, keep_audio=args.out is not None)
-    async with AsyncClient(args.target) as client:
+    async with _client(args) as client:
         events = client.ask(
             args.text,
             speak=args.out is not None,
@@ -176,7 +176,7 @@ async def listen(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"listening for {', '.join(settings.wake_words) or 'any speech'}", flush=True)
 
-    async with AsyncClient(args.target) as client:
+    async with _client(args) as client:
         listener = edge.Edge(
             client,
             edge.EdgeModels(settings),
@@ -233,7 +233,7 @@ def _print_edge_event(event: Any, as_json: bool) -> None:
 
 async def history(args: argparse.Namespace) -> int:
     """Show or delete what the mesh keeps about a user."""
-    async with AsyncClient(args.target) as client:
+    async with _client(args) as client:
         if args.action == "delete":
             deleted = await client.users.DeleteUserData(
                 user_data_pb2.DeleteUserDataRequest(user_id=args.user_id)
@@ -273,7 +273,7 @@ async def profile(args: argparse.Namespace) -> int:
             return 2
         fields[key] = value
     request = user_data_pb2.UpdateProfileRequest(user_id=args.user_id, set=fields, remove=args.remove or [])
-    async with AsyncClient(args.target) as client:
+    async with _client(args) as client:
         updated = await client.users.UpdateProfile(request)
     print(", ".join(f"{k}={v}" for k, v in sorted(updated.profile.items())) or "(empty profile)")
     return 0
@@ -286,7 +286,7 @@ async def ingest(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"voicemesh: {exc}", file=sys.stderr)
         return 2
-    async with AsyncClient(args.target) as client:
+    async with _client(args) as client:
         if args.delete:
             request = retrieval_pb2.DeleteRequest(
                 collection=retrieval_pb2.Collection(user_id=args.user, name=args.collection),
@@ -337,7 +337,7 @@ def document_files(paths: list[Path]) -> Iterator[Path]:
 
 
 async def search(args: argparse.Namespace) -> int:
-    async with AsyncClient(args.target) as client:
+    async with _client(args) as client:
         found = await client.search(
             args.query, user_id=args.user, collection=args.collection, top_k=args.top_k
         )
@@ -356,7 +356,7 @@ async def search(args: argparse.Namespace) -> int:
 async def documents(args: argparse.Namespace) -> int:
     """What the user's collection holds and how it is indexed."""
     collection = retrieval_pb2.Collection(user_id=args.user, name=args.collection)
-    async with AsyncClient(args.target) as client:
+    async with _client(args) as client:
         stats = await client.documents.Stats(retrieval_pb2.StatsRequest(collection=collection))
     if args.json:
         print(json.dumps(MessageToDict(stats, preserving_proto_field_name=True)))
@@ -383,6 +383,27 @@ def up(args: argparse.Namespace) -> int:
     return code
 
 
+def certs_init(args: argparse.Namespace) -> int:
+    certs = import_extra("voicemesh.rpc.certs", "gateway")
+    provision = import_extra("voicemesh.rpc.provision", "gateway")
+    folder = args.dir or provision.LocalAuthority.default().certs
+    for made in certs.init(folder, hosts=args.host or [], force=args.force):
+        print(f"{made}: tls.crt, tls.key, ca.crt")
+    print(f"CA: {folder / 'ca.crt'} (its key {folder / 'ca.key'} stays here)")
+    return 0
+
+
+def token_create(args: argparse.Namespace) -> int:
+    provision = import_extra("voicemesh.rpc.provision", "gateway")
+    authority = provision.LocalAuthority.default().ensure()
+    scopes = args.scope or []
+    if args.api_key:
+        print(authority.add_api_key(args.tenant, args.user, scopes, note=args.note))
+    else:
+        print(authority.mint(args.user, tenant=args.tenant, scopes=scopes, ttl_s=args.ttl))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="voicemesh", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -401,6 +422,27 @@ def parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=up)
 
+    p = commands.add_parser("certs", help="make the mesh's TLS certificates")
+    certs = p.add_subparsers(dest="certs_command", required=True)
+    p = certs.add_parser("init", help="a local CA and a certificate per component (tls.crt, tls.key, ca.crt)")
+    p.add_argument("--dir", type=Path, help="where (default ~/.config/voicemesh/certs, which `up` uses)")
+    p.add_argument("--host", action="append", metavar="NAME|IP", help="another name on every certificate")
+    p.add_argument("--force", action="store_true", help="a new CA too (every old certificate stops working)")
+    p.set_defaults(run=certs_init)
+
+    p = commands.add_parser("token", help="credentials for callers of the local mesh")
+    tokens = p.add_subparsers(dest="token_command", required=True)
+    p = tokens.add_parser("create", help="print a signed JWT (or, with --api-key, a new API key) for a user")
+    p.add_argument("--user", required=True, help="the user it speaks for ('' with --api-key: no one user)")
+    p.add_argument("--tenant", default="default", help="its tenant (default: default)")
+    p.add_argument(
+        "--scope", action="append", choices=["admin", "service"], help="act for the tenant's users"
+    )
+    p.add_argument("--ttl", type=float, default=24 * 3600, help="JWT lifetime in seconds (default a day)")
+    p.add_argument("--api-key", action="store_true", help="an API key (kept hashed) instead of a JWT")
+    p.add_argument("--note", default="", help="with --api-key: what it is for")
+    p.set_defaults(run=token_create)
+
     p = commands.add_parser("serve", help="run one service in the foreground")
     p.add_argument("service", choices=sorted(COMPONENTS))
     p.set_defaults(run=serve)
@@ -417,7 +459,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--out", type=Path, help="write the spoken reply to this WAV file")
         p.add_argument("--voice", default="", help="TTS voice (default: the server's)")
         p.add_argument("--json", action="store_true", help="print one JSON object per event")
-        p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+        _target_options(p)
         p.add_argument("--session", default="", help="continue this conversation (its id is in turn_done)")
         p.add_argument(
             "--no-documents", action="store_true", help="do not ground the reply in your documents"
@@ -442,7 +484,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="with the microphone: do not play replies")
     p.add_argument("--voice", default="", help="TTS voice (default: the server's)")
     p.add_argument("--json", action="store_true", help="print one JSON object per event")
-    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    _target_options(p)
     _user_option(p)
     p.set_defaults(run=listen)
 
@@ -451,14 +493,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("user_id", metavar="USER")
     p.add_argument("--limit", type=int, default=20, help="with show: most recent turns to list (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    _target_options(p)
     p.set_defaults(run=history)
 
     p = commands.add_parser("profile", help="set (KEY=VALUE) or remove fields of a user's profile")
     p.add_argument("user_id", metavar="USER")
     p.add_argument("fields", nargs="*", metavar="KEY=VALUE")
     p.add_argument("--remove", action="append", metavar="KEY", help="remove this field (repeatable)")
-    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    _target_options(p)
     p.set_defaults(run=profile)
 
     p = commands.add_parser("ingest", help="add files or folders to your documents (the replies' grounding)")
@@ -467,7 +509,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--delete", action="store_true", help="remove these documents instead")
     _collection_option(p)
-    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    _target_options(p)
     _user_option(p)
     p.set_defaults(run=ingest)
 
@@ -476,17 +518,36 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, help="passages to show (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON")
     _collection_option(p)
-    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    _target_options(p)
     _user_option(p)
     p.set_defaults(run=search)
 
     p = commands.add_parser("documents", help="what your documents' collection holds and how it is indexed")
     p.add_argument("--json", action="store_true", help="print JSON")
     _collection_option(p)
-    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    _target_options(p)
     _user_option(p)
     p.set_defaults(run=documents)
     return root
+
+
+def _target_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default=DEFAULT_TARGET, help=f"gateway address (default {DEFAULT_TARGET})")
+    p.add_argument(
+        "--token",
+        default="",
+        help="bearer token or API key (default $VOICEMESH_TOKEN, else the key `voicemesh up` saved)",
+    )
+    p.add_argument(
+        "--ca",
+        default="",
+        help="CA certificate of the gateway's TLS (default $VOICEMESH_CA, else the local CA)",
+    )
+    p.add_argument("--insecure", action="store_true", help="plaintext, to a loopback address only")
+
+
+def _client(args: argparse.Namespace) -> AsyncClient:
+    return AsyncClient(args.target, token=args.token, ca=args.ca, insecure=args.insecure)
 
 
 def _collection_option(p: argparse.ArgumentParser) -> None:
@@ -510,7 +571,7 @@ def main(argv: list[str] | None = None) -> None:
     except grpc.aio.AioRpcError as exc:
         print(f"voicemesh: {exc.code().name}: {exc.details()}", file=sys.stderr)
         code = 1
-    except MissingExtra as exc:
+    except (MissingExtra, InvalidRequest) as exc:
         print(f"voicemesh {args.command}: {exc}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:

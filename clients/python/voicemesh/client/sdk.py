@@ -2,6 +2,10 @@
 
 Events are the gateway's own protobuf messages (``ConverseResponse`` / ``AskResponse``): the same
 objects a client in any other language gets. ``event.WhichOneof("event")`` says which kind it is.
+
+The connection is TLS with a bearer credential: ``token`` and ``ca`` when given, else
+$VOICEMESH_TOKEN / $VOICEMESH_CA, else what ``voicemesh up`` saved in ~/.config/voicemesh
+(voicemesh.common.credentials). ``insecure=True`` is plaintext, to a loopback address only.
 """
 
 from __future__ import annotations
@@ -13,11 +17,10 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-import grpc
-
 from voicemesh.common.audio import WavAudio
 from voicemesh.common.calls import responses
 from voicemesh.common.components import GATEWAY
+from voicemesh.common.credentials import Credentials, open_channel
 from voicemesh.common.limits import MAX_MESSAGE_BYTES
 from voicemesh.common.replies import ask_response
 from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key, replay
@@ -69,6 +72,9 @@ class AsyncClient:
         timeout_s: float | None = None,
         retry: RetryPolicy | None = None,
         reply_cache: ReplyCache | None = None,
+        token: str = "",
+        ca: str = "",
+        insecure: bool = False,
     ) -> None:
         """``reply_cache`` (e.g. ``ReplyCache("edge")``) answers an ``ask`` that starts a conversation
         with words asked before from this process, without a round trip. Such a turn never reaches
@@ -76,7 +82,9 @@ class AsyncClient:
         self.target = target
         self._timeout_s = timeout_s
         self._retry = retry or RetryPolicy()
-        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._channel = open_channel(
+            target, Credentials.find(token, ca), insecure=insecure, options=CHANNEL_OPTIONS
+        )
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
         self.users = user_data_pb2_grpc.UserDataServiceStub(self._channel)
         # The user's documents: Search, Ingest, Delete, Stats, under the caller's tenant.
@@ -290,13 +298,14 @@ def _replayed(cached: CachedReply, text: str, request_id: str) -> Iterator[gatew
 class Client:
     """The blocking client: the async one driven by a private event loop."""
 
-    def __init__(self, target: str = DEFAULT_TARGET, *, timeout_s: float | None = None) -> None:
+    def __init__(self, target: str = DEFAULT_TARGET, **options: Any) -> None:
+        """``options`` as ``AsyncClient`` takes them (timeout_s, token, ca, insecure …)."""
         self._runner = asyncio.Runner()
-        self._client = self._runner.run(self._make(target, timeout_s))
+        self._client = self._runner.run(self._make(target, options))
 
     @staticmethod
-    async def _make(target: str, timeout_s: float | None) -> AsyncClient:
-        return AsyncClient(target, timeout_s=timeout_s)
+    async def _make(target: str, options: dict[str, Any]) -> AsyncClient:
+        return AsyncClient(target, **options)
 
     def __enter__(self) -> Client:
         return self
