@@ -217,7 +217,8 @@ async def test_gateway_names_the_failed_hop() -> None:
                 async for _ in client.converse([b"\0" * 3200]):
                     pass
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert (caught.value.details() or "").startswith("stt: ")
+        # The hop is named; its address and gRPC's transport internals stay in the gateway's log.
+        assert caught.value.details() == "stt: not reachable right now; retry shortly"
     finally:
         await host.stop(0)
         await downstream.close()

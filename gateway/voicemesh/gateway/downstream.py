@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -63,6 +65,24 @@ FAILURE_CODES = frozenset(
 STATE_VALUES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
 # The gRPC service each downstream name stands for: the gateway's health reports each one's breaker.
 SERVICES = {component.name: component.services[0] for component in BACKENDS}
+log = logging.getLogger(__name__)
+
+
+# What gRPC itself writes when a connection fails: addresses and TLS internals, for the operator's
+# log, not the caller (REVIEW: pod IPs in public statuses).
+_TRANSPORT = re.compile(
+    r"ipv[46]:|unix:|dns:|backends failing|failed to connect|Socket closed|Connection refused|"
+    r"Internal error from Core|Stream removed|handshake|Connection reset|Broken pipe",
+    re.IGNORECASE,
+)
+
+
+def caller_safe(service: str, details: str) -> str:
+    """A downstream's own message as it is; one of gRPC's transport messages logged and replaced."""
+    if not _TRANSPORT.search(details):
+        return details
+    log.warning("%s: %s", service, details)
+    return "not reachable right now; retry shortly"
 
 
 class _CallerDeadline(Exception):
@@ -283,7 +303,9 @@ class Downstream:
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise RelayedStatus(exc.code(), f"{service}: ran out of the time allowed for it") from None
-            raise RelayedStatus(exc.code(), f"{service}: {exc.details()}") from None
+            raise RelayedStatus(
+                exc.code(), f"{service}: {caller_safe(service, exc.details() or '')}"
+            ) from None
 
     async def close(self) -> None:
         for watcher in self.watchers:
