@@ -90,3 +90,14 @@ async def test_migrations_are_applied_once_and_recorded(opener: Opener) -> None:
 async def test_an_unknown_history_url_is_refused_clearly() -> None:
     with pytest.raises(ValueError, match=r"use postgresql://… or sqlite:///path/to/file.db"):
         await open_history_store("redis://nope")
+
+
+def test_a_stored_row_that_inflates_past_the_limit_is_refused_without_inflating_it() -> None:
+    import zlib
+
+    from voicemesh.storage.history import MAX_BODY_BYTES
+
+    bomb = zlib.compress(b"[" + b" " * (64 << 20), 9)  # 64 MiB of spaces in about 64 kB
+    assert len(bomb) < MAX_BODY_BYTES
+    with pytest.raises(ValueError, match="inflates past"):
+        TurnRecord.unpack("ada", "s", 0.0, bomb, None)

@@ -169,3 +169,11 @@ async def test_stt_rejects_a_bad_wake_word_config(stt_stream, wake, message) -> 
         await stt_stream(b"", pb.RecognitionConfig(wake_word=wake))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in (caught.value.details() or "")
+
+
+def test_a_name_repeated_a_hundred_thousand_times_is_one_classifier(jarvis) -> None:  # type: ignore[no-untyped-def]
+    stream = jarvis.stream(models=["hey_jarvis"] * 100_000)
+    assert len(stream._classifiers) == 1
+    with pytest.raises(InvalidRequest) as caught:
+        jarvis.stream(models=[f"nope{i}" for i in range(100_000)])
+    assert len(str(caught.value)) < 300  # the refusal names a few, not all of them

@@ -115,8 +115,10 @@ class WakeWordModels:
         one run of 6.7 minutes of other speech ("Jarvis is a name …"), two frames never did in
         four runs, and true wakes stay over the threshold for several frames anyway.
         """
-        chosen = list(models) if models else self.names
-        unknown = [m for m in chosen if m not in self.classifiers]
+        # Each name once, in the order given: a list of the same name 100,000 times is one model,
+        # not 100,000 classifiers run on every frame.
+        chosen = list(dict.fromkeys(models)) if models else self.names
+        unknown = [m for m in chosen if m not in self.classifiers][:5]
         if unknown:
             raise InvalidRequest(
                 f"wake word model(s) {', '.join(unknown)} not loaded here; "

@@ -57,6 +57,9 @@ _BUMP_VERSION = (
     "DO UPDATE SET version = user_versions.version + 1"
 )
 _COLUMNS = "user_id, session_id, at, body, turn_id"
+# Far above any turn the core accepts (texts of MAX_TEXT_CHARS, JSON-escaped at worst 6 bytes a
+# character), far below what a crafted row could inflate to.
+MAX_BODY_BYTES = 4 << 20
 
 
 @dataclass
@@ -78,7 +81,12 @@ class TurnRecord:
 
     @classmethod
     def unpack(cls, user_id: str, session_id: str, at: float, body: bytes, turn_id: str | None) -> TurnRecord:
-        return cls(user_id, session_id, at=at, turn_id=turn_id or "", **json.loads(zlib.decompress(body)))
+        # At most MAX_BODY_BYTES out, whatever is stored: a row is never a decompression bomb.
+        inflater = zlib.decompressobj()
+        data = inflater.decompress(body, MAX_BODY_BYTES)
+        if inflater.unconsumed_tail:
+            raise ValueError(f"a stored turn inflates past {MAX_BODY_BYTES} bytes")
+        return cls(user_id, session_id, at=at, turn_id=turn_id or "", **json.loads(data))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -61,7 +62,9 @@ class Context:
         system = system_prompt
         if self.profile:
             # Plain sentences: a small model uses "their city is Lisbon." far more often than "city: Lisbon".
-            known = " ".join(f"Their {key} is {value}." for key, value in sorted(self.profile.items()))
+            known = " ".join(
+                f"Their {_plain(key)} is {_plain(value)}." for key, value in sorted(self.profile.items())
+            )
             system += f"\nAbout the user: {known}"
         messages = [{"role": "system", "content": system}]
         for exchange in self.exchanges:
@@ -75,6 +78,16 @@ class Context:
             text = f"{GROUNDING}\n\n{passages}\n\nQuestion: {text}"
         messages.append({"role": "user", "content": text})
         return messages
+
+
+_TEMPLATE_MARKS = re.compile(r"<\|[^|]*\|>|<\|?|\|?>")
+
+
+def _plain(value: str) -> str:
+    """A profile field as one line of plain text: no newlines to start a new turn with, and no
+    chat-template marks (``<|im_start|>system``) to speak as the system with."""
+    unmarked = _TEMPLATE_MARKS.sub(" ", value)
+    return " ".join("".join(c if c.isprintable() else " " for c in unmarked).split())
 
 
 class ConversationMemory:

@@ -36,6 +36,10 @@ def respond_response(request_id: str, event: ReplyEvent) -> pb.RespondResponse:
     return pb.RespondResponse(request_id=request_id, done=done)
 
 
+MAX_ROUTE_CHARS = 256
+MAX_TIMINGS = 64
+
+
 def turn_record(request: pb.RecordTurnRequest) -> TurnRecord:
     if not request.session_id:
         raise InvalidRequest("session_id is empty; a turn belongs to a session")
@@ -46,6 +50,14 @@ def turn_record(request: pb.RecordTurnRequest) -> TurnRecord:
     for name in ("transcript", "reply_text"):
         if len(getattr(request, name)) > limits.MAX_TEXT_CHARS:
             raise InvalidRequest(f"{name} is over the {limits.MAX_TEXT_CHARS}-character limit")
+    # A turn's record compresses well: unbounded fields would be a small message here and a large
+    # row in every later read of the history.
+    if len(request.route) > MAX_ROUTE_CHARS:
+        raise InvalidRequest(f"route is over the {MAX_ROUTE_CHARS}-character limit")
+    if len(request.timings_ms) > MAX_TIMINGS or any(len(k) > MAX_ROUTE_CHARS for k in request.timings_ms):
+        raise InvalidRequest(
+            f"timings_ms holds at most {MAX_TIMINGS} stages, each named in {MAX_ROUTE_CHARS} characters"
+        )
     turn = TurnRecord(
         request.user_id,
         request.session_id,
