@@ -278,7 +278,10 @@ async def test_ten_thousand_made_up_identities_leave_the_gateways_memory_bounded
             before = rss_mib(gateway.proc.pid)
             await asyncio.gather(*(one(i) for i in range(500, 10_500)))
             after = rss_mib(gateway.proc.pid)
+        print(f"gateway resident memory {before:.1f} -> {after:.1f} MiB over 10,000 identities")
         assert set(codes) == {"UNAVAILABLE"}, codes  # every one authenticated, admitted, refused downstream
-        assert after - before < 48, (before, after)  # measured: about 10 MiB for 10,000 tenants
+        # Measured: 86 -> 118 MiB, most of it the (bounded) queue of turn records the dead core never
+        # took, the rest one limiter entry per tenant until its window passes.
+        assert after - before < 48, (before, after)
     finally:
         await stop_processes([gateway])
