@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from voicemesh.common.components import COMPONENTS
 from voicemesh.common.credentials import CREDENTIALS_FILE, config_dir
 from voicemesh.common.identity import ADMIN, DEFAULT_TENANT, api_key_hash, new_api_key
 from voicemesh.rpc import certs
@@ -72,7 +73,7 @@ class LocalAuthority:
     def ensure(self) -> LocalAuthority:
         """Make whatever is missing; what exists is kept, so tokens and keys handed out stay good."""
         if not (self.certs / "ca.crt").exists() or not all(
-            (self.tls_dir(c) / "tls.crt").exists() for c in ("gateway", "stt", "tts", "core", "rag")
+            (self.tls_dir(c) / "tls.crt").exists() for c in COMPONENTS
         ):
             certs.init(self.certs)
         if not self.signing_key.exists():
