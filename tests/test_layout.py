@@ -16,6 +16,7 @@ from voicemesh.v1 import (
     speech_to_text_pb2,
     text_to_speech_pb2,
     user_data_pb2,
+    voice_pb2,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +57,7 @@ def test_the_registry_names_real_proto_services_and_settings() -> None:
             speech_to_text_pb2,
             text_to_speech_pb2,
             user_data_pb2,
+            voice_pb2,
         )
         for service in module.DESCRIPTOR.services_by_name.values()
     }

@@ -18,6 +18,7 @@ from voicemesh.storage.sessions import (
     keys,
     open_session_store,
 )
+from voicemesh.storage.voices import VoicePrint
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -58,11 +59,26 @@ async def test_thirty_minutes_to_live_refreshed_by_activity(store) -> None:  # t
 async def test_voice_features_live_beside_the_session_and_go_with_it(store) -> None:  # type: ignore[no-untyped-def]
     session = Session(new_id())
     await store.put(session)
-    embedding = np.random.default_rng(0).standard_normal(192).astype(np.float32)
-    await store.put_voice(session.session_id, embedding)
-    assert np.array_equal(await store.get_voice(session.session_id), embedding)
+    embedding = np.random.default_rng(0).standard_normal(256).astype(np.float32)
+    voice = VoicePrint(embedding, "resemblyzer-0.1.4", require_match=True, samples=3, speech_s=9.5)
+    await store.put_voice(session.session_id, voice.pack())
+    back = VoicePrint.unpack(await store.get_voice(session.session_id))
+    assert np.array_equal(back.embedding, embedding) and back.settings() == voice.settings()
     await store.delete(session.session_id)
     assert await store.get_voice(session.session_id) is None
+
+
+async def test_a_users_cached_voice_prints_are_dropped_from_all_their_sessions(store) -> None:  # type: ignore[no-untyped-def]
+    user = new_id()
+    mine = [Session(new_id(), user_id=user) for _ in range(2)]
+    other = Session(new_id(), user_id=new_id())
+    for session in [*mine, other]:
+        await store.put(session)
+        await store.put_voice(session.session_id, b"{}\n")
+    await store.drop_voices(user)
+    assert [await store.get_voice(s.session_id) for s in mine] == [None, None]
+    assert await store.get_voice(other.session_id) == b"{}\n"
+    assert await store.get(mine[0].session_id) == mine[0]  # the sessions themselves stay
 
 
 def test_a_sessions_keys_share_one_redis_cluster_slot() -> None:
@@ -94,7 +110,7 @@ async def test_deleting_a_user_deletes_their_sessions_only(store) -> None:  # ty
     other = Session(new_id(), user_id=new_id())
     for session in [*mine, other]:
         await store.put(session)
-    await store.put_voice(mine[0].session_id, np.ones(4, dtype=np.float32))
+    await store.put_voice(mine[0].session_id, b"voice")
     await store.delete(mine[2].session_id)  # already gone: not counted
     assert await store.delete_user(user) == 2
     assert [await store.get(s.session_id) for s in mine] == [None, None, None]

@@ -121,6 +121,11 @@ class Conversation:
         output = TurnOutput(self._emitter(index), held=True)
         self._speculative = self._start(index, self._with_carry(text), output, admit=None)
 
+    def refused(self, index: int) -> None:
+        """A final transcript whose turn may not go on (its voice did not match): no reply at all."""
+        self._clocks.pop(index, None)
+        self._drop_speculative()
+
     async def final(self, index: int, text: str) -> None:
         clock = self._clocks.pop(index, None) or TurnClock()
         clock.mark("final_transcript")

@@ -1,5 +1,6 @@
 """What a Converse stream tells its caller, typed: the reply events of its turns (as Ask has them),
-what the STT heard, the replies the user spoke over, and the turns that could not be served.
+what the STT heard, the replies the user spoke over, the turns that could not be served, and
+those whose voice did not match.
 ``converse_response`` puts each in the oneof of the ConverseResponse that carries it."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ ConverseEvent = (
     | speech_to_text_pb2.WakeWordDetected
     | gateway_pb2.ReplyInterrupted
     | gateway_pb2.TurnFailed
+    | gateway_pb2.VoiceNotVerified
 )
 
 
@@ -46,6 +48,8 @@ def converse_response(request_id: str, turn_index: int, event: ConverseEvent) ->
         response.wake_word.CopyFrom(event)
     elif isinstance(event, gateway_pb2.TurnFailed):
         response.turn_failed.CopyFrom(event)
+    elif isinstance(event, gateway_pb2.VoiceNotVerified):
+        response.voice_not_verified.CopyFrom(event)
     else:
         response.interrupted.CopyFrom(event)
     return response

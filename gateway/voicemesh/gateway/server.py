@@ -18,9 +18,10 @@ from voicemesh.gateway.servicer import GatewayServicer
 from voicemesh.gateway.throttle import CallerLimits, RateLimits
 from voicemesh.gateway.turns import TurnRunner
 from voicemesh.gateway.user_data import GatewayUserData
+from voicemesh.gateway.voice import GatewayVoice
 from voicemesh.rpc.host import ServiceHost, serve_until_signalled, service_host
 from voicemesh.rpc.process import run_process
-from voicemesh.v1 import gateway_pb2_grpc, retrieval_pb2_grpc, user_data_pb2_grpc
+from voicemesh.v1 import gateway_pb2_grpc, retrieval_pb2_grpc, user_data_pb2_grpc, voice_pb2_grpc
 
 
 def build_runner(settings: GatewaySettings, downstream: Downstream) -> TurnRunner:
@@ -61,7 +62,7 @@ def build_host(settings: GatewaySettings, runner: TurnRunner) -> ServiceHost:
         ),
         idle_timeout_s=settings.stream_idle_timeout_s,
     )
-    gateway_service, user_data_service, retrieval_service = GATEWAY.services
+    gateway_service, user_data_service, retrieval_service, voice_service = GATEWAY.services
     authenticator = Authenticator(
         jwks_file=settings.jwks_file,
         api_keys_file=settings.api_keys_file,
@@ -81,6 +82,7 @@ def build_host(settings: GatewaySettings, runner: TurnRunner) -> ServiceHost:
             GatewayRetrieval(runner.downstream),
             retrieval_service,
         ),
+        (voice_pb2_grpc.add_VoiceServiceServicer_to_server, GatewayVoice(runner.downstream), voice_service),
         settings=settings,
         interceptors=[AuthInterceptor(authenticator)],
     )

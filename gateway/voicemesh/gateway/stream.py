@@ -25,6 +25,7 @@ from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.events import ConverseEvent, converse_response
 from voicemesh.gateway.turns import Admit, TurnRunner
 from voicemesh.gateway.upload import Upload
+from voicemesh.gateway.voice import VoiceGate
 from voicemesh.rpc.status import RelayedStatus
 from voicemesh.v1 import gateway_pb2 as pb
 from voicemesh.v1 import speech_to_text_pb2 as stt_pb2
@@ -61,6 +62,7 @@ class ConverseStream:
         self._request_id = request_id
         self._stt_timeout_s = stt_timeout_s
         self._upload = Upload(replay_cap=fmt.sample_rate_hz * fmt.channels * 2 * MAX_REPLAY_S)
+        self._voice = VoiceGate(self._downstream, config.user_id, session_id)
         self._conversation = Conversation(
             runner,
             config,
@@ -112,6 +114,9 @@ class ConverseStream:
         )
         if config.HasField("wake_word"):
             recognition.wake_word.CopyFrom(config.wake_word)
+        check = await self._voice.check()  # one read of the print per stream, while audio buffers
+        if check is not None:
+            recognition.speaker_check.CopyFrom(check)
         yield stt_pb2.StreamingRecognizeRequest(config=recognition)
         async for chunk in self._upload.reader():
             yield stt_pb2.StreamingRecognizeRequest(audio_content=chunk)
@@ -145,10 +150,16 @@ class ConverseStream:
             index = result.utterance_index
             if result.is_final:
                 await self._send(index, result)
-                await conversation.final(index, result.transcript)
+                refused = await self._voice.refusal(result)
+                if refused is None:
+                    await conversation.final(index, result.transcript)
+                else:
+                    conversation.refused(index)
+                    await self._send(index, refused)
                 return
             if result.speculative:
-                conversation.speculative(index, result.transcript)
+                if self._voice.lets_speculate(result):
+                    conversation.speculative(index, result.transcript)
             else:
                 conversation.partial(index)
             if self._config.interim_results:

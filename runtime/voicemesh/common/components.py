@@ -49,7 +49,12 @@ GATEWAY = Component(
     "voicemesh.gateway",
     50051,
     9451,
-    ("voicemesh.v1.GatewayService", "voicemesh.v1.UserDataService", "voicemesh.v1.RetrievalService"),
+    (
+        "voicemesh.v1.GatewayService",
+        "voicemesh.v1.UserDataService",
+        "voicemesh.v1.RetrievalService",
+        "voicemesh.v1.VoiceService",
+    ),
     "gateway",
     "gateway",
     "voicemesh.gateway.config:GatewaySettings",

@@ -23,6 +23,11 @@ class MissingConfig(InvalidRequest):
     """A stream whose first message does not carry its config."""
 
 
+class FailedPrecondition(VoicemeshError):
+    """The request is well formed but the system is not in a state to serve it: a user with no
+    voice print, a service without the model asked for (FAILED_PRECONDITION)."""
+
+
 class PermissionDenied(VoicemeshError):
     """The caller may not touch what it asked for: another user's data (PERMISSION_DENIED)."""
 

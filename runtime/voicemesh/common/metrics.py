@@ -93,3 +93,9 @@ AUTH_REFUSED = Counter(
     "Calls refused at the gateway for their credential, by the check that failed.",
     ["reason"],
 )
+VOICE_TURNS = Counter(
+    "voicemesh_voice_turns",
+    "Spoken turns of users with a voice print, by the speaker check's outcome (match, no_match and "
+    "too_short where a match is required; not_required; unknown or unchecked: the print was unreadable).",
+    ["verdict"],
+)

@@ -14,6 +14,7 @@ import grpc
 
 from voicemesh.common.errors import (
     DependencyUnavailable,
+    FailedPrecondition,
     InvalidRequest,
     ModelFailure,
     Overloaded,
@@ -48,6 +49,7 @@ class RelayedStatus(grpc.RpcError):
 _CODES: dict[type[VoicemeshError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     TimedOut: grpc.StatusCode.DEADLINE_EXCEEDED,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -14,7 +14,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import numpy as np
 from redis.exceptions import RedisError
 
 from voicemesh.common.metrics import SESSION_STORE_DEGRADED
@@ -89,11 +88,16 @@ class FailoverSessionStore:
     async def put(self, session: Session) -> None:
         await self._call(lambda s: s.put(session))
 
-    async def put_voice(self, session_id: str, features: np.ndarray) -> None:
-        await self._call(lambda s: s.put_voice(session_id, features))
+    async def put_voice(self, session_id: str, voice: bytes) -> None:
+        await self._call(lambda s: s.put_voice(session_id, voice))
 
-    async def get_voice(self, session_id: str) -> np.ndarray | None:
+    async def get_voice(self, session_id: str) -> bytes | None:
         return await self._call(lambda s: s.get_voice(session_id))
+
+    async def drop_voices(self, user_id: str) -> None:
+        # Both: a print cached in the fallback while Redis was down must not come back with it.
+        await self._fallback.drop_voices(user_id)
+        await self._call(lambda s: s.drop_voices(user_id))
 
     async def touch(self, session_id: str) -> None:
         await self._call(lambda s: s.touch(session_id))

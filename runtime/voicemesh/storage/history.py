@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from voicemesh.storage.voices import VoicePrint
+
 # Each migration: (version, statements). Only ever append; a published one never changes.
 MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION)"
@@ -51,7 +53,22 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE TABLE user_versions (user_id TEXT PRIMARY KEY, version BIGINT NOT NULL)",
         ],
     ),
+    (
+        4,
+        [
+            # One voice print per user: the speaker embedding and what it was made from.
+            "CREATE TABLE voice_prints (user_id TEXT PRIMARY KEY, model TEXT NOT NULL,"
+            " embedding BYTEA NOT NULL, require_match BOOLEAN NOT NULL, samples INTEGER NOT NULL,"
+            " speech_s DOUBLE PRECISION NOT NULL, consistency DOUBLE PRECISION NOT NULL,"
+            " enrolled_at DOUBLE PRECISION NOT NULL)",
+        ],
+    ),
 ]
+_VOICE_COLUMNS = "embedding, model, require_match, samples, speech_s, consistency, enrolled_at"
+_VOICE_UPSERT = (
+    f"INSERT INTO voice_prints (user_id, {_VOICE_COLUMNS}) VALUES ({{}}) ON CONFLICT (user_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _VOICE_COLUMNS.split(", "))
+)
 _BUMP_VERSION = (
     "INSERT INTO user_versions VALUES ({0}, 1) ON CONFLICT (user_id) "
     "DO UPDATE SET version = user_versions.version + 1"
@@ -93,6 +110,32 @@ class TurnRecord:
 class Deleted:
     turns: int
     profile: bool
+    voice: bool = False
+
+
+def _voice_row(voice: VoicePrint) -> tuple[object, ...]:
+    return (
+        voice.vector(),
+        voice.model,
+        voice.require_match,
+        voice.samples,
+        voice.speech_s,
+        voice.consistency,
+        voice.enrolled_at,
+    )
+
+
+def _voice_from_row(row: Any) -> VoicePrint:
+    vector, model, require, samples, speech_s, consistency, at = row
+    return VoicePrint.from_row(
+        bytes(vector),
+        model=model,
+        require_match=require,
+        samples=samples,
+        speech_s=speech_s,
+        consistency=consistency,
+        enrolled_at=at,
+    )
 
 
 class HistoryStore(Protocol):
@@ -102,6 +145,9 @@ class HistoryStore(Protocol):
     async def profile(self, user_id: str) -> dict[str, Any] | None: ...
     async def delete_user(self, user_id: str) -> Deleted: ...
     async def user_version(self, user_id: str) -> int: ...
+    async def put_voice(self, user_id: str, voice: VoicePrint) -> None: ...
+    async def voice(self, user_id: str) -> VoicePrint | None: ...
+    async def delete_voice(self, user_id: str) -> bool: ...
     async def close(self) -> None: ...
 
 
@@ -213,11 +259,30 @@ class SqliteHistoryStore:
         def delete() -> Deleted:
             turns = self._db.execute("DELETE FROM turns WHERE user_id = ?", (user_id,)).rowcount
             profile = self._db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,)).rowcount
+            voice = self._db.execute("DELETE FROM voice_prints WHERE user_id = ?", (user_id,)).rowcount
             self._db.execute(_BUMP_VERSION.format("?"), (user_id,))
-            return Deleted(turns, profile > 0)
+            return Deleted(turns, profile > 0, voice > 0)
 
         deleted: Deleted = await self._call(self._transaction, delete)
         return deleted
+
+    async def put_voice(self, user_id: str, voice: VoicePrint) -> None:
+        sql = _VOICE_UPSERT.format(", ".join("?" * 8))
+        await self._call(self._transaction, lambda: self._db.execute(sql, (user_id, *_voice_row(voice))))
+
+    async def voice(self, user_id: str) -> VoicePrint | None:
+        def query() -> Any:
+            sql = f"SELECT {_VOICE_COLUMNS} FROM voice_prints WHERE user_id = ?"
+            return self._db.execute(sql, (user_id,)).fetchone()
+
+        row = await self._call(query)
+        return None if row is None else _voice_from_row(row)
+
+    async def delete_voice(self, user_id: str) -> bool:
+        def delete() -> int:
+            return int(self._db.execute("DELETE FROM voice_prints WHERE user_id = ?", (user_id,)).rowcount)
+
+        return bool(await self._call(self._transaction, delete))
 
     async def applied_migrations(self) -> list[int]:
         def query() -> list[Any]:
@@ -292,8 +357,24 @@ class PostgresHistoryStore:
         async with self._pool.acquire() as db, db.transaction():
             turns = await db.execute("DELETE FROM turns WHERE user_id = $1", user_id)
             profile = await db.execute("DELETE FROM profiles WHERE user_id = $1", user_id)
+            voice = await db.execute("DELETE FROM voice_prints WHERE user_id = $1", user_id)
             await db.execute(_BUMP_VERSION.format("$1"), user_id)
-        return Deleted(int(turns.split()[-1]), profile != "DELETE 0")
+        return Deleted(int(turns.split()[-1]), profile != "DELETE 0", voice != "DELETE 0")
+
+    async def put_voice(self, user_id: str, voice: VoicePrint) -> None:
+        sql = _VOICE_UPSERT.format(", ".join(f"${n}" for n in range(1, 9)))
+        await self._pool.execute(sql, user_id, *_voice_row(voice))
+
+    async def voice(self, user_id: str) -> VoicePrint | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_VOICE_COLUMNS} FROM voice_prints WHERE user_id = $1", user_id
+        )
+        return None if row is None else _voice_from_row(tuple(row))
+
+    async def delete_voice(self, user_id: str) -> bool:
+        return bool(
+            await self._pool.execute("DELETE FROM voice_prints WHERE user_id = $1", user_id) != "DELETE 0"
+        )
 
     async def applied_migrations(self) -> list[int]:
         rows = await self._pool.fetch("SELECT version FROM schema_migrations ORDER BY version")

@@ -2,10 +2,11 @@
 
 A session holds what the next turn needs quickly: who is speaking, and the last few exchanges.
 Every key of a session carries the session id as a Redis hash tag (``vm:{id}:…``), so all of them
-live in one slot of a Redis Cluster and can be written together. The session's voice features
-(speaker embeddings, once speaker verification lands) have their own key beside it, with the same
-time to live, refreshed with it. A user's sessions are listed under the user's own tag
-(``vm:{user:…}:sessions``) with the same time to live, so deleting a user finds them all.
+live in one slot of a Redis Cluster and can be written together. The session's voice (its user's
+voice print, packed by ``VoicePrint.pack``) has its own key beside it, with the same time to live,
+refreshed with it; a user's new or forgotten print drops it from every one of their sessions. A
+user's sessions are listed under the user's own tag (``vm:{user:…}:sessions``) with the same time
+to live, so deleting a user finds them all.
 
 ``open_session_store(url)``: ``redis://host:port/db`` for Redis, ``memory://`` for the embedded
 default that needs nothing installed.
@@ -18,8 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
-
-import numpy as np
 
 SESSION_TTL_S = 30 * 60
 MAX_EXCHANGES = 8  # what the session keeps for context; the full history is the history store's
@@ -65,8 +64,9 @@ def user_key(user_id: str) -> str:
 class SessionStore(Protocol):
     async def get(self, session_id: str) -> Session | None: ...
     async def put(self, session: Session) -> None: ...
-    async def put_voice(self, session_id: str, features: np.ndarray) -> None: ...
-    async def get_voice(self, session_id: str) -> np.ndarray | None: ...
+    async def put_voice(self, session_id: str, voice: bytes) -> None: ...
+    async def get_voice(self, session_id: str) -> bytes | None: ...
+    async def drop_voices(self, user_id: str) -> None: ...
     async def touch(self, session_id: str) -> None: ...
     async def delete(self, session_id: str) -> None: ...
     async def delete_user(self, user_id: str) -> int: ...
@@ -105,14 +105,16 @@ class RedisSessionStore:
                 pipe.expire(user_key(session.user_id), self.ttl_s)
                 await pipe.execute()
 
-    async def put_voice(self, session_id: str, features: np.ndarray) -> None:
-        _, voice = keys(session_id)
-        await self._redis.set(voice, np.asarray(features, dtype="<f4").tobytes(), ex=self.ttl_s)
+    async def put_voice(self, session_id: str, voice: bytes) -> None:
+        await self._redis.set(keys(session_id)[1], voice, ex=self.ttl_s)
 
-    async def get_voice(self, session_id: str) -> np.ndarray | None:
-        _, voice = keys(session_id)
-        raw = await self._redis.get(voice)
-        return None if raw is None else np.frombuffer(raw, dtype="<f4").copy()
+    async def get_voice(self, session_id: str) -> bytes | None:
+        raw: bytes | None = await self._redis.get(keys(session_id)[1])
+        return raw
+
+    async def drop_voices(self, user_id: str) -> None:
+        for raw in await self._redis.smembers(user_key(user_id)):
+            await self._redis.delete(keys(raw.decode())[1])
 
     async def touch(self, session_id: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -171,12 +173,16 @@ class MemorySessionStore:
         if session.user_id:
             self._users.setdefault(session.user_id, set()).add(session.session_id)
 
-    async def put_voice(self, session_id: str, features: np.ndarray) -> None:
-        self._set(keys(session_id)[1], np.asarray(features, dtype="<f4").copy())
+    async def put_voice(self, session_id: str, voice: bytes) -> None:
+        self._set(keys(session_id)[1], bytes(voice))
 
-    async def get_voice(self, session_id: str) -> np.ndarray | None:
+    async def get_voice(self, session_id: str) -> bytes | None:
         value = self._live(keys(session_id)[1])
-        return None if value is None else np.asarray(value).copy()
+        return None if value is None else bytes(value)  # type: ignore[call-overload]
+
+    async def drop_voices(self, user_id: str) -> None:
+        for session_id in self._users.get(user_id, set()):
+            self._items.pop(keys(session_id)[1], None)
 
     async def touch(self, session_id: str) -> None:
         for key in keys(session_id):

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from voicemesh.v1 import retrieval_pb2 as voicemesh_dot_v1_dot_retrieval__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17voicemesh/v1/core.proto\x12\x0cvoicemesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cvoicemesh/v1/retrieval.proto\"(\n\x15GetUserVersionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\")\n\x16GetUserVersionResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\"\x94\x01\n\x0eRespondRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\'\n\x08passages\x18\x06 \x03(\x0b\x32\x15.voicemesh.v1.Passage\"\xcd\x02\n\x11RecordTurnRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\ntranscript\x18\x04 \x01(\t\x12\x12\n\nreply_text\x18\x05 \x01(\t\x12\r\n\x05route\x18\x06 \x01(\t\x12\x42\n\ntimings_ms\x18\x07 \x03(\x0b\x32..voicemesh.v1.RecordTurnRequest.TimingsMsEntry\x12\x13\n\x0binterrupted\x18\x08 \x01(\x08\x12\x0f\n\x07\x66\x61ilure\x18\t \x01(\t\x12,\n\x08\x65nded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x14\n\x12RecordTurnResponse\"\xc9\x01\n\x0fRespondResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x05route\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x14\n\ntext_delta\x18\x03 \x01(\tH\x00\x12.\n\x08sentence\x18\x04 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\'\n\x04\x64one\x18\x05 \x01(\x0b\x32\x17.voicemesh.v1.ReplyDoneH\x00\x42\x07\n\x05\x65vent\":\n\x0bRouteChosen\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"+\n\x0cSentenceMark\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"x\n\tReplyDone\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x15\n\rcontext_turns\x18\x04 \x01(\x05\x12\x14\n\x0cuser_version\x18\x05 \x01(\x03\x32\x85\x02\n\x0b\x43oreService\x12H\n\x07Respond\x12\x1c.voicemesh.v1.RespondRequest\x1a\x1d.voicemesh.v1.RespondResponse0\x01\x12O\n\nRecordTurn\x12\x1f.voicemesh.v1.RecordTurnRequest\x1a .voicemesh.v1.RecordTurnResponse\x12[\n\x0eGetUserVersion\x12#.voicemesh.v1.GetUserVersionRequest\x1a$.voicemesh.v1.GetUserVersionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17voicemesh/v1/core.proto\x12\x0cvoicemesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cvoicemesh/v1/retrieval.proto\";\n\x14GetVoicePrintRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"Q\n\x15SaveVoicePrintRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\'\n\x05print\x18\x02 \x01(\x0b\x32\x18.voicemesh.v1.VoicePrint\"@\n\x15GetVoicePrintResponse\x12\'\n\x05print\x18\x01 \x01(\x0b\x32\x18.voicemesh.v1.VoicePrint\"R\n\x16SaveVoicePrintResponse\x12\'\n\x05print\x18\x01 \x01(\x0b\x32\x18.voicemesh.v1.VoicePrint\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"\xae\x01\n\nVoicePrint\x12\x11\n\tembedding\x18\x01 \x03(\x02\x12\x15\n\rrequire_match\x18\x02 \x01(\x08\x12\x0f\n\x07samples\x18\x03 \x01(\x05\x12\x10\n\x08speech_s\x18\x04 \x01(\x02\x12/\n\x0b\x65nrolled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05model\x18\x06 \x01(\t\x12\x13\n\x0b\x63onsistency\x18\x07 \x01(\x02\"(\n\x15GetUserVersionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\")\n\x16GetUserVersionResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\"\x94\x01\n\x0eRespondRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\'\n\x08passages\x18\x06 \x03(\x0b\x32\x15.voicemesh.v1.Passage\"\xcd\x02\n\x11RecordTurnRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\ntranscript\x18\x04 \x01(\t\x12\x12\n\nreply_text\x18\x05 \x01(\t\x12\r\n\x05route\x18\x06 \x01(\t\x12\x42\n\ntimings_ms\x18\x07 \x03(\x0b\x32..voicemesh.v1.RecordTurnRequest.TimingsMsEntry\x12\x13\n\x0binterrupted\x18\x08 \x01(\x08\x12\x0f\n\x07\x66\x61ilure\x18\t \x01(\t\x12,\n\x08\x65nded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x14\n\x12RecordTurnResponse\"\xc9\x01\n\x0fRespondResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x05route\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x14\n\ntext_delta\x18\x03 \x01(\tH\x00\x12.\n\x08sentence\x18\x04 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\'\n\x04\x64one\x18\x05 \x01(\x0b\x32\x17.voicemesh.v1.ReplyDoneH\x00\x42\x07\n\x05\x65vent\":\n\x0bRouteChosen\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"+\n\x0cSentenceMark\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"x\n\tReplyDone\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x15\n\rcontext_turns\x18\x04 \x01(\x05\x12\x14\n\x0cuser_version\x18\x05 \x01(\x03\x32\xbc\x03\n\x0b\x43oreService\x12H\n\x07Respond\x12\x1c.voicemesh.v1.RespondRequest\x1a\x1d.voicemesh.v1.RespondResponse0\x01\x12O\n\nRecordTurn\x12\x1f.voicemesh.v1.RecordTurnRequest\x1a .voicemesh.v1.RecordTurnResponse\x12[\n\x0eGetUserVersion\x12#.voicemesh.v1.GetUserVersionRequest\x1a$.voicemesh.v1.GetUserVersionResponse\x12X\n\rGetVoicePrint\x12\".voicemesh.v1.GetVoicePrintRequest\x1a#.voicemesh.v1.GetVoicePrintResponse\x12[\n\x0eSaveVoicePrint\x12#.voicemesh.v1.SaveVoicePrintRequest\x1a$.voicemesh.v1.SaveVoicePrintResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,26 +35,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._loaded_options = None
   _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_options = b'8\001'
-  _globals['_GETUSERVERSIONREQUEST']._serialized_start=104
-  _globals['_GETUSERVERSIONREQUEST']._serialized_end=144
-  _globals['_GETUSERVERSIONRESPONSE']._serialized_start=146
-  _globals['_GETUSERVERSIONRESPONSE']._serialized_end=187
-  _globals['_RESPONDREQUEST']._serialized_start=190
-  _globals['_RESPONDREQUEST']._serialized_end=338
-  _globals['_RECORDTURNREQUEST']._serialized_start=341
-  _globals['_RECORDTURNREQUEST']._serialized_end=674
-  _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_start=626
-  _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_end=674
-  _globals['_RECORDTURNRESPONSE']._serialized_start=676
-  _globals['_RECORDTURNRESPONSE']._serialized_end=696
-  _globals['_RESPONDRESPONSE']._serialized_start=699
-  _globals['_RESPONDRESPONSE']._serialized_end=900
-  _globals['_ROUTECHOSEN']._serialized_start=902
-  _globals['_ROUTECHOSEN']._serialized_end=960
-  _globals['_SENTENCEMARK']._serialized_start=962
-  _globals['_SENTENCEMARK']._serialized_end=1005
-  _globals['_REPLYDONE']._serialized_start=1007
-  _globals['_REPLYDONE']._serialized_end=1127
-  _globals['_CORESERVICE']._serialized_start=1130
-  _globals['_CORESERVICE']._serialized_end=1391
+  _globals['_GETVOICEPRINTREQUEST']._serialized_start=104
+  _globals['_GETVOICEPRINTREQUEST']._serialized_end=163
+  _globals['_SAVEVOICEPRINTREQUEST']._serialized_start=165
+  _globals['_SAVEVOICEPRINTREQUEST']._serialized_end=246
+  _globals['_GETVOICEPRINTRESPONSE']._serialized_start=248
+  _globals['_GETVOICEPRINTRESPONSE']._serialized_end=312
+  _globals['_SAVEVOICEPRINTRESPONSE']._serialized_start=314
+  _globals['_SAVEVOICEPRINTRESPONSE']._serialized_end=396
+  _globals['_VOICEPRINT']._serialized_start=399
+  _globals['_VOICEPRINT']._serialized_end=573
+  _globals['_GETUSERVERSIONREQUEST']._serialized_start=575
+  _globals['_GETUSERVERSIONREQUEST']._serialized_end=615
+  _globals['_GETUSERVERSIONRESPONSE']._serialized_start=617
+  _globals['_GETUSERVERSIONRESPONSE']._serialized_end=658
+  _globals['_RESPONDREQUEST']._serialized_start=661
+  _globals['_RESPONDREQUEST']._serialized_end=809
+  _globals['_RECORDTURNREQUEST']._serialized_start=812
+  _globals['_RECORDTURNREQUEST']._serialized_end=1145
+  _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_start=1097
+  _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_end=1145
+  _globals['_RECORDTURNRESPONSE']._serialized_start=1147
+  _globals['_RECORDTURNRESPONSE']._serialized_end=1167
+  _globals['_RESPONDRESPONSE']._serialized_start=1170
+  _globals['_RESPONDRESPONSE']._serialized_end=1371
+  _globals['_ROUTECHOSEN']._serialized_start=1373
+  _globals['_ROUTECHOSEN']._serialized_end=1431
+  _globals['_SENTENCEMARK']._serialized_start=1433
+  _globals['_SENTENCEMARK']._serialized_end=1476
+  _globals['_REPLYDONE']._serialized_start=1478
+  _globals['_REPLYDONE']._serialized_end=1598
+  _globals['_CORESERVICE']._serialized_start=1601
+  _globals['_CORESERVICE']._serialized_end=2045
 # @@protoc_insertion_point(module_scope)

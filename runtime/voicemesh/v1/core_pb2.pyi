@@ -10,6 +10,54 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetVoicePrintRequest(_message.Message):
+    __slots__ = ("user_id", "session_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    session_id: str
+    def __init__(self, user_id: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class SaveVoicePrintRequest(_message.Message):
+    __slots__ = ("user_id", "print")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINT_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    print: VoicePrint
+    def __init__(self, user_id: _Optional[str] = ..., print: _Optional[_Union[VoicePrint, _Mapping]] = ...) -> None: ...
+
+class GetVoicePrintResponse(_message.Message):
+    __slots__ = ("print",)
+    PRINT_FIELD_NUMBER: _ClassVar[int]
+    print: VoicePrint
+    def __init__(self, print: _Optional[_Union[VoicePrint, _Mapping]] = ...) -> None: ...
+
+class SaveVoicePrintResponse(_message.Message):
+    __slots__ = ("print", "deleted")
+    PRINT_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    print: VoicePrint
+    deleted: bool
+    def __init__(self, print: _Optional[_Union[VoicePrint, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
+
+class VoicePrint(_message.Message):
+    __slots__ = ("embedding", "require_match", "samples", "speech_s", "enrolled_at", "model", "consistency")
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_MATCH_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_S_FIELD_NUMBER: _ClassVar[int]
+    ENROLLED_AT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    embedding: _containers.RepeatedScalarFieldContainer[float]
+    require_match: bool
+    samples: int
+    speech_s: float
+    enrolled_at: _timestamp_pb2.Timestamp
+    model: str
+    consistency: float
+    def __init__(self, embedding: _Optional[_Iterable[float]] = ..., require_match: _Optional[bool] = ..., samples: _Optional[int] = ..., speech_s: _Optional[float] = ..., enrolled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., consistency: _Optional[float] = ...) -> None: ...
+
 class GetUserVersionRequest(_message.Message):
     __slots__ = ("user_id",)
     USER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -50,6 +50,16 @@ class CoreServiceStub:
                 request_serializer=voicemesh_dot_v1_dot_core__pb2.GetUserVersionRequest.SerializeToString,
                 response_deserializer=voicemesh_dot_v1_dot_core__pb2.GetUserVersionResponse.FromString,
                 _registered_method=True)
+        self.GetVoicePrint = channel.unary_unary(
+                '/voicemesh.v1.CoreService/GetVoicePrint',
+                request_serializer=voicemesh_dot_v1_dot_core__pb2.GetVoicePrintRequest.SerializeToString,
+                response_deserializer=voicemesh_dot_v1_dot_core__pb2.GetVoicePrintResponse.FromString,
+                _registered_method=True)
+        self.SaveVoicePrint = channel.unary_unary(
+                '/voicemesh.v1.CoreService/SaveVoicePrint',
+                request_serializer=voicemesh_dot_v1_dot_core__pb2.SaveVoicePrintRequest.SerializeToString,
+                response_deserializer=voicemesh_dot_v1_dot_core__pb2.SaveVoicePrintResponse.FromString,
+                _registered_method=True)
 
 
 class CoreServiceServicer:
@@ -80,6 +90,22 @@ class CoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetVoicePrint(self, request, context):
+        """A user's voice print: from the session's voice key when the session has read it before, else
+        from the history database (and then kept in the session's key). No print: empty embedding.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveVoicePrint(self, request, context):
+        """Keep a user's voice print in the history database, replacing the last; an empty embedding
+        deletes it. The user's sessions read it again on their next stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +123,16 @@ def add_CoreServiceServicer_to_server(servicer, server):
                     servicer.GetUserVersion,
                     request_deserializer=voicemesh_dot_v1_dot_core__pb2.GetUserVersionRequest.FromString,
                     response_serializer=voicemesh_dot_v1_dot_core__pb2.GetUserVersionResponse.SerializeToString,
+            ),
+            'GetVoicePrint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVoicePrint,
+                    request_deserializer=voicemesh_dot_v1_dot_core__pb2.GetVoicePrintRequest.FromString,
+                    response_serializer=voicemesh_dot_v1_dot_core__pb2.GetVoicePrintResponse.SerializeToString,
+            ),
+            'SaveVoicePrint': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveVoicePrint,
+                    request_deserializer=voicemesh_dot_v1_dot_core__pb2.SaveVoicePrintRequest.FromString,
+                    response_serializer=voicemesh_dot_v1_dot_core__pb2.SaveVoicePrintResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +217,60 @@ class CoreService:
             '/voicemesh.v1.CoreService/GetUserVersion',
             voicemesh_dot_v1_dot_core__pb2.GetUserVersionRequest.SerializeToString,
             voicemesh_dot_v1_dot_core__pb2.GetUserVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVoicePrint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/voicemesh.v1.CoreService/GetVoicePrint',
+            voicemesh_dot_v1_dot_core__pb2.GetVoicePrintRequest.SerializeToString,
+            voicemesh_dot_v1_dot_core__pb2.GetVoicePrintResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveVoicePrint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/voicemesh.v1.CoreService/SaveVoicePrint',
+            voicemesh_dot_v1_dot_core__pb2.SaveVoicePrintRequest.SerializeToString,
+            voicemesh_dot_v1_dot_core__pb2.SaveVoicePrintResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -62,7 +62,7 @@ class ConverseRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[ConverseConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
 
 class ConverseResponse(_message.Message):
-    __slots__ = ("request_id", "turn_index", "speech_started", "transcript", "speech_ended", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done", "wake_word", "interrupted", "reply_audio_failed", "turn_failed", "citation", "grounding_failed")
+    __slots__ = ("request_id", "turn_index", "speech_started", "transcript", "speech_ended", "route", "reply_text_delta", "reply_sentence", "reply_audio", "turn_done", "wake_word", "interrupted", "reply_audio_failed", "turn_failed", "citation", "grounding_failed", "voice_not_verified")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
     SPEECH_STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,7 @@ class ConverseResponse(_message.Message):
     TURN_FAILED_FIELD_NUMBER: _ClassVar[int]
     CITATION_FIELD_NUMBER: _ClassVar[int]
     GROUNDING_FAILED_FIELD_NUMBER: _ClassVar[int]
+    VOICE_NOT_VERIFIED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     turn_index: int
     speech_started: _speech_to_text_pb2.SpeechStarted
@@ -95,7 +96,16 @@ class ConverseResponse(_message.Message):
     turn_failed: TurnFailed
     citation: Citation
     grounding_failed: GroundingFailed
-    def __init__(self, request_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., speech_started: _Optional[_Union[_speech_to_text_pb2.SpeechStarted, _Mapping]] = ..., transcript: _Optional[_Union[_speech_to_text_pb2.RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[_speech_to_text_pb2.SpeechEnded, _Mapping]] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordDetected, _Mapping]] = ..., interrupted: _Optional[_Union[ReplyInterrupted, _Mapping]] = ..., reply_audio_failed: _Optional[_Union[ReplyAudioFailed, _Mapping]] = ..., turn_failed: _Optional[_Union[TurnFailed, _Mapping]] = ..., citation: _Optional[_Union[Citation, _Mapping]] = ..., grounding_failed: _Optional[_Union[GroundingFailed, _Mapping]] = ...) -> None: ...
+    voice_not_verified: VoiceNotVerified
+    def __init__(self, request_id: _Optional[str] = ..., turn_index: _Optional[int] = ..., speech_started: _Optional[_Union[_speech_to_text_pb2.SpeechStarted, _Mapping]] = ..., transcript: _Optional[_Union[_speech_to_text_pb2.RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[_speech_to_text_pb2.SpeechEnded, _Mapping]] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordDetected, _Mapping]] = ..., interrupted: _Optional[_Union[ReplyInterrupted, _Mapping]] = ..., reply_audio_failed: _Optional[_Union[ReplyAudioFailed, _Mapping]] = ..., turn_failed: _Optional[_Union[TurnFailed, _Mapping]] = ..., citation: _Optional[_Union[Citation, _Mapping]] = ..., grounding_failed: _Optional[_Union[GroundingFailed, _Mapping]] = ..., voice_not_verified: _Optional[_Union[VoiceNotVerified, _Mapping]] = ...) -> None: ...
+
+class VoiceNotVerified(_message.Message):
+    __slots__ = ("speaker", "message")
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    speaker: _speech_to_text_pb2.SpeakerVerification
+    message: str
+    def __init__(self, speaker: _Optional[_Union[_speech_to_text_pb2.SpeakerVerification, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Citation(_message.Message):
     __slots__ = ("index", "source", "title", "heading", "passage_id", "document_id", "score")

@@ -1,5 +1,6 @@
 from voicemesh.v1 import audio_pb2 as _audio_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -7,8 +8,59 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class SpeakerVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SPEAKER_VERDICT_UNSPECIFIED: _ClassVar[SpeakerVerdict]
+    SPEAKER_VERDICT_MATCH: _ClassVar[SpeakerVerdict]
+    SPEAKER_VERDICT_NO_MATCH: _ClassVar[SpeakerVerdict]
+    SPEAKER_VERDICT_TOO_SHORT: _ClassVar[SpeakerVerdict]
+SPEAKER_VERDICT_UNSPECIFIED: SpeakerVerdict
+SPEAKER_VERDICT_MATCH: SpeakerVerdict
+SPEAKER_VERDICT_NO_MATCH: SpeakerVerdict
+SPEAKER_VERDICT_TOO_SHORT: SpeakerVerdict
+
+class EmbedVoiceRequest(_message.Message):
+    __slots__ = ("audio_format", "audio")
+    AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    audio_format: _audio_pb2.AudioFormat
+    audio: bytes
+    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., audio: _Optional[bytes] = ...) -> None: ...
+
+class EmbedVoiceResponse(_message.Message):
+    __slots__ = ("embedding", "speech_s", "model")
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_S_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    embedding: _containers.RepeatedScalarFieldContainer[float]
+    speech_s: float
+    model: str
+    def __init__(self, embedding: _Optional[_Iterable[float]] = ..., speech_s: _Optional[float] = ..., model: _Optional[str] = ...) -> None: ...
+
+class SpeakerCheck(_message.Message):
+    __slots__ = ("voice_print", "model", "threshold")
+    VOICE_PRINT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    voice_print: _containers.RepeatedScalarFieldContainer[float]
+    model: str
+    threshold: float
+    def __init__(self, voice_print: _Optional[_Iterable[float]] = ..., model: _Optional[str] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class SpeakerVerification(_message.Message):
+    __slots__ = ("verdict", "score", "threshold", "speech_s")
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_S_FIELD_NUMBER: _ClassVar[int]
+    verdict: SpeakerVerdict
+    score: float
+    threshold: float
+    speech_s: float
+    def __init__(self, verdict: _Optional[_Union[SpeakerVerdict, str]] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., speech_s: _Optional[float] = ...) -> None: ...
+
 class RecognitionConfig(_message.Message):
-    __slots__ = ("audio_format", "language_code", "request_id", "wake_word", "interim_results", "endpointing", "speculative_results")
+    __slots__ = ("audio_format", "language_code", "request_id", "wake_word", "interim_results", "endpointing", "speculative_results", "speaker_check")
     AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +68,7 @@ class RecognitionConfig(_message.Message):
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTING_FIELD_NUMBER: _ClassVar[int]
     SPECULATIVE_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_CHECK_FIELD_NUMBER: _ClassVar[int]
     audio_format: _audio_pb2.AudioFormat
     language_code: str
     request_id: str
@@ -23,7 +76,8 @@ class RecognitionConfig(_message.Message):
     interim_results: bool
     endpointing: Endpointing
     speculative_results: bool
-    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., language_code: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[WakeWordConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., endpointing: _Optional[_Union[Endpointing, _Mapping]] = ..., speculative_results: _Optional[bool] = ...) -> None: ...
+    speaker_check: SpeakerCheck
+    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., language_code: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[WakeWordConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., endpointing: _Optional[_Union[Endpointing, _Mapping]] = ..., speculative_results: _Optional[bool] = ..., speaker_check: _Optional[_Union[SpeakerCheck, _Mapping]] = ...) -> None: ...
 
 class Endpointing(_message.Message):
     __slots__ = ("min_silence_ms", "max_utterance_s", "min_speech_ms")
@@ -106,7 +160,7 @@ class WordInfo(_message.Message):
     def __init__(self, word: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class RecognitionResult(_message.Message):
-    __slots__ = ("transcript", "is_final", "stability", "confidence", "words", "utterance_index", "audio_start_s", "audio_end_s", "committed_transcript", "speculative")
+    __slots__ = ("transcript", "is_final", "stability", "confidence", "words", "utterance_index", "audio_start_s", "audio_end_s", "committed_transcript", "speculative", "speaker")
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     IS_FINAL_FIELD_NUMBER: _ClassVar[int]
     STABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +171,7 @@ class RecognitionResult(_message.Message):
     AUDIO_END_S_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     SPECULATIVE_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
     transcript: str
     is_final: bool
     stability: float
@@ -127,4 +182,5 @@ class RecognitionResult(_message.Message):
     audio_end_s: float
     committed_transcript: str
     speculative: bool
-    def __init__(self, transcript: _Optional[str] = ..., is_final: _Optional[bool] = ..., stability: _Optional[float] = ..., confidence: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., utterance_index: _Optional[int] = ..., audio_start_s: _Optional[float] = ..., audio_end_s: _Optional[float] = ..., committed_transcript: _Optional[str] = ..., speculative: _Optional[bool] = ...) -> None: ...
+    speaker: SpeakerVerification
+    def __init__(self, transcript: _Optional[str] = ..., is_final: _Optional[bool] = ..., stability: _Optional[float] = ..., confidence: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., utterance_index: _Optional[int] = ..., audio_start_s: _Optional[float] = ..., audio_end_s: _Optional[float] = ..., committed_transcript: _Optional[str] = ..., speculative: _Optional[bool] = ..., speaker: _Optional[_Union[SpeakerVerification, _Mapping]] = ...) -> None: ...

@@ -40,6 +40,11 @@ class SpeechToTextServiceStub:
                 request_serializer=voicemesh_dot_v1_dot_speech__to__text__pb2.StreamingRecognizeRequest.SerializeToString,
                 response_deserializer=voicemesh_dot_v1_dot_speech__to__text__pb2.StreamingRecognizeResponse.FromString,
                 _registered_method=True)
+        self.EmbedVoice = channel.unary_unary(
+                '/voicemesh.v1.SpeechToTextService/EmbedVoice',
+                request_serializer=voicemesh_dot_v1_dot_speech__to__text__pb2.EmbedVoiceRequest.SerializeToString,
+                response_deserializer=voicemesh_dot_v1_dot_speech__to__text__pb2.EmbedVoiceResponse.FromString,
+                _registered_method=True)
 
 
 class SpeechToTextServiceServicer:
@@ -54,6 +59,13 @@ class SpeechToTextServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EmbedVoice(self, request, context):
+        """The voice print of a recording: the speaker embedding a stream's speaker_check compares with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SpeechToTextServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +73,11 @@ def add_SpeechToTextServiceServicer_to_server(servicer, server):
                     servicer.StreamingRecognize,
                     request_deserializer=voicemesh_dot_v1_dot_speech__to__text__pb2.StreamingRecognizeRequest.FromString,
                     response_serializer=voicemesh_dot_v1_dot_speech__to__text__pb2.StreamingRecognizeResponse.SerializeToString,
+            ),
+            'EmbedVoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.EmbedVoice,
+                    request_deserializer=voicemesh_dot_v1_dot_speech__to__text__pb2.EmbedVoiceRequest.FromString,
+                    response_serializer=voicemesh_dot_v1_dot_speech__to__text__pb2.EmbedVoiceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +108,33 @@ class SpeechToTextService:
             '/voicemesh.v1.SpeechToTextService/StreamingRecognize',
             voicemesh_dot_v1_dot_speech__to__text__pb2.StreamingRecognizeRequest.SerializeToString,
             voicemesh_dot_v1_dot_speech__to__text__pb2.StreamingRecognizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EmbedVoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/voicemesh.v1.SpeechToTextService/EmbedVoice',
+            voicemesh_dot_v1_dot_speech__to__text__pb2.EmbedVoiceRequest.SerializeToString,
+            voicemesh_dot_v1_dot_speech__to__text__pb2.EmbedVoiceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -96,13 +96,15 @@ class DeleteUserDataRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
 class DeleteUserDataResponse(_message.Message):
-    __slots__ = ("turns_deleted", "sessions_deleted", "cached_replies_deleted", "profile_deleted")
+    __slots__ = ("turns_deleted", "sessions_deleted", "cached_replies_deleted", "profile_deleted", "voice_print_deleted")
     TURNS_DELETED_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_DELETED_FIELD_NUMBER: _ClassVar[int]
     CACHED_REPLIES_DELETED_FIELD_NUMBER: _ClassVar[int]
     PROFILE_DELETED_FIELD_NUMBER: _ClassVar[int]
+    VOICE_PRINT_DELETED_FIELD_NUMBER: _ClassVar[int]
     turns_deleted: int
     sessions_deleted: int
     cached_replies_deleted: int
     profile_deleted: bool
-    def __init__(self, turns_deleted: _Optional[int] = ..., sessions_deleted: _Optional[int] = ..., cached_replies_deleted: _Optional[int] = ..., profile_deleted: _Optional[bool] = ...) -> None: ...
+    voice_print_deleted: bool
+    def __init__(self, turns_deleted: _Optional[int] = ..., sessions_deleted: _Optional[int] = ..., cached_replies_deleted: _Optional[int] = ..., profile_deleted: _Optional[bool] = ..., voice_print_deleted: _Optional[bool] = ...) -> None: ...

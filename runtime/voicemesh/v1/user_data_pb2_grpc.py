@@ -73,7 +73,7 @@ class UserDataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteUserData(self, request, context):
-        """Delete everything kept about a user: profile, history, sessions and cached replies.
+        """Delete everything kept about a user: profile, history, voice print, sessions and cached replies.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -20,7 +20,7 @@ from voicemesh.common.audio import WavAudio, read_wav, write_wav
 from voicemesh.common.components import BACKENDS, COMPONENTS, GATEWAY, MissingExtra, import_extra
 from voicemesh.common.errors import InvalidAudio, InvalidRequest
 from voicemesh.common.limits import MAX_DOCUMENT_BYTES
-from voicemesh.v1 import retrieval_pb2, user_data_pb2
+from voicemesh.v1 import retrieval_pb2, speech_to_text_pb2, user_data_pb2, voice_pb2
 
 DEFAULT_USER = os.environ.get("VOICEMESH_USER") or getpass.getuser()
 
@@ -55,7 +55,16 @@ class Printer:
             print(json.dumps(data), flush=True)
             return
         if kind == "transcript":
-            print(f"you: {event.transcript.transcript}", flush=True)
+            voice = ""
+            if event.transcript.HasField("speaker"):
+                heard = event.transcript.speaker
+                verdict = speech_to_text_pb2.SpeakerVerdict.Name(heard.verdict).removeprefix(
+                    "SPEAKER_VERDICT_"
+                )
+                voice = f"  [voice {verdict.lower().replace('_', ' ')} {heard.score:.2f}]"
+            print(f"you: {event.transcript.transcript}{voice}", flush=True)
+        elif kind == "voice_not_verified":
+            print(f"  ({event.voice_not_verified.message})", flush=True)
         elif kind == "route":
             print(f"assistant ({event.route.tier}, {event.route.model}): ", end="", flush=True)
             self._mid_reply = True
@@ -242,9 +251,10 @@ async def history(args: argparse.Namespace) -> int:
                 print(json.dumps(MessageToDict(deleted, preserving_proto_field_name=True)))
             else:
                 what = "the profile" if deleted.profile_deleted else "no profile"
+                print_ = "the voice print" if deleted.voice_print_deleted else "no voice print"
                 print(
                     f"deleted {args.user_id}: {deleted.turns_deleted} turns, {deleted.sessions_deleted} "
-                    f"sessions, {deleted.cached_replies_deleted} cached replies, {what}"
+                    f"sessions, {deleted.cached_replies_deleted} cached replies, {what}, {print_}"
                 )
             return 0
         data = await client.users.GetUserData(
@@ -261,6 +271,48 @@ async def history(args: argparse.Namespace) -> int:
         print(f"{when}  session {turn.session_id[:8]}  ({turn.route or 'no reply'})")
         print(f"  you: {turn.transcript}")
         print(f"  assistant: {turn.reply_text}{cut}")
+    return 0
+
+
+def _voice_line(user_id: str, status: voice_pb2.VoiceStatus) -> str:
+    if not status.enrolled:
+        return f"{user_id}: no voice print"
+    required = "required" if status.require_match else "not required"
+    when = status.enrolled_at.ToDatetime().strftime("%Y-%m-%d %H:%M")
+    return (
+        f"{user_id}: voice print from {status.samples} recordings ({status.speech_s:.1f} s of speech, "
+        f"consistency {status.consistency:.2f}, {status.model}, {when}); a match is {required}"
+    )
+
+
+async def voice(args: argparse.Namespace) -> int:
+    """Enroll, show, require or forget a user's voice print."""
+    recordings = []
+    if args.voice_command == "enroll":
+        for path in args.wavs:
+            try:
+                recordings.append(read_wav(path))
+            except (OSError, EOFError, InvalidAudio) as exc:
+                print(f"voicemesh: cannot read {path}: {exc}", file=sys.stderr)
+                return 2
+    async with _client(args) as client:
+        if args.voice_command == "enroll":
+            status = await client.enroll_voice(args.user_id, recordings, require_match=args.require_match)
+        elif args.voice_command == "require":
+            request = voice_pb2.SetVoiceRequiredRequest(
+                user_id=args.user_id, require_match=args.state == "on"
+            )
+            status = (await client.voices.SetVoiceRequired(request)).status
+        elif args.voice_command == "forget":
+            forgot = voice_pb2.ForgetVoiceRequest(user_id=args.user_id)
+            status = (await client.voices.ForgetVoice(forgot)).status
+        else:
+            asked = voice_pb2.GetVoiceStatusRequest(user_id=args.user_id)
+            status = (await client.voices.GetVoiceStatus(asked)).status
+    if args.json:
+        print(json.dumps(MessageToDict(status, preserving_proto_field_name=True)))
+    else:
+        print(_voice_line(args.user_id, status))
     return 0
 
 
@@ -502,6 +554,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--remove", action="append", metavar="KEY", help="remove this field (repeatable)")
     _target_options(p)
     p.set_defaults(run=profile)
+
+    p = commands.add_parser("voice", help="a user's voice print: enroll, status, require, forget")
+    voices = p.add_subparsers(dest="voice_command", required=True)
+    p = voices.add_parser("enroll", help="make the user's voice print from WAV recordings of them speaking")
+    p.add_argument("user_id", metavar="USER")
+    p.add_argument(
+        "wavs", nargs="+", type=Path, metavar="WAV", help="1-10 recordings; three of 3-5 s work well"
+    )
+    p.add_argument("--require-match", action="store_true", help="refuse spoken turns in another voice")
+    p = voices.add_parser("status", help="whether the user has a voice print, and its settings")
+    p.add_argument("user_id", metavar="USER")
+    p = voices.add_parser("require", help="refuse (on) or allow (off) spoken turns in another voice")
+    p.add_argument("user_id", metavar="USER")
+    p.add_argument("state", choices=["on", "off"])
+    p = voices.add_parser("forget", help="delete the user's voice print")
+    p.add_argument("user_id", metavar="USER")
+    for sub in voices.choices.values():
+        sub.add_argument("--json", action="store_true", help="print JSON")
+        _target_options(sub)
+        sub.set_defaults(run=voice)
 
     p = commands.add_parser("ingest", help="add files or folders to your documents (the replies' grounding)")
     p.add_argument(

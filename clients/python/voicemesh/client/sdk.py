@@ -33,6 +33,8 @@ from voicemesh.v1 import (
     retrieval_pb2_grpc,
     speech_to_text_pb2,
     user_data_pb2_grpc,
+    voice_pb2,
+    voice_pb2_grpc,
 )
 
 DEFAULT_TARGET = os.environ.get("VOICEMESH_TARGET", f"127.0.0.1:{GATEWAY.port}")
@@ -89,6 +91,8 @@ class AsyncClient:
         self.users = user_data_pb2_grpc.UserDataServiceStub(self._channel)
         # The user's documents: Search, Ingest, Delete, Stats, under the caller's tenant.
         self.documents = retrieval_pb2_grpc.RetrievalServiceStub(self._channel)
+        # The users' voice prints: EnrollVoice, GetVoiceStatus, SetVoiceRequired, ForgetVoice.
+        self.voices = voice_pb2_grpc.VoiceServiceStub(self._channel)
         self.reply_cache = reply_cache
 
     async def __aenter__(self) -> AsyncClient:
@@ -257,6 +261,28 @@ class AsyncClient:
         )
         response: retrieval_pb2.SearchResponse = await self.documents.Search(request, timeout=self._timeout_s)
         return response
+
+    async def enroll_voice(
+        self, user_id: str, recordings: Sequence[WavAudio], *, require_match: bool = False
+    ) -> voice_pb2.VoiceStatus:
+        """Make ``user_id``'s voice print from recordings of them speaking (three of 3-5 s work well);
+        with ``require_match``, their spoken turns whose voice does not match are refused."""
+        samples = [
+            voice_pb2.VoiceSample(
+                audio_format=audio_pb2.AudioFormat(
+                    encoding=audio_pb2.AUDIO_ENCODING_LINEAR16,
+                    sample_rate_hz=wav.sample_rate_hz,
+                    channels=wav.channels,
+                ),
+                audio=wav.pcm,
+            )
+            for wav in recordings
+        ]
+        request = voice_pb2.EnrollVoiceRequest(user_id=user_id, samples=samples, require_match=require_match)
+        enrolled: voice_pb2.EnrollVoiceResponse = await self.voices.EnrollVoice(
+            request, timeout=self._timeout_s
+        )
+        return enrolled.status
 
 
 class _Keeper:

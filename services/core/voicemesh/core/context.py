@@ -22,8 +22,9 @@ from typing import TypeVar
 from voicemesh.common.errors import DependencyUnavailable, InvalidRequest, PermissionDenied
 from voicemesh.common.limits import MAX_PROFILE_FIELDS
 from voicemesh.common.metrics import STAGE_SECONDS
-from voicemesh.storage.history import HistoryStore, TurnRecord
+from voicemesh.storage.history import Deleted, HistoryStore, TurnRecord
 from voicemesh.storage.sessions import Exchange, Session, SessionStore
+from voicemesh.storage.voices import VoicePrint
 from voicemesh.storage.writer import HistoryWriter
 
 log = logging.getLogger(__name__)
@@ -183,8 +184,46 @@ class ConversationMemory:
             raise DependencyUnavailable(f"history store unavailable: {exc}") from None
         return profile
 
-    async def delete_user(self, user_id: str) -> tuple[int, int, bool]:
-        """Delete the user everywhere: (turns deleted, sessions deleted, profile deleted)."""
+    async def voice_print(self, user_id: str, session_id: str = "") -> VoicePrint | None:
+        """The user's voice print: from the session's voice key if this session has read it (or its
+        absence) before, else from the history database, then kept in the key for the next stream.
+        A database that cannot answer is an error, never "no print": a print that requires a match
+        must not vanish when PostgreSQL does."""
+        session = await self._read("session", self.sessions.get(session_id)) if session_id else None
+        cacheable = session is not None and session.user_id == user_id
+        if cacheable:
+            cached = await self._read("voice", self.sessions.get_voice(session_id))
+            if cached is not None:
+                return VoicePrint.unpack(cached) if cached else None
+        try:
+            voice = await self.history.voice(user_id)
+        except Exception as exc:
+            raise DependencyUnavailable(f"history store unavailable, voice print unknown: {exc}") from None
+        if cacheable:
+            await self._read("voice", self.sessions.put_voice(session_id, voice.pack() if voice else b""))
+        return voice
+
+    async def save_voice_print(self, user_id: str, voice: VoicePrint | None) -> bool:
+        """Keep (or, with None, delete) the user's print, and drop the copies their sessions hold;
+        returns whether a deletion found a print."""
+        deleted = False
+        try:
+            if voice is None:
+                deleted = await self.history.delete_voice(user_id)
+            else:
+                await self.history.put_voice(user_id, voice)
+        except Exception as exc:
+            raise DependencyUnavailable(f"history store unavailable, voice print not saved: {exc}") from None
+        try:
+            await self.sessions.drop_voices(user_id)
+        except Exception as exc:
+            raise DependencyUnavailable(
+                f"voice print saved, but the session store could not drop its old copies: {exc}; retry"
+            ) from None
+        return deleted
+
+    async def delete_user(self, user_id: str) -> tuple[int, int, Deleted]:
+        """Delete the user everywhere: (turns deleted, sessions deleted, what the database had)."""
         queued = await self.writer.drop_user(user_id)
         sessions = await self.sessions.delete_user(user_id)
         try:
@@ -193,7 +232,7 @@ class ConversationMemory:
             raise DependencyUnavailable(
                 f"history store unavailable, nothing deleted from it: {exc}"
             ) from None
-        return deleted.turns + queued, sessions, deleted.profile
+        return deleted.turns + queued, sessions, deleted
 
 
 async def _none() -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator
+
+import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from voicemesh.common import limits
 from voicemesh.common.errors import InvalidRequest
@@ -11,6 +16,7 @@ from voicemesh.core.context import ConversationMemory
 from voicemesh.core.engine import ReplyEvent, Responder, Route, Sentence, Source, TextDelta
 from voicemesh.rpc.handler import Context, rpc_handler
 from voicemesh.storage.history import TurnRecord
+from voicemesh.storage.voices import MAX_DIMENSIONS, VoicePrint
 from voicemesh.v1 import core_pb2 as pb
 from voicemesh.v1 import core_pb2_grpc as pb_grpc
 from voicemesh.v1 import user_data_pb2, user_data_pb2_grpc
@@ -38,6 +44,8 @@ def respond_response(request_id: str, event: ReplyEvent) -> pb.RespondResponse:
 
 MAX_ROUTE_CHARS = 256
 MAX_TIMINGS = 64
+MAX_MODEL_CHARS = 64
+MAX_VOICE_SAMPLES = 10
 
 
 def turn_record(request: pb.RecordTurnRequest) -> TurnRecord:
@@ -70,13 +78,16 @@ def turn_record(request: pb.RecordTurnRequest) -> TurnRecord:
         failure=request.failure[: limits.MAX_TEXT_CHARS],
     )
     if request.HasField("ended_at"):
-        ended = request.ended_at
-        if not (0 <= ended.nanos < 1_000_000_000 and 0 <= ended.seconds < 253_402_300_800):  # to 9999
-            raise InvalidRequest(
-                "ended_at is not a valid timestamp (seconds 0 to 9999-12-31, nanos 0 to 999999999)"
-            )
-        turn.at = ended.ToNanoseconds() / 1e9
+        turn.at = _timestamp("ended_at", request.ended_at)
     return turn
+
+
+def _timestamp(name: str, stamp: Timestamp) -> float:
+    if not (0 <= stamp.nanos < 1_000_000_000 and 0 <= stamp.seconds < 253_402_300_800):  # to 9999
+        raise InvalidRequest(
+            f"{name} is not a valid timestamp (seconds 0 to 9999-12-31, nanos 0 to 999999999)"
+        )
+    return float(stamp.ToNanoseconds() / 1e9)
 
 
 class CoreServicer(pb_grpc.CoreServiceServicer):
@@ -113,6 +124,68 @@ class CoreServicer(pb_grpc.CoreServiceServicer):
         user_id = _user_id(request.user_id)
         memory = self._engine.memory
         return pb.GetUserVersionResponse(version=await memory.user_version(user_id) if memory else 0)
+
+    @rpc_handler
+    async def GetVoicePrint(
+        self, request: pb.GetVoicePrintRequest, context: Context
+    ) -> pb.GetVoicePrintResponse:
+        user_id = _user_id(request.user_id)
+        limits.check_id("session_id", request.session_id)
+        voice = await self._memory().voice_print(user_id, request.session_id)
+        return pb.GetVoicePrintResponse(print=None if voice is None else voice_print_message(voice))
+
+    @rpc_handler
+    async def SaveVoicePrint(
+        self, request: pb.SaveVoicePrintRequest, context: Context
+    ) -> pb.SaveVoicePrintResponse:
+        user_id = _user_id(request.user_id)
+        voice = voice_print(request.print) if request.print.embedding else None
+        deleted = await self._memory().save_voice_print(user_id, voice)
+        if voice is None:
+            return pb.SaveVoicePrintResponse(deleted=deleted)
+        return pb.SaveVoicePrintResponse(print=voice_print_message(voice))
+
+    def _memory(self) -> ConversationMemory:
+        if self._engine.memory is None:
+            raise InvalidRequest("this core keeps no user data")
+        return self._engine.memory
+
+
+def voice_print(message: pb.VoicePrint) -> VoicePrint:
+    embedding = np.asarray(message.embedding, dtype=np.float32)
+    if embedding.size > MAX_DIMENSIONS or not np.all(np.isfinite(embedding)):
+        raise InvalidRequest(f"print.embedding must be at most {MAX_DIMENSIONS} finite values")
+    if len(message.model) > MAX_MODEL_CHARS or not message.model:
+        raise InvalidRequest(f"print.model must name the speaker model in 1-{MAX_MODEL_CHARS} characters")
+    if not 0 <= message.samples <= MAX_VOICE_SAMPLES:
+        raise InvalidRequest(f"print.samples {message.samples} is out of range; use 0 to {MAX_VOICE_SAMPLES}")
+    numbers = (message.speech_s, message.consistency)
+    if not all(math.isfinite(n) and n >= 0 for n in numbers) or message.consistency > 1:
+        raise InvalidRequest("print.speech_s must be finite and at least 0, print.consistency 0 to 1")
+    given = message.HasField("enrolled_at")
+    enrolled_at = _timestamp("print.enrolled_at", message.enrolled_at) if given else time.time()
+    return VoicePrint(
+        embedding,
+        message.model,
+        message.require_match,
+        message.samples,
+        message.speech_s,
+        message.consistency,
+        enrolled_at,
+    )
+
+
+def voice_print_message(voice: VoicePrint) -> pb.VoicePrint:
+    message = pb.VoicePrint(
+        embedding=voice.embedding.tolist(),
+        require_match=voice.require_match,
+        samples=voice.samples,
+        speech_s=voice.speech_s,
+        model=voice.model,
+        consistency=voice.consistency,
+    )
+    message.enrolled_at.FromNanoseconds(int(voice.enrolled_at * 1e9))
+    return message
 
 
 def _user_id(user_id: str) -> str:
@@ -176,7 +249,10 @@ class UserDataServicer(user_data_pb2_grpc.UserDataServiceServicer):
     async def DeleteUserData(
         self, request: user_data_pb2.DeleteUserDataRequest, context: Context
     ) -> user_data_pb2.DeleteUserDataResponse:
-        turns, sessions, profile = await self._stores().delete_user(_user_id(request.user_id))
+        turns, sessions, deleted = await self._stores().delete_user(_user_id(request.user_id))
         return user_data_pb2.DeleteUserDataResponse(
-            turns_deleted=turns, sessions_deleted=sessions, profile_deleted=profile
+            turns_deleted=turns,
+            sessions_deleted=sessions,
+            profile_deleted=deleted.profile,
+            voice_print_deleted=deleted.voice,
         )

@@ -51,3 +51,15 @@ class SttSettings(ServiceSettings):
     wake_patience: int = Field(
         2, ge=1, le=10, description="80 ms frames in a row at or over the threshold before it fires."
     )
+    speaker_model: bool = Field(
+        True,
+        description="Load Resemblyzer's speaker encoder (package resemblyzer, installed --no-deps) for "
+        "voice prints and the streams that check one; off, such requests are refused.",
+    )
+    speaker_threshold: float = Field(
+        0.75,
+        gt=0,
+        lt=1,
+        description="Default score at or above which an utterance's voice matches the print "
+        "(bench/speaker.py measures the equal error rate's threshold).",
+    )

@@ -5,17 +5,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import replace
 
+import numpy as np
+
 from voicemesh.common.audio import MODEL_RATE_HZ, PcmFormat
 from voicemesh.common.blocking import BlockingPool
-from voicemesh.common.errors import InvalidRequest
+from voicemesh.common.errors import FailedPrecondition, InvalidRequest
 from voicemesh.common.samples import PcmNormalizer
 from voicemesh.listening.gate import Gate, GateConfig
-from voicemesh.listening.segmenter import Segmenter, SegmenterConfig
+from voicemesh.listening.segmenter import Segmenter, SegmenterConfig, Utterance
 from voicemesh.listening.vad import SileroVad
 from voicemesh.listening.wakeword import WakeWordModels
 from voicemesh.stt.events import RecognitionEvent, StreamOptions
 from voicemesh.stt.recognizer import WhisperRecognizer
+from voicemesh.stt.speaker import SpeakerEncoder
 from voicemesh.stt.stream import Decoding, RecognitionStream
+
+MIN_ENROLL_SPEECH_S = 1.0
 
 
 class SpeechRecognizer:
@@ -33,6 +38,7 @@ class SpeechRecognizer:
         wake_patience: int = 2,
         partial_interval_ms: int = 500,
         speculate_after_ms: int = 64,
+        speaker: SpeakerEncoder | None = None,
     ) -> None:
         self._vad = vad
         self._segmenter_config = segmenter or SegmenterConfig()
@@ -46,11 +52,40 @@ class SpeechRecognizer:
             BlockingPool(max(2, workers), "vad"),
             partial_interval=partial_interval_ms * MODEL_RATE_HZ // 1000,
             speculate_after=speculate_after_ms * MODEL_RATE_HZ // 1000,
+            speaker=speaker,
+            # Its own worker: a voice is scored while Whisper decodes, never queued behind it.
+            speaker_pool=BlockingPool(1, "speaker") if speaker is not None else None,
+            pad=self._segmenter_config.speech_pad_ms * MODEL_RATE_HZ // 1000,
         )
 
     @property
     def recognizer(self) -> WhisperRecognizer:
         return self._decoding.recognizer
+
+    @property
+    def speaker(self) -> SpeakerEncoder | None:
+        return self._decoding.speaker
+
+    async def embed_voice(self, fmt: PcmFormat, pcm: bytes) -> tuple[np.ndarray, float]:
+        """A recording's voice print and its seconds of speech: the speech the VAD hears in it,
+        joined, so silence and noise around the words do not shape the print."""
+        encoder, pool = self._decoding.speaker, self._decoding.speaker_pool
+        if encoder is None or pool is None:
+            raise FailedPrecondition("this STT service has no speaker model loaded (speaker_model is off)")
+        normalizer = PcmNormalizer(fmt)
+        samples = np.concatenate([normalizer.push(pcm), normalizer.flush()])
+        config = replace(self._segmenter_config, max_utterance_s=30.0)
+        segmenter = Segmenter(self._vad.stream(), config)
+        heard = await self._decoding.vad.run(lambda: [*segmenter.push(samples), *segmenter.flush()])
+        speech = [event for event in heard if isinstance(event, Utterance)]
+        voiced_s = sum(max(0, u.voiced_end - self._decoding.pad) for u in speech) / MODEL_RATE_HZ
+        if voiced_s < MIN_ENROLL_SPEECH_S:
+            raise InvalidRequest(
+                f"only {voiced_s:.1f} s of speech heard in the recording; "
+                f"each sample needs at least {MIN_ENROLL_SPEECH_S:g} s of one person speaking"
+            )
+        audio = np.concatenate([u.audio for u in speech])
+        return await pool.run(encoder.embed, audio), voiced_s
 
     def _listener(self, options: StreamOptions) -> Segmenter | Gate:
         """A plain segmenter, or a gate that opens on the wake word (checked before any audio)."""
@@ -87,3 +122,5 @@ class SpeechRecognizer:
     def close(self) -> None:
         self._decoding.whisper.shutdown()
         self._decoding.vad.shutdown()
+        if self._decoding.speaker_pool is not None:
+            self._decoding.speaker_pool.shutdown()

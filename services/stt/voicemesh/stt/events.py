@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from voicemesh.stt.recognizer import Transcript
+from voicemesh.stt.speaker import SpeakerScore
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class FinalTranscript:
     transcript: Transcript
     start_s: float
     end_s: float
+    speaker: SpeakerScore | None = None  # when the stream checks a voice print
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class SpeculativeTranscript:
     committed: list[str]
     start_s: float
     end_s: float
+    speaker: SpeakerScore | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,14 @@ class WakeOptions:
     threshold: float = 0.0  # 0: the process's default
 
 
+@dataclass(frozen=True, eq=False)
+class SpeakerOptions:
+    """A stream's request to check each utterance's voice against an enrolled print."""
+
+    voice_print: np.ndarray  # L2-normalised, the encoder's dimensions
+    threshold: float
+
+
 @dataclass(frozen=True)
 class StreamOptions:
     """What one stream asked for; zeros keep the process's defaults."""
@@ -75,6 +88,7 @@ class StreamOptions:
     min_silence_ms: int = 0
     min_speech_ms: int = 0
     max_utterance_s: float = 0.0
+    speaker: SpeakerOptions | None = None
 
 
 RecognitionEvent = (

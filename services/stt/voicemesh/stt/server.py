@@ -12,6 +12,7 @@ from voicemesh.stt.config import SttSettings
 from voicemesh.stt.engine import SpeechRecognizer
 from voicemesh.stt.recognizer import WhisperRecognizer
 from voicemesh.stt.servicer import SpeechToTextServicer
+from voicemesh.stt.speaker import SpeakerEncoder
 from voicemesh.v1 import speech_to_text_pb2_grpc
 
 
@@ -43,6 +44,7 @@ def build_engine(settings: SttSettings) -> SpeechRecognizer:
         wake_patience=settings.wake_patience,
         partial_interval_ms=settings.partial_interval_ms,
         speculate_after_ms=settings.speculate_after_ms,
+        speaker=SpeakerEncoder() if settings.speaker_model else None,
     )
 
 
@@ -50,7 +52,7 @@ def build_host(settings: SttSettings, engine: SpeechRecognizer) -> ServiceHost:
     return service_host(
         (
             speech_to_text_pb2_grpc.add_SpeechToTextServiceServicer_to_server,
-            SpeechToTextServicer(engine),
+            SpeechToTextServicer(engine, speaker_threshold=settings.speaker_threshold),
             STT.services[0],
         ),
         settings=settings,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
-from voicemesh.common.errors import InvalidRequest
+import numpy as np
+
+from voicemesh.common.errors import FailedPrecondition, InvalidRequest
 from voicemesh.common.logs import request_id_var
 from voicemesh.common.streams import split_config
 from voicemesh.rpc.convert import audio_format
@@ -13,6 +17,7 @@ from voicemesh.stt.engine import SpeechRecognizer
 from voicemesh.stt.events import (
     PartialTranscript,
     RecognitionEvent,
+    SpeakerOptions,
     SpeculativeTranscript,
     SpeechEnded,
     SpeechStarted,
@@ -20,13 +25,31 @@ from voicemesh.stt.events import (
     WakeOptions,
     WakeWordHeard,
 )
+from voicemesh.stt.speaker import SpeakerEncoder, SpeakerScore, Verdict, model_name
 from voicemesh.v1 import speech_to_text_pb2 as pb
 from voicemesh.v1 import speech_to_text_pb2_grpc as pb_grpc
 
+MAX_VOICE_SAMPLE_S = 30
+_VERDICTS = {
+    Verdict.MATCH: pb.SPEAKER_VERDICT_MATCH,
+    Verdict.NO_MATCH: pb.SPEAKER_VERDICT_NO_MATCH,
+    Verdict.TOO_SHORT: pb.SPEAKER_VERDICT_TOO_SHORT,
+}
+
+
+def speaker_verification(score: SpeakerScore) -> pb.SpeakerVerification:
+    return pb.SpeakerVerification(
+        verdict=_VERDICTS[score.verdict],
+        score=score.score,
+        threshold=score.threshold,
+        speech_s=score.speech_s,
+    )
+
 
 class SpeechToTextServicer(pb_grpc.SpeechToTextServiceServicer):
-    def __init__(self, engine: SpeechRecognizer) -> None:
+    def __init__(self, engine: SpeechRecognizer, *, speaker_threshold: float = 0.75) -> None:
         self._engine = engine
+        self._speaker_threshold = speaker_threshold
 
     @rpc_handler
     async def StreamingRecognize(
@@ -35,8 +58,28 @@ class SpeechToTextServicer(pb_grpc.SpeechToTextServiceServicer):
         config, audio = await split_config(request_iterator, "audio_content")
         request_id_var.set(config.request_id or "-")
         fmt = audio_format(config.audio_format)
-        async for event in self._engine.recognize(fmt, audio, stream_options(config)):
+        options = stream_options(config)
+        if config.HasField("speaker_check"):
+            options = replace(options, speaker=self._speaker_options(config.speaker_check))
+        async for event in self._engine.recognize(fmt, audio, options):
             yield self._response(config.request_id, event)
+
+    @rpc_handler
+    async def EmbedVoice(self, request: pb.EmbedVoiceRequest, context: Context) -> pb.EmbedVoiceResponse:
+        fmt = audio_format(request.audio_format)
+        longest = MAX_VOICE_SAMPLE_S * fmt.sample_rate_hz * fmt.channels * 2
+        if len(request.audio) > longest:
+            raise InvalidRequest(f"audio is over {MAX_VOICE_SAMPLE_S} s; send a shorter recording")
+        if len(request.audio) % (2 * fmt.channels):
+            raise InvalidRequest("audio is not whole 16-bit samples of the configured channels")
+        embedding, speech_s = await self._engine.embed_voice(fmt, request.audio)
+        return pb.EmbedVoiceResponse(embedding=embedding.tolist(), speech_s=speech_s, model=model_name())
+
+    def _speaker_options(self, check: pb.SpeakerCheck) -> SpeakerOptions:
+        encoder = self._engine.speaker
+        if encoder is None:
+            raise FailedPrecondition("this STT service has no speaker model loaded (speaker_model is off)")
+        return speaker_options(check, encoder, self._speaker_threshold)
 
     @staticmethod
     def _response(request_id: str, event: RecognitionEvent) -> pb.StreamingRecognizeResponse:
@@ -79,6 +122,8 @@ class SpeechToTextServicer(pb_grpc.SpeechToTextServiceServicer):
             audio_start_s=event.start_s,
             audio_end_s=event.end_s,
         )
+        if event.speaker is not None:
+            result.speaker.CopyFrom(speaker_verification(event.speaker))
         if isinstance(event, SpeculativeTranscript):
             result.is_final, result.speculative = False, True
             result.committed_transcript = " ".join(event.committed)
@@ -121,3 +166,29 @@ def wake_options(config: pb.WakeWordConfig) -> WakeOptions:
             "use 0 < threshold < 1, or 0 for the default"
         )
     return WakeOptions(tuple(config.models), config.threshold)
+
+
+def speaker_options(
+    check: pb.SpeakerCheck, encoder: SpeakerEncoder, default_threshold: float
+) -> SpeakerOptions:
+    if check.model and check.model != model_name():
+        raise InvalidRequest(
+            f"speaker_check.model {check.model[:64]!r} is not this service's {model_name()!r}; "
+            "enroll the voice again"
+        )
+    voice_print = np.asarray(check.voice_print, dtype=np.float32)
+    if voice_print.size != encoder.dimensions:
+        raise InvalidRequest(
+            f"speaker_check.voice_print has {voice_print.size} values; "
+            f"this model's prints have {encoder.dimensions}"
+        )
+    norm = float(np.linalg.norm(voice_print))
+    if not math.isfinite(norm) or norm == 0:
+        raise InvalidRequest("speaker_check.voice_print is not a voice print (zero or not finite)")
+    threshold = check.threshold
+    if threshold and not 0 < threshold < 1:
+        raise InvalidRequest(
+            f"speaker_check.threshold {threshold} is out of range; "
+            "use 0 < threshold < 1, or 0 for the default"
+        )
+    return SpeakerOptions(voice_print / norm, threshold or default_threshold)

@@ -7,6 +7,9 @@ row agree on are committed. Once a pause reaches ``speculate_after`` samples, th
 decoded as if the pause were its end; if the endpoint follows with no more speech, that decode is
 the final result, so the final comes out at the endpoint instead of a decode later. With
 ``speculative_results`` it is also sent at once, as a speculative partial.
+
+A stream with a voice print scores each utterance's voice on its own pool while Whisper decodes the
+same audio, so the verdict comes with the transcript, not after it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from voicemesh.stt.events import (
     WakeWordHeard,
 )
 from voicemesh.stt.recognizer import Transcript, WhisperRecognizer
+from voicemesh.stt.speaker import SpeakerEncoder, SpeakerScore, compare
+
+Heard = tuple[Transcript, SpeakerScore | None]
 
 
 @dataclass(frozen=True)
@@ -47,12 +53,15 @@ class Decoding:
     vad: BlockingPool
     partial_interval: int  # samples of new speech between two drafts
     speculate_after: int  # samples of pause before the utterance is decoded as if it had ended
+    speaker: SpeakerEncoder | None = None  # None: this process checks no voices
+    speaker_pool: BlockingPool | None = None
+    pad: int = 0  # samples of audio kept before each utterance's speech
 
 
 @dataclass
 class _Speculation:
     voiced_end: int  # samples of the utterance before the pause it was decoded in
-    decode: asyncio.Future[Transcript]
+    decode: asyncio.Future[Heard]
 
 
 class RecognitionStream:
@@ -134,24 +143,43 @@ class RecognitionStream:
                 await self._events.put(WakeWordHeard(event.index, wake.model, wake.score, offset_s))
 
     async def _transcribe(self) -> None:
-        decoding = self._decoding
         while (utterance := await self._utterances.get()) is not None:
             endpoint = time.monotonic()
             known = self._speculations.pop(utterance.index, None)
             if known is not None and known.voiced_end == utterance.voiced_end:
                 SPECULATIONS.labels("used").inc()
-                transcript = await known.decode  # the same audio, decoded in the pause
+                transcript, speaker = await known.decode  # the same audio, decoded in the pause
             else:
                 if known is not None:
                     known.decode.cancel()
                     SPECULATIONS.labels("wasted").inc()
-                transcript = await decoding.whisper.run(
-                    decoding.recognizer.transcribe, utterance.audio, utterance.start_s, self._options.language
+                transcript, speaker = await self._hear(
+                    utterance.audio, utterance.start_s, utterance.voiced_end
                 )
             STAGE_SECONDS.labels("stt.final_after_endpoint").observe(time.monotonic() - endpoint)
             await self._events.put(
-                FinalTranscript(utterance.index, transcript, utterance.start_s, utterance.end_s)
+                FinalTranscript(utterance.index, transcript, utterance.start_s, utterance.end_s, speaker)
             )
+
+    async def _hear(self, audio: np.ndarray, start_s: float, voiced: int) -> Heard:
+        """The transcript and the speaker check of the same audio, side by side."""
+        decoding = self._decoding
+        decode = decoding.whisper.run(decoding.recognizer.transcribe, audio, start_s, self._options.language)
+        check = self._options.speaker
+        if check is None:
+            return await decode, None
+        encoder, pool = decoding.speaker, decoding.speaker_pool
+        assert encoder is not None and pool is not None, "a speaker check needs the process's encoder"
+        speech_s = max(0, voiced - decoding.pad) / MODEL_RATE_HZ
+
+        def score() -> SpeakerScore:
+            started = time.monotonic()
+            embedding = encoder.embed(audio)
+            STAGE_SECONDS.labels("stt.speaker_check").observe(time.monotonic() - started)
+            return compare(embedding, check.voice_print, check.threshold, speech_s)
+
+        transcript, speaker = await asyncio.gather(decode, pool.run(score))
+        return transcript, speaker
 
     def _maybe_draft(self, group: asyncio.TaskGroup) -> None:
         progress = self._listener.in_progress()
@@ -186,10 +214,7 @@ class RecognitionStream:
             SPECULATIONS.labels("wasted").inc()
         audio = self._listener.as_if_ended()
         start_s = progress.start / MODEL_RATE_HZ
-        decoding = self._decoding
-        decode = asyncio.ensure_future(
-            decoding.whisper.run(decoding.recognizer.transcribe, audio, start_s, self._options.language)
-        )
+        decode = asyncio.ensure_future(self._hear(audio, start_s, voiced_end))
         decode.add_done_callback(lambda done: done.cancelled() or done.exception())  # never unheard
         speculation = self._speculations[index] = _Speculation(voiced_end, decode)
         if self._options.speculative_results:
@@ -210,4 +235,5 @@ class RecognitionStream:
             return  # the user spoke on while it was decoded: it is stale already
         agreement = self._agreements.get(index)
         committed = list(agreement.committed) if agreement is not None else []
-        self._events.put_nowait(SpeculativeTranscript(index, done.result(), committed, start_s, end_s))
+        transcript, speaker = done.result()
+        self._events.put_nowait(SpeculativeTranscript(index, transcript, committed, start_s, end_s, speaker))

@@ -27,6 +27,58 @@ export const protobufPackage = "voicemesh.v1";
 
 export const protobufFileName = "voicemesh/v1/core.proto";
 
+/** Whose voice print. */
+export interface GetVoicePrintRequest {
+  /** The user. */
+  userId: string;
+  /** The stream's session, whose voice key caches the print. Empty: read the database. */
+  sessionId: string;
+}
+
+/** A voice print to keep. */
+export interface SaveVoicePrintRequest {
+  /** The user. */
+  userId: string;
+  /** The print; an empty embedding deletes the user's print. */
+  print?: VoicePrint | undefined;
+}
+
+/** A user's voice print. */
+export interface GetVoicePrintResponse {
+  /** The print; an empty embedding when the user has none. */
+  print?: VoicePrint | undefined;
+}
+
+/** What was kept. */
+export interface SaveVoicePrintResponse {
+  /** The print as kept; empty after a deletion. */
+  print?:
+    | VoicePrint
+    | undefined;
+  /** A deletion found a print to delete. */
+  deleted: boolean;
+}
+
+/** A user's voice print and its settings. */
+export interface VoicePrint {
+  /** The speaker embedding (the mean of the enrollment recordings', L2-normalised). Empty: none. */
+  embedding: number[];
+  /** Spoken turns that do not match it are refused. */
+  requireMatch: boolean;
+  /** Recordings it was made from. */
+  samples: number;
+  /** Seconds of speech in them. */
+  speechS: number;
+  /** When it was made. */
+  enrolledAt?:
+    | Date
+    | undefined;
+  /** The speaker model that made it. */
+  model: string;
+  /** The lowest score of an enrollment recording against the print. */
+  consistency: number;
+}
+
 /** Whose data version. */
 export interface GetUserVersionRequest {
   /** The user. */
@@ -156,6 +208,547 @@ export interface ReplyDone {
   /** The user's data version (GetUserVersion) the reply was made under. */
   userVersion: number;
 }
+
+function createBaseGetVoicePrintRequest(): GetVoicePrintRequest {
+  return { userId: "", sessionId: "" };
+}
+
+export const GetVoicePrintRequest: MessageFns<GetVoicePrintRequest> = {
+  encode(message: GetVoicePrintRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.sessionId !== "") {
+      writer.uint32(18).string(message.sessionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetVoicePrintRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetVoicePrintRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetVoicePrintRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetVoicePrintRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetVoicePrintRequest>, I>>(base?: I): GetVoicePrintRequest {
+    return GetVoicePrintRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetVoicePrintRequest>, I>>(object: I): GetVoicePrintRequest {
+    const message = createBaseGetVoicePrintRequest();
+    message.userId = object.userId ?? "";
+    message.sessionId = object.sessionId ?? "";
+    return message;
+  },
+};
+
+function createBaseSaveVoicePrintRequest(): SaveVoicePrintRequest {
+  return { userId: "", print: undefined };
+}
+
+export const SaveVoicePrintRequest: MessageFns<SaveVoicePrintRequest> = {
+  encode(message: SaveVoicePrintRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.print !== undefined) {
+      VoicePrint.encode(message.print, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SaveVoicePrintRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSaveVoicePrintRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.print = VoicePrint.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SaveVoicePrintRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      print: isSet(object.print) ? VoicePrint.fromJSON(object.print) : undefined,
+    };
+  },
+
+  toJSON(message: SaveVoicePrintRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.print !== undefined) {
+      obj.print = VoicePrint.toJSON(message.print);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SaveVoicePrintRequest>, I>>(base?: I): SaveVoicePrintRequest {
+    return SaveVoicePrintRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SaveVoicePrintRequest>, I>>(object: I): SaveVoicePrintRequest {
+    const message = createBaseSaveVoicePrintRequest();
+    message.userId = object.userId ?? "";
+    message.print = (object.print !== undefined && object.print !== null)
+      ? VoicePrint.fromPartial(object.print)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetVoicePrintResponse(): GetVoicePrintResponse {
+  return { print: undefined };
+}
+
+export const GetVoicePrintResponse: MessageFns<GetVoicePrintResponse> = {
+  encode(message: GetVoicePrintResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.print !== undefined) {
+      VoicePrint.encode(message.print, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetVoicePrintResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetVoicePrintResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.print = VoicePrint.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetVoicePrintResponse {
+    return { print: isSet(object.print) ? VoicePrint.fromJSON(object.print) : undefined };
+  },
+
+  toJSON(message: GetVoicePrintResponse): unknown {
+    const obj: any = {};
+    if (message.print !== undefined) {
+      obj.print = VoicePrint.toJSON(message.print);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetVoicePrintResponse>, I>>(base?: I): GetVoicePrintResponse {
+    return GetVoicePrintResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetVoicePrintResponse>, I>>(object: I): GetVoicePrintResponse {
+    const message = createBaseGetVoicePrintResponse();
+    message.print = (object.print !== undefined && object.print !== null)
+      ? VoicePrint.fromPartial(object.print)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSaveVoicePrintResponse(): SaveVoicePrintResponse {
+  return { print: undefined, deleted: false };
+}
+
+export const SaveVoicePrintResponse: MessageFns<SaveVoicePrintResponse> = {
+  encode(message: SaveVoicePrintResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.print !== undefined) {
+      VoicePrint.encode(message.print, writer.uint32(10).fork()).join();
+    }
+    if (message.deleted !== false) {
+      writer.uint32(16).bool(message.deleted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SaveVoicePrintResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSaveVoicePrintResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.print = VoicePrint.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.deleted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SaveVoicePrintResponse {
+    return {
+      print: isSet(object.print) ? VoicePrint.fromJSON(object.print) : undefined,
+      deleted: isSet(object.deleted) ? globalThis.Boolean(object.deleted) : false,
+    };
+  },
+
+  toJSON(message: SaveVoicePrintResponse): unknown {
+    const obj: any = {};
+    if (message.print !== undefined) {
+      obj.print = VoicePrint.toJSON(message.print);
+    }
+    if (message.deleted !== false) {
+      obj.deleted = message.deleted;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SaveVoicePrintResponse>, I>>(base?: I): SaveVoicePrintResponse {
+    return SaveVoicePrintResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SaveVoicePrintResponse>, I>>(object: I): SaveVoicePrintResponse {
+    const message = createBaseSaveVoicePrintResponse();
+    message.print = (object.print !== undefined && object.print !== null)
+      ? VoicePrint.fromPartial(object.print)
+      : undefined;
+    message.deleted = object.deleted ?? false;
+    return message;
+  },
+};
+
+function createBaseVoicePrint(): VoicePrint {
+  return {
+    embedding: [],
+    requireMatch: false,
+    samples: 0,
+    speechS: 0,
+    enrolledAt: undefined,
+    model: "",
+    consistency: 0,
+  };
+}
+
+export const VoicePrint: MessageFns<VoicePrint> = {
+  encode(message: VoicePrint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.embedding.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.embedding) {
+        writer.float(v);
+      }
+      writer.join();
+    }
+    if (message.requireMatch !== false) {
+      writer.uint32(16).bool(message.requireMatch);
+    }
+    if (message.samples !== 0) {
+      writer.uint32(24).int32(message.samples);
+    }
+    if (message.speechS !== 0) {
+      writer.uint32(37).float(message.speechS);
+    }
+    if (message.enrolledAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.enrolledAt), writer.uint32(42).fork()).join();
+    }
+    if (message.model !== "") {
+      writer.uint32(50).string(message.model);
+    }
+    if (message.consistency !== 0) {
+      writer.uint32(61).float(message.consistency);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VoicePrint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVoicePrint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 13) {
+              message.embedding.push(reader.float());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.embedding.push(reader.float());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.requireMatch = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.samples = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 37) {
+              break;
+            }
+
+            message.speechS = reader.float();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.enrolledAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 61) {
+              break;
+            }
+
+            message.consistency = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VoicePrint {
+    return {
+      embedding: globalThis.Array.isArray(object?.embedding)
+        ? object.embedding.map((e: any) => globalThis.Number(e))
+        : [],
+      requireMatch: isSet(object.requireMatch)
+        ? globalThis.Boolean(object.requireMatch)
+        : isSet(object.require_match)
+        ? globalThis.Boolean(object.require_match)
+        : false,
+      samples: isSet(object.samples) ? globalThis.Number(object.samples) : 0,
+      speechS: isSet(object.speechS)
+        ? globalThis.Number(object.speechS)
+        : isSet(object.speech_s)
+        ? globalThis.Number(object.speech_s)
+        : 0,
+      enrolledAt: isSet(object.enrolledAt)
+        ? fromJsonTimestamp(object.enrolledAt)
+        : isSet(object.enrolled_at)
+        ? fromJsonTimestamp(object.enrolled_at)
+        : undefined,
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      consistency: isSet(object.consistency) ? globalThis.Number(object.consistency) : 0,
+    };
+  },
+
+  toJSON(message: VoicePrint): unknown {
+    const obj: any = {};
+    if (message.embedding?.length) {
+      obj.embedding = message.embedding.map((e) => floatToJson(e));
+    }
+    if (message.requireMatch !== false) {
+      obj.requireMatch = message.requireMatch;
+    }
+    if (message.samples !== 0) {
+      obj.samples = Math.round(message.samples);
+    }
+    if (message.speechS !== 0) {
+      obj.speechS = floatToJson(message.speechS);
+    }
+    if (message.enrolledAt !== undefined) {
+      obj.enrolledAt = message.enrolledAt.toISOString();
+    }
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.consistency !== 0) {
+      obj.consistency = floatToJson(message.consistency);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VoicePrint>, I>>(base?: I): VoicePrint {
+    return VoicePrint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VoicePrint>, I>>(object: I): VoicePrint {
+    const message = createBaseVoicePrint();
+    message.embedding = object.embedding?.map((e) => e) || [];
+    message.requireMatch = object.requireMatch ?? false;
+    message.samples = object.samples ?? 0;
+    message.speechS = object.speechS ?? 0;
+    message.enrolledAt = object.enrolledAt ?? undefined;
+    message.model = object.model ?? "";
+    message.consistency = object.consistency ?? 0;
+    return message;
+  },
+};
 
 function createBaseGetUserVersionRequest(): GetUserVersionRequest {
   return { userId: "" };
@@ -1434,6 +2027,35 @@ export const CoreServiceService = {
       Buffer.from(GetUserVersionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetUserVersionResponse => GetUserVersionResponse.decode(value),
   },
+  /**
+   * A user's voice print: from the session's voice key when the session has read it before, else
+   * from the history database (and then kept in the session's key). No print: empty embedding.
+   */
+  getVoicePrint: {
+    path: "/voicemesh.v1.CoreService/GetVoicePrint" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetVoicePrintRequest): Buffer => Buffer.from(GetVoicePrintRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetVoicePrintRequest => GetVoicePrintRequest.decode(value),
+    responseSerialize: (value: GetVoicePrintResponse): Buffer =>
+      Buffer.from(GetVoicePrintResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetVoicePrintResponse => GetVoicePrintResponse.decode(value),
+  },
+  /**
+   * Keep a user's voice print in the history database, replacing the last; an empty embedding
+   * deletes it. The user's sessions read it again on their next stream.
+   */
+  saveVoicePrint: {
+    path: "/voicemesh.v1.CoreService/SaveVoicePrint" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SaveVoicePrintRequest): Buffer =>
+      Buffer.from(SaveVoicePrintRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SaveVoicePrintRequest => SaveVoicePrintRequest.decode(value),
+    responseSerialize: (value: SaveVoicePrintResponse): Buffer =>
+      Buffer.from(SaveVoicePrintResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SaveVoicePrintResponse => SaveVoicePrintResponse.decode(value),
+  },
 } as const;
 
 export interface CoreServiceServer extends UntypedServiceImplementation {
@@ -1450,6 +2072,16 @@ export interface CoreServiceServer extends UntypedServiceImplementation {
    * no replica serves a deleted user's replies.
    */
   getUserVersion: handleUnaryCall<GetUserVersionRequest, GetUserVersionResponse>;
+  /**
+   * A user's voice print: from the session's voice key when the session has read it before, else
+   * from the history database (and then kept in the session's key). No print: empty embedding.
+   */
+  getVoicePrint: handleUnaryCall<GetVoicePrintRequest, GetVoicePrintResponse>;
+  /**
+   * Keep a user's voice print in the history database, replacing the last; an empty embedding
+   * deletes it. The user's sessions read it again on their next stream.
+   */
+  saveVoicePrint: handleUnaryCall<SaveVoicePrintRequest, SaveVoicePrintResponse>;
 }
 
 export interface CoreServiceClient extends Client {
@@ -1498,6 +2130,44 @@ export interface CoreServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetUserVersionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A user's voice print: from the session's voice key when the session has read it before, else
+   * from the history database (and then kept in the session's key). No print: empty embedding.
+   */
+  getVoicePrint(
+    request: GetVoicePrintRequest,
+    callback: (error: ServiceError | null, response: GetVoicePrintResponse) => void,
+  ): ClientUnaryCall;
+  getVoicePrint(
+    request: GetVoicePrintRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetVoicePrintResponse) => void,
+  ): ClientUnaryCall;
+  getVoicePrint(
+    request: GetVoicePrintRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetVoicePrintResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Keep a user's voice print in the history database, replacing the last; an empty embedding
+   * deletes it. The user's sessions read it again on their next stream.
+   */
+  saveVoicePrint(
+    request: SaveVoicePrintRequest,
+    callback: (error: ServiceError | null, response: SaveVoicePrintResponse) => void,
+  ): ClientUnaryCall;
+  saveVoicePrint(
+    request: SaveVoicePrintRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SaveVoicePrintResponse) => void,
+  ): ClientUnaryCall;
+  saveVoicePrint(
+    request: SaveVoicePrintRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SaveVoicePrintResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -24,6 +24,7 @@ import { RouteChosen, SentenceMark } from "./core";
 import {
   Endpointing,
   RecognitionResult,
+  SpeakerVerification,
   SpeechEnded,
   SpeechStarted,
   WakeWordConfig,
@@ -177,7 +178,23 @@ export interface ConverseResponse {
      * circuit is open): the reply is made without them.
      */
     { $case: "groundingFailed"; value: GroundingFailed }
+    | //
+    /**
+     * The user requires their voice to match their voice print (VoiceService), and this turn's
+     * did not: the turn ends here, and nothing of it reached the core.
+     */
+    { $case: "voiceNotVerified"; value: VoiceNotVerified }
     | undefined;
+}
+
+/** A spoken turn refused because the voice did not match the user's voice print. */
+export interface VoiceNotVerified {
+  /** The utterance's speaker check (no verdict when the print could not be read). */
+  speaker?:
+    | SpeakerVerification
+    | undefined;
+  /** Why, in words. */
+  message: string;
 }
 
 /** A passage the reply was grounded in. */
@@ -957,6 +974,9 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
       case "groundingFailed":
         GroundingFailed.encode(message.event.value, writer.uint32(130).fork()).join();
         break;
+      case "voiceNotVerified":
+        VoiceNotVerified.encode(message.event.value, writer.uint32(138).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1102,6 +1122,14 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
             message.event = { $case: "groundingFailed", value: GroundingFailed.decode(reader, reader.uint32()) };
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.event = { $case: "voiceNotVerified", value: VoiceNotVerified.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1174,6 +1202,10 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
         ? { $case: "groundingFailed", value: GroundingFailed.fromJSON(object.groundingFailed) }
         : isSet(object.grounding_failed)
         ? { $case: "groundingFailed", value: GroundingFailed.fromJSON(object.grounding_failed) }
+        : isSet(object.voiceNotVerified)
+        ? { $case: "voiceNotVerified", value: VoiceNotVerified.fromJSON(object.voiceNotVerified) }
+        : isSet(object.voice_not_verified)
+        ? { $case: "voiceNotVerified", value: VoiceNotVerified.fromJSON(object.voice_not_verified) }
         : undefined,
     };
   },
@@ -1214,6 +1246,8 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
       obj.citation = Citation.toJSON(message.event.value);
     } else if (message.event?.$case === "groundingFailed") {
       obj.groundingFailed = GroundingFailed.toJSON(message.event.value);
+    } else if (message.event?.$case === "voiceNotVerified") {
+      obj.voiceNotVerified = VoiceNotVerified.toJSON(message.event.value);
     }
     return obj;
   },
@@ -1310,7 +1344,100 @@ export const ConverseResponse: MessageFns<ConverseResponse> = {
         }
         break;
       }
+      case "voiceNotVerified": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "voiceNotVerified", value: VoiceNotVerified.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseVoiceNotVerified(): VoiceNotVerified {
+  return { speaker: undefined, message: "" };
+}
+
+export const VoiceNotVerified: MessageFns<VoiceNotVerified> = {
+  encode(message: VoiceNotVerified, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.speaker !== undefined) {
+      SpeakerVerification.encode(message.speaker, writer.uint32(10).fork()).join();
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VoiceNotVerified {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVoiceNotVerified();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.speaker = SpeakerVerification.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VoiceNotVerified {
+    return {
+      speaker: isSet(object.speaker) ? SpeakerVerification.fromJSON(object.speaker) : undefined,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: VoiceNotVerified): unknown {
+    const obj: any = {};
+    if (message.speaker !== undefined) {
+      obj.speaker = SpeakerVerification.toJSON(message.speaker);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VoiceNotVerified>, I>>(base?: I): VoiceNotVerified {
+    return VoiceNotVerified.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VoiceNotVerified>, I>>(object: I): VoiceNotVerified {
+    const message = createBaseVoiceNotVerified();
+    message.speaker = (object.speaker !== undefined && object.speaker !== null)
+      ? SpeakerVerification.fromPartial(object.speaker)
+      : undefined;
+    message.message = object.message ?? "";
     return message;
   },
 };

@@ -12,9 +12,12 @@ import {
   Client,
   type ClientDuplexStream,
   type ClientOptions,
+  type ClientUnaryCall,
   type handleBidiStreamingCall,
+  type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
+  type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { AudioFormat } from "./audio";
@@ -22,6 +25,98 @@ import { AudioFormat } from "./audio";
 export const protobufPackage = "voicemesh.v1";
 
 export const protobufFileName = "voicemesh/v1/speech_to_text.proto";
+
+/** How an utterance's voice compares with the stream's voice print. */
+export enum SpeakerVerdict {
+  /** SPEAKER_VERDICT_UNSPECIFIED - Not checked. */
+  SPEAKER_VERDICT_UNSPECIFIED = 0,
+  /** SPEAKER_VERDICT_MATCH - The score reached the threshold. */
+  SPEAKER_VERDICT_MATCH = 1,
+  /** SPEAKER_VERDICT_NO_MATCH - The score is under the threshold. */
+  SPEAKER_VERDICT_NO_MATCH = 2,
+  /** SPEAKER_VERDICT_TOO_SHORT - Too little speech to tell (under 0.5 s voiced). */
+  SPEAKER_VERDICT_TOO_SHORT = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function speakerVerdictFromJSON(object: any): SpeakerVerdict {
+  switch (object) {
+    case 0:
+    case "SPEAKER_VERDICT_UNSPECIFIED":
+      return SpeakerVerdict.SPEAKER_VERDICT_UNSPECIFIED;
+    case 1:
+    case "SPEAKER_VERDICT_MATCH":
+      return SpeakerVerdict.SPEAKER_VERDICT_MATCH;
+    case 2:
+    case "SPEAKER_VERDICT_NO_MATCH":
+      return SpeakerVerdict.SPEAKER_VERDICT_NO_MATCH;
+    case 3:
+    case "SPEAKER_VERDICT_TOO_SHORT":
+      return SpeakerVerdict.SPEAKER_VERDICT_TOO_SHORT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return SpeakerVerdict.UNRECOGNIZED;
+  }
+}
+
+export function speakerVerdictToJSON(object: SpeakerVerdict): string {
+  switch (object) {
+    case SpeakerVerdict.SPEAKER_VERDICT_UNSPECIFIED:
+      return "SPEAKER_VERDICT_UNSPECIFIED";
+    case SpeakerVerdict.SPEAKER_VERDICT_MATCH:
+      return "SPEAKER_VERDICT_MATCH";
+    case SpeakerVerdict.SPEAKER_VERDICT_NO_MATCH:
+      return "SPEAKER_VERDICT_NO_MATCH";
+    case SpeakerVerdict.SPEAKER_VERDICT_TOO_SHORT:
+      return "SPEAKER_VERDICT_TOO_SHORT";
+    case SpeakerVerdict.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** Audio to make a voice print of. */
+export interface EmbedVoiceRequest {
+  /** Format of audio. */
+  audioFormat?:
+    | AudioFormat
+    | undefined;
+  /** Raw PCM of one speaker, at most 30 s. */
+  audio: Buffer;
+}
+
+/** A recording's voice print. */
+export interface EmbedVoiceResponse {
+  /** The speaker embedding, L2-normalised. */
+  embedding: number[];
+  /** Seconds of speech the VAD heard in the recording. */
+  speechS: number;
+  /** The speaker model that made it. */
+  model: string;
+}
+
+/** Whose voice each utterance of the stream is checked against. */
+export interface SpeakerCheck {
+  /** The enrolled voice print (EmbedVoiceResponse.embedding of the same model, averaged). */
+  voicePrint: number[];
+  /** The model that made the print; a print from another model is refused. */
+  model: string;
+  /** Score from 0 to 1 at or above which the voice matches. 0 keeps the service's default. */
+  threshold: number;
+}
+
+/** The speaker check of one utterance, made from the same audio as its transcript, at the same time. */
+export interface SpeakerVerification {
+  /** Match, no match, or too short to tell. */
+  verdict: SpeakerVerdict;
+  /** Cosine similarity of the utterance's voice and the print, 0 to 1. */
+  score: number;
+  /** The threshold it was held against. */
+  threshold: number;
+  /** Seconds of speech the score was made from. */
+  speechS: number;
+}
 
 /** Settings for one recognition stream. */
 export interface RecognitionConfig {
@@ -52,6 +147,11 @@ export interface RecognitionConfig {
    * the endpoint is certain (RecognitionResult.speculative). A caller can start work on it early.
    */
   speculativeResults: boolean;
+  /**
+   * Check each utterance's voice against this print; final and speculative results carry the
+   * verdict (RecognitionResult.speaker). Unset: no check.
+   */
+  speakerCheck?: SpeakerCheck | undefined;
 }
 
 /** When an utterance ends. */
@@ -189,7 +289,461 @@ export interface RecognitionResult {
    * will have exactly this transcript, decoded from the same audio.
    */
   speculative: boolean;
+  /** The speaker check of this utterance (final and speculative results, when the config asked). */
+  speaker?: SpeakerVerification | undefined;
 }
+
+function createBaseEmbedVoiceRequest(): EmbedVoiceRequest {
+  return { audioFormat: undefined, audio: Buffer.alloc(0) };
+}
+
+export const EmbedVoiceRequest: MessageFns<EmbedVoiceRequest> = {
+  encode(message: EmbedVoiceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.audioFormat !== undefined) {
+      AudioFormat.encode(message.audioFormat, writer.uint32(10).fork()).join();
+    }
+    if (message.audio.length !== 0) {
+      writer.uint32(18).bytes(message.audio);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EmbedVoiceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmbedVoiceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.audioFormat = AudioFormat.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.audio = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EmbedVoiceRequest {
+    return {
+      audioFormat: isSet(object.audioFormat)
+        ? AudioFormat.fromJSON(object.audioFormat)
+        : isSet(object.audio_format)
+        ? AudioFormat.fromJSON(object.audio_format)
+        : undefined,
+      audio: isSet(object.audio) ? Buffer.from(bytesFromBase64(object.audio)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: EmbedVoiceRequest): unknown {
+    const obj: any = {};
+    if (message.audioFormat !== undefined) {
+      obj.audioFormat = AudioFormat.toJSON(message.audioFormat);
+    }
+    if (message.audio.length !== 0) {
+      obj.audio = base64FromBytes(message.audio);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EmbedVoiceRequest>, I>>(base?: I): EmbedVoiceRequest {
+    return EmbedVoiceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EmbedVoiceRequest>, I>>(object: I): EmbedVoiceRequest {
+    const message = createBaseEmbedVoiceRequest();
+    message.audioFormat = (object.audioFormat !== undefined && object.audioFormat !== null)
+      ? AudioFormat.fromPartial(object.audioFormat)
+      : undefined;
+    message.audio = object.audio ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseEmbedVoiceResponse(): EmbedVoiceResponse {
+  return { embedding: [], speechS: 0, model: "" };
+}
+
+export const EmbedVoiceResponse: MessageFns<EmbedVoiceResponse> = {
+  encode(message: EmbedVoiceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.embedding.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.embedding) {
+        writer.float(v);
+      }
+      writer.join();
+    }
+    if (message.speechS !== 0) {
+      writer.uint32(21).float(message.speechS);
+    }
+    if (message.model !== "") {
+      writer.uint32(26).string(message.model);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EmbedVoiceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmbedVoiceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 13) {
+              message.embedding.push(reader.float());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.embedding.push(reader.float());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag !== 21) {
+              break;
+            }
+
+            message.speechS = reader.float();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EmbedVoiceResponse {
+    return {
+      embedding: globalThis.Array.isArray(object?.embedding)
+        ? object.embedding.map((e: any) => globalThis.Number(e))
+        : [],
+      speechS: isSet(object.speechS)
+        ? globalThis.Number(object.speechS)
+        : isSet(object.speech_s)
+        ? globalThis.Number(object.speech_s)
+        : 0,
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+    };
+  },
+
+  toJSON(message: EmbedVoiceResponse): unknown {
+    const obj: any = {};
+    if (message.embedding?.length) {
+      obj.embedding = message.embedding.map((e) => floatToJson(e));
+    }
+    if (message.speechS !== 0) {
+      obj.speechS = floatToJson(message.speechS);
+    }
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EmbedVoiceResponse>, I>>(base?: I): EmbedVoiceResponse {
+    return EmbedVoiceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EmbedVoiceResponse>, I>>(object: I): EmbedVoiceResponse {
+    const message = createBaseEmbedVoiceResponse();
+    message.embedding = object.embedding?.map((e) => e) || [];
+    message.speechS = object.speechS ?? 0;
+    message.model = object.model ?? "";
+    return message;
+  },
+};
+
+function createBaseSpeakerCheck(): SpeakerCheck {
+  return { voicePrint: [], model: "", threshold: 0 };
+}
+
+export const SpeakerCheck: MessageFns<SpeakerCheck> = {
+  encode(message: SpeakerCheck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.voicePrint.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.voicePrint) {
+        writer.float(v);
+      }
+      writer.join();
+    }
+    if (message.model !== "") {
+      writer.uint32(18).string(message.model);
+    }
+    if (message.threshold !== 0) {
+      writer.uint32(29).float(message.threshold);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeakerCheck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeakerCheck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 13) {
+              message.voicePrint.push(reader.float());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.voicePrint.push(reader.float());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 29) {
+              break;
+            }
+
+            message.threshold = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SpeakerCheck {
+    return {
+      voicePrint: globalThis.Array.isArray(object?.voicePrint)
+        ? object.voicePrint.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.voice_print)
+        ? object.voice_print.map((e: any) => globalThis.Number(e))
+        : [],
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      threshold: isSet(object.threshold) ? globalThis.Number(object.threshold) : 0,
+    };
+  },
+
+  toJSON(message: SpeakerCheck): unknown {
+    const obj: any = {};
+    if (message.voicePrint?.length) {
+      obj.voicePrint = message.voicePrint.map((e) => floatToJson(e));
+    }
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.threshold !== 0) {
+      obj.threshold = floatToJson(message.threshold);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SpeakerCheck>, I>>(base?: I): SpeakerCheck {
+    return SpeakerCheck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeakerCheck>, I>>(object: I): SpeakerCheck {
+    const message = createBaseSpeakerCheck();
+    message.voicePrint = object.voicePrint?.map((e) => e) || [];
+    message.model = object.model ?? "";
+    message.threshold = object.threshold ?? 0;
+    return message;
+  },
+};
+
+function createBaseSpeakerVerification(): SpeakerVerification {
+  return { verdict: 0, score: 0, threshold: 0, speechS: 0 };
+}
+
+export const SpeakerVerification: MessageFns<SpeakerVerification> = {
+  encode(message: SpeakerVerification, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.verdict !== 0) {
+      writer.uint32(8).int32(message.verdict);
+    }
+    if (message.score !== 0) {
+      writer.uint32(21).float(message.score);
+    }
+    if (message.threshold !== 0) {
+      writer.uint32(29).float(message.threshold);
+    }
+    if (message.speechS !== 0) {
+      writer.uint32(37).float(message.speechS);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeakerVerification {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeakerVerification();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.verdict = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 21) {
+              break;
+            }
+
+            message.score = reader.float();
+            continue;
+          }
+          case 3: {
+            if (tag !== 29) {
+              break;
+            }
+
+            message.threshold = reader.float();
+            continue;
+          }
+          case 4: {
+            if (tag !== 37) {
+              break;
+            }
+
+            message.speechS = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SpeakerVerification {
+    return {
+      verdict: isSet(object.verdict) ? speakerVerdictFromJSON(object.verdict) : 0,
+      score: isSet(object.score) ? globalThis.Number(object.score) : 0,
+      threshold: isSet(object.threshold) ? globalThis.Number(object.threshold) : 0,
+      speechS: isSet(object.speechS)
+        ? globalThis.Number(object.speechS)
+        : isSet(object.speech_s)
+        ? globalThis.Number(object.speech_s)
+        : 0,
+    };
+  },
+
+  toJSON(message: SpeakerVerification): unknown {
+    const obj: any = {};
+    if (message.verdict !== 0) {
+      obj.verdict = speakerVerdictToJSON(message.verdict);
+    }
+    if (message.score !== 0) {
+      obj.score = floatToJson(message.score);
+    }
+    if (message.threshold !== 0) {
+      obj.threshold = floatToJson(message.threshold);
+    }
+    if (message.speechS !== 0) {
+      obj.speechS = floatToJson(message.speechS);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SpeakerVerification>, I>>(base?: I): SpeakerVerification {
+    return SpeakerVerification.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeakerVerification>, I>>(object: I): SpeakerVerification {
+    const message = createBaseSpeakerVerification();
+    message.verdict = object.verdict ?? 0;
+    message.score = object.score ?? 0;
+    message.threshold = object.threshold ?? 0;
+    message.speechS = object.speechS ?? 0;
+    return message;
+  },
+};
 
 function createBaseRecognitionConfig(): RecognitionConfig {
   return {
@@ -200,6 +754,7 @@ function createBaseRecognitionConfig(): RecognitionConfig {
     interimResults: false,
     endpointing: undefined,
     speculativeResults: false,
+    speakerCheck: undefined,
   };
 }
 
@@ -225,6 +780,9 @@ export const RecognitionConfig: MessageFns<RecognitionConfig> = {
     }
     if (message.speculativeResults !== false) {
       writer.uint32(56).bool(message.speculativeResults);
+    }
+    if (message.speakerCheck !== undefined) {
+      SpeakerCheck.encode(message.speakerCheck, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -298,6 +856,14 @@ export const RecognitionConfig: MessageFns<RecognitionConfig> = {
             message.speculativeResults = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.speakerCheck = SpeakerCheck.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -343,6 +909,11 @@ export const RecognitionConfig: MessageFns<RecognitionConfig> = {
         : isSet(object.speculative_results)
         ? globalThis.Boolean(object.speculative_results)
         : false,
+      speakerCheck: isSet(object.speakerCheck)
+        ? SpeakerCheck.fromJSON(object.speakerCheck)
+        : isSet(object.speaker_check)
+        ? SpeakerCheck.fromJSON(object.speaker_check)
+        : undefined,
     };
   },
 
@@ -369,6 +940,9 @@ export const RecognitionConfig: MessageFns<RecognitionConfig> = {
     if (message.speculativeResults !== false) {
       obj.speculativeResults = message.speculativeResults;
     }
+    if (message.speakerCheck !== undefined) {
+      obj.speakerCheck = SpeakerCheck.toJSON(message.speakerCheck);
+    }
     return obj;
   },
 
@@ -390,6 +964,9 @@ export const RecognitionConfig: MessageFns<RecognitionConfig> = {
       ? Endpointing.fromPartial(object.endpointing)
       : undefined;
     message.speculativeResults = object.speculativeResults ?? false;
+    message.speakerCheck = (object.speakerCheck !== undefined && object.speakerCheck !== null)
+      ? SpeakerCheck.fromPartial(object.speakerCheck)
+      : undefined;
     return message;
   },
 };
@@ -1315,6 +1892,7 @@ function createBaseRecognitionResult(): RecognitionResult {
     audioEndS: 0,
     committedTranscript: "",
     speculative: false,
+    speaker: undefined,
   };
 }
 
@@ -1349,6 +1927,9 @@ export const RecognitionResult: MessageFns<RecognitionResult> = {
     }
     if (message.speculative !== false) {
       writer.uint32(80).bool(message.speculative);
+    }
+    if (message.speaker !== undefined) {
+      SpeakerVerification.encode(message.speaker, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -1446,6 +2027,14 @@ export const RecognitionResult: MessageFns<RecognitionResult> = {
             message.speculative = reader.bool();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.speaker = SpeakerVerification.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1490,6 +2079,7 @@ export const RecognitionResult: MessageFns<RecognitionResult> = {
         ? globalThis.String(object.committed_transcript)
         : "",
       speculative: isSet(object.speculative) ? globalThis.Boolean(object.speculative) : false,
+      speaker: isSet(object.speaker) ? SpeakerVerification.fromJSON(object.speaker) : undefined,
     };
   },
 
@@ -1525,6 +2115,9 @@ export const RecognitionResult: MessageFns<RecognitionResult> = {
     if (message.speculative !== false) {
       obj.speculative = message.speculative;
     }
+    if (message.speaker !== undefined) {
+      obj.speaker = SpeakerVerification.toJSON(message.speaker);
+    }
     return obj;
   },
 
@@ -1543,6 +2136,9 @@ export const RecognitionResult: MessageFns<RecognitionResult> = {
     message.audioEndS = object.audioEndS ?? 0;
     message.committedTranscript = object.committedTranscript ?? "";
     message.speculative = object.speculative ?? false;
+    message.speaker = (object.speaker !== undefined && object.speaker !== null)
+      ? SpeakerVerification.fromPartial(object.speaker)
+      : undefined;
     return message;
   },
 };
@@ -1565,6 +2161,16 @@ export const SpeechToTextServiceService = {
       Buffer.from(StreamingRecognizeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): StreamingRecognizeResponse => StreamingRecognizeResponse.decode(value),
   },
+  /** The voice print of a recording: the speaker embedding a stream's speaker_check compares with. */
+  embedVoice: {
+    path: "/voicemesh.v1.SpeechToTextService/EmbedVoice" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EmbedVoiceRequest): Buffer => Buffer.from(EmbedVoiceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EmbedVoiceRequest => EmbedVoiceRequest.decode(value),
+    responseSerialize: (value: EmbedVoiceResponse): Buffer => Buffer.from(EmbedVoiceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EmbedVoiceResponse => EmbedVoiceResponse.decode(value),
+  },
 } as const;
 
 export interface SpeechToTextServiceServer extends UntypedServiceImplementation {
@@ -1573,6 +2179,8 @@ export interface SpeechToTextServiceServer extends UntypedServiceImplementation 
    * Half-close the request stream to flush the last utterance.
    */
   streamingRecognize: handleBidiStreamingCall<StreamingRecognizeRequest, StreamingRecognizeResponse>;
+  /** The voice print of a recording: the speaker embedding a stream's speaker_check compares with. */
+  embedVoice: handleUnaryCall<EmbedVoiceRequest, EmbedVoiceResponse>;
 }
 
 export interface SpeechToTextServiceClient extends Client {
@@ -1588,6 +2196,22 @@ export interface SpeechToTextServiceClient extends Client {
     metadata: Metadata,
     options?: Partial<CallOptions>,
   ): ClientDuplexStream<StreamingRecognizeRequest, StreamingRecognizeResponse>;
+  /** The voice print of a recording: the speaker embedding a stream's speaker_check compares with. */
+  embedVoice(
+    request: EmbedVoiceRequest,
+    callback: (error: ServiceError | null, response: EmbedVoiceResponse) => void,
+  ): ClientUnaryCall;
+  embedVoice(
+    request: EmbedVoiceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EmbedVoiceResponse) => void,
+  ): ClientUnaryCall;
+  embedVoice(
+    request: EmbedVoiceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EmbedVoiceResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const SpeechToTextServiceClient = makeGenericClientConstructor(

@@ -114,6 +114,8 @@ export interface DeleteUserDataResponse {
   cachedRepliesDeleted: number;
   /** Whether a profile existed and was deleted. */
   profileDeleted: boolean;
+  /** Whether a voice print existed and was deleted. */
+  voicePrintDeleted: boolean;
 }
 
 function createBaseGetUserDataRequest(): GetUserDataRequest {
@@ -1219,7 +1221,13 @@ export const DeleteUserDataRequest: MessageFns<DeleteUserDataRequest> = {
 };
 
 function createBaseDeleteUserDataResponse(): DeleteUserDataResponse {
-  return { turnsDeleted: 0, sessionsDeleted: 0, cachedRepliesDeleted: 0, profileDeleted: false };
+  return {
+    turnsDeleted: 0,
+    sessionsDeleted: 0,
+    cachedRepliesDeleted: 0,
+    profileDeleted: false,
+    voicePrintDeleted: false,
+  };
 }
 
 export const DeleteUserDataResponse: MessageFns<DeleteUserDataResponse> = {
@@ -1235,6 +1243,9 @@ export const DeleteUserDataResponse: MessageFns<DeleteUserDataResponse> = {
     }
     if (message.profileDeleted !== false) {
       writer.uint32(32).bool(message.profileDeleted);
+    }
+    if (message.voicePrintDeleted !== false) {
+      writer.uint32(40).bool(message.voicePrintDeleted);
     }
     return writer;
   },
@@ -1284,6 +1295,14 @@ export const DeleteUserDataResponse: MessageFns<DeleteUserDataResponse> = {
             message.profileDeleted = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.voicePrintDeleted = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1318,6 +1337,11 @@ export const DeleteUserDataResponse: MessageFns<DeleteUserDataResponse> = {
         : isSet(object.profile_deleted)
         ? globalThis.Boolean(object.profile_deleted)
         : false,
+      voicePrintDeleted: isSet(object.voicePrintDeleted)
+        ? globalThis.Boolean(object.voicePrintDeleted)
+        : isSet(object.voice_print_deleted)
+        ? globalThis.Boolean(object.voice_print_deleted)
+        : false,
     };
   },
 
@@ -1335,6 +1359,9 @@ export const DeleteUserDataResponse: MessageFns<DeleteUserDataResponse> = {
     if (message.profileDeleted !== false) {
       obj.profileDeleted = message.profileDeleted;
     }
+    if (message.voicePrintDeleted !== false) {
+      obj.voicePrintDeleted = message.voicePrintDeleted;
+    }
     return obj;
   },
 
@@ -1347,6 +1374,7 @@ export const DeleteUserDataResponse: MessageFns<DeleteUserDataResponse> = {
     message.sessionsDeleted = object.sessionsDeleted ?? 0;
     message.cachedRepliesDeleted = object.cachedRepliesDeleted ?? 0;
     message.profileDeleted = object.profileDeleted ?? false;
+    message.voicePrintDeleted = object.voicePrintDeleted ?? false;
     return message;
   },
 };
@@ -1378,7 +1406,7 @@ export const UserDataServiceService = {
       Buffer.from(UpdateProfileResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UpdateProfileResponse => UpdateProfileResponse.decode(value),
   },
-  /** Delete everything kept about a user: profile, history, sessions and cached replies. */
+  /** Delete everything kept about a user: profile, history, voice print, sessions and cached replies. */
   deleteUserData: {
     path: "/voicemesh.v1.UserDataService/DeleteUserData" as const,
     requestStream: false as const,
@@ -1397,7 +1425,7 @@ export interface UserDataServiceServer extends UntypedServiceImplementation {
   getUserData: handleUnaryCall<GetUserDataRequest, GetUserDataResponse>;
   /** Set or remove fields of a user's profile. */
   updateProfile: handleUnaryCall<UpdateProfileRequest, UpdateProfileResponse>;
-  /** Delete everything kept about a user: profile, history, sessions and cached replies. */
+  /** Delete everything kept about a user: profile, history, voice print, sessions and cached replies. */
   deleteUserData: handleUnaryCall<DeleteUserDataRequest, DeleteUserDataResponse>;
 }
 
@@ -1434,7 +1462,7 @@ export interface UserDataServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UpdateProfileResponse) => void,
   ): ClientUnaryCall;
-  /** Delete everything kept about a user: profile, history, sessions and cached replies. */
+  /** Delete everything kept about a user: profile, history, voice print, sessions and cached replies. */
   deleteUserData(
     request: DeleteUserDataRequest,
     callback: (error: ServiceError | null, response: DeleteUserDataResponse) => void,
