@@ -45,6 +45,7 @@ from voicemesh.v1 import (  # noqa: F401  # imported for their descriptors
     speech_to_text_pb2,
     text_to_speech_pb2,
     user_data_pb2,
+    voice_pb2,
 )
 
 SLOW = "STILL_STREAMING_AT_DEADLINE"

@@ -96,3 +96,12 @@ def test_retrieval_bench(tmp_path: Path) -> None:
         configs = {"bm25", "dense exact", "hybrid rrf + rerank", "mpnet exact (reference)"}
         assert configs <= set(entry["results"])
         assert entry["build"]["passages"] >= 60 and entry["bytes_per_passage"]
+
+
+@pytest.mark.timeout(300)
+def test_speaker_bench(tmp_path: Path) -> None:
+    report = run_bench(
+        "speaker.py", tmp_path / "speaker.json", "--speakers", "3", "--tests", "1", "--turns", "1"
+    )
+    assert report["separation"]["speakers"] == 3 and 0 <= report["separation"]["eer"] <= 1
+    assert len(report["critical_path"]) == 2

@@ -57,9 +57,10 @@ class SttSettings(ServiceSettings):
         "voice prints and the streams that check one; off, such requests are refused.",
     )
     speaker_threshold: float = Field(
-        0.75,
+        0.85,
         gt=0,
         lt=1,
-        description="Default score at or above which an utterance's voice matches the print "
-        "(bench/speaker.py measures the equal error rate's threshold).",
+        description="Default score at or above which an utterance's voice matches the print. "
+        "bench/speaker.py over 81 voices: 1.8% of impostors accepted, 0.3% of genuine turns refused "
+        "(equal error rate 1.2% at 0.87).",
     )

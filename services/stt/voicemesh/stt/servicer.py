@@ -47,7 +47,7 @@ def speaker_verification(score: SpeakerScore) -> pb.SpeakerVerification:
 
 
 class SpeechToTextServicer(pb_grpc.SpeechToTextServiceServicer):
-    def __init__(self, engine: SpeechRecognizer, *, speaker_threshold: float = 0.75) -> None:
+    def __init__(self, engine: SpeechRecognizer, *, speaker_threshold: float = 0.85) -> None:
         self._engine = engine
         self._speaker_threshold = speaker_threshold
 
