@@ -285,3 +285,68 @@ async def test_ten_thousand_made_up_identities_leave_the_gateways_memory_bounded
         assert after - before < 48, (before, after)
     finally:
         await stop_processes([gateway])
+
+
+async def test_two_tenants_users_of_one_name_are_two_people(mesh) -> None:  # type: ignore[no-untyped-def]
+    """History, profile, sessions, voice print and cached replies are kept per tenant and user."""
+    authority = LocalAuthority.default()
+    name = f"ada-{uuid.uuid4().hex[:6]}"
+    ca_path = authority.certs / "ca.crt"
+    home, acme = authority.mint(name), authority.mint(name, tenant="acme")
+    said = await ask(mesh.gateway, acme, "Hello from acme.", user_id=name)
+
+    async def data(token: str) -> user_data_pb2.GetUserDataResponse:
+        async with open_channel(mesh.gateway, Credentials(token, ca_path)) as channel:
+            users = user_data_pb2_grpc.UserDataServiceStub(channel)
+            if token == acme:
+                await users.UpdateProfile(
+                    user_data_pb2.UpdateProfileRequest(user_id=name, set={"city": "Oslo"})
+                )
+            for _ in range(50):  # the turn's record is written behind the reply
+                found = await users.GetUserData(user_data_pb2.GetUserDataRequest(user_id=name), timeout=30)
+                if found.turns or token != acme:
+                    return found
+                await asyncio.sleep(0.1)
+            return found
+
+    theirs, ours = await data(acme), await data(home)
+    assert [t.transcript for t in theirs.turns] == [said.transcript] and theirs.profile == {"city": "Oslo"}
+    assert not ours.turns and not ours.profile  # the default tenant's user of that name is someone else
+
+
+def test_a_rotated_signing_key_and_a_removed_api_key_take_effect_without_a_restart(tmp_path: Path) -> None:
+    from jwt.algorithms import ECAlgorithm
+
+    from voicemesh.common.errors import Unauthenticated
+    from voicemesh.gateway.auth import Authenticator
+
+    authority = LocalAuthority(tmp_path).ensure()
+    gateway = Authenticator(
+        jwks_file=str(authority.jwks),
+        api_keys_file=str(authority.api_keys),
+        issuer="voicemesh-local",
+        audience="voicemesh",
+        leeway_s=0,
+    )
+
+    def who(token: str) -> str:
+        return gateway.identify([("authorization", f"Bearer {token}")]).user
+
+    old, key = authority.mint("ada"), authority.add_api_key("default", "bob", [])
+    assert who(old) == "ada" and who(key) == "bob"
+
+    # Rotation: the new signer's public key joins the JWKS; tokens it signs work at once.
+    signer = ec.generate_private_key(ec.SECP256R1())
+    public = {**json.loads(ECAlgorithm.to_jwk(signer.public_key())), "kid": "next", "alg": ALGORITHM}
+    jwks = json.loads(authority.jwks.read_text())
+    authority.jwks.write_text(json.dumps({"keys": [*jwks["keys"], public]}))
+    claims = {"iss": "voicemesh-local", "aud": "voicemesh", "sub": "cy", "exp": int(time.time()) + 60}
+    assert who(jwt.encode(claims, signer, algorithm=ALGORITHM, headers={"kid": "next"})) == "cy"
+    assert who(old) == "ada"  # both keys hold during the switch
+
+    # The old key leaves the JWKS: every token it signed is refused, and the removed API key too.
+    authority.jwks.write_text(json.dumps({"keys": [public]}))
+    authority.api_keys.write_text(json.dumps({"keys": []}))
+    for token, reason in ((old, "which the gateway's JWKS does not hold"), (key, "revoked")):
+        with pytest.raises(Unauthenticated, match=reason):
+            who(token)

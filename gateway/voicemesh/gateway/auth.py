@@ -7,8 +7,10 @@ Only health and reflection are open, so a method added later is covered without 
 
 JWTs: ES256 or RS256, ``kid`` naming a key of the JWKS file, ``iss`` and ``aud`` as configured,
 ``exp`` required; ``sub`` is the user, ``tenant`` the tenant, ``scope`` space-separated scopes.
-API keys: ``vmk_<id>_<secret>``, looked up by id in the keys file, which holds only their hashes;
-the file is read again when it changes, so a new key works without a restart.
+API keys: ``vmk_<id>_<secret>``, looked up by id in the keys file, which holds only their hashes.
+Both files are read again whenever they change (a stat per call), so a new key works and a removed
+one stops working without a restart: a JWKS rotation is "add the new key, switch the signer, remove
+the old key", and removing a key revokes every token it signed.
 """
 
 from __future__ import annotations
@@ -46,6 +48,43 @@ def caller() -> Identity:
     return _caller.get()
 
 
+class _Watched:
+    """A file's parsed content, parsed again when the file changes; a missing file holds nothing."""
+
+    def __init__(self, path: str, parse: Callable[[str], dict[str, Any]], *, required: bool = False) -> None:
+        self._path = Path(path) if path else None
+        self._parse = parse
+        self._stamp: tuple[int, int] | None = None
+        self._content: dict[str, Any] = {}
+        if required and self._path is not None and not self._path.exists():
+            raise FileNotFoundError(f"{self._path}: no such file")
+        self.current()  # a malformed file fails the gateway's start, not its first caller
+
+    def current(self) -> dict[str, Any]:
+        if self._path is None:
+            return self._content
+        try:
+            stat = os.stat(self._path)
+        except FileNotFoundError:
+            self._content, self._stamp = {}, None
+            return self._content
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            try:
+                self._content = self._parse(self._path.read_text())
+            except Exception as exc:  # a half-written file: keep what was good until it is whole
+                if self._stamp is None:
+                    raise
+                log.warning("%s unreadable (%s); keeping the keys read before", self._path, exc)
+                return self._content
+            self._stamp = stamp
+        return self._content
+
+
+def _api_keys(text: str) -> dict[str, Any]:
+    return {str(r["id"]): r for r in json.loads(text)["keys"]}
+
+
 class Authenticator:
     def __init__(
         self, *, jwks_file: str, api_keys_file: str, issuer: str, audience: str, leeway_s: float
@@ -53,25 +92,8 @@ class Authenticator:
         self._issuer = issuer
         self._audience = audience
         self._leeway_s = leeway_s
-        self._jwks = _load_jwks(jwks_file) if jwks_file else {}
-        self._keys_file = Path(api_keys_file) if api_keys_file else None
-        self._keys_stamp: int | None = None
-        self._keys: dict[str, dict[str, Any]] = {}
-        self._reload_keys()
-
-    def _reload_keys(self) -> None:
-        if self._keys_file is None:
-            return
-        try:
-            stamp = os.stat(self._keys_file).st_mtime_ns
-        except FileNotFoundError:
-            self._keys = {}
-            return
-        if stamp == self._keys_stamp:
-            return
-        records = json.loads(self._keys_file.read_text())["keys"]
-        self._keys = {str(r["id"]): r for r in records}
-        self._keys_stamp = stamp
+        self._jwks = _Watched(jwks_file, _load_jwks, required=True)
+        self._keys = _Watched(api_keys_file, _api_keys)
 
     def identify(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Identity:
         token = _bearer(metadata)
@@ -85,10 +107,7 @@ class Authenticator:
         raise _refused("malformed", "the bearer credential is neither a JWT nor a voicemesh API key (vmk_…)")
 
     def _api_key(self, key_id: str, key: str) -> Identity:
-        record = self._keys.get(key_id)
-        if record is None:
-            self._reload_keys()
-            record = self._keys.get(key_id)
+        record = self._keys.current().get(key_id)
         if record is None or not api_key_matches(key, str(record["sha256"])):
             raise _refused("unknown_key", "the API key is not one the gateway knows (revoked, or never made)")
         return Identity(
@@ -103,7 +122,7 @@ class Authenticator:
             kid = jwt.get_unverified_header(token).get("kid", "")
         except jwt.DecodeError:
             raise _refused("malformed", "the token is not a well-formed JWT") from None
-        key = self._jwks.get(kid)
+        key = self._jwks.current().get(kid)
         if key is None:
             raise _refused(
                 "unknown_signer",
@@ -142,8 +161,8 @@ class Authenticator:
         )
 
 
-def _load_jwks(path: str) -> dict[str, Any]:
-    keys = jwt.PyJWKSet.from_json(Path(path).read_text()).keys
+def _load_jwks(text: str) -> dict[str, Any]:
+    keys = jwt.PyJWKSet.from_json(text).keys
     return {key.key_id: key for key in keys if key.key_id}
 
 

@@ -18,6 +18,7 @@ import grpc
 from voicemesh.common.audio import PcmFormat, check_chunk
 from voicemesh.common.calls import responses
 from voicemesh.common.errors import TimedOut
+from voicemesh.common.identity import user_key
 from voicemesh.common.pump import Emit
 from voicemesh.common.tracing import outgoing_metadata
 from voicemesh.gateway.conversation import Conversation
@@ -62,7 +63,7 @@ class ConverseStream:
         self._request_id = request_id
         self._stt_timeout_s = stt_timeout_s
         self._upload = Upload(replay_cap=fmt.sample_rate_hz * fmt.channels * 2 * MAX_REPLAY_S)
-        self._voice = VoiceGate(self._downstream, config.user_id, session_id)
+        self._voice = VoiceGate(self._downstream, user_key(tenant, config.user_id), session_id)
         self._conversation = Conversation(
             runner,
             config,

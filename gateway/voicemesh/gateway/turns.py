@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from voicemesh.common.calls import responses
 from voicemesh.common.errors import Overloaded, VoicemeshError
+from voicemesh.common.identity import user_key
 from voicemesh.common.metrics import STAGE_SECONDS
 from voicemesh.common.pump import StreamClosed, first_error
 from voicemesh.common.replies import ReplyEvent
@@ -152,6 +153,11 @@ class Turn:
     tenant: str = "default"
     retrieval: gateway_pb2.RetrievalConfig = field(default_factory=gateway_pb2.RetrievalConfig)
 
+    @property
+    def owner(self) -> str:
+        """The user as the core and the reply cache know them: qualified by the tenant."""
+        return user_key(self.tenant, self.user_id)
+
 
 @dataclass
 class _Reply:
@@ -237,7 +243,7 @@ class TurnRunner:
         request = core_pb2.RecordTurnRequest(
             request_id=turn.request_id,
             session_id=turn.session_id,
-            user_id=turn.user_id,
+            user_id=turn.owner,
             transcript=turn.text,
             reply_text=reply.text or output.reply_text,
             route=reply.route,
@@ -267,13 +273,13 @@ class TurnRunner:
             reply.citations.append(citation)
             grounding.append(citation)
         key = cache_key(
-            turn.user_id, turn.text, turn.reply.synthesize_audio, turn.reply.voice, turn.reply.sample_rate_hz
+            turn.owner, turn.text, turn.reply.synthesize_audio, turn.reply.voice, turn.reply.sample_rate_hz
         )
         # A reply grounded in documents is neither taken from the cache nor kept there: the
         # documents may change under the same words.
         cacheable_turn = turn.fresh_session and not passages
         if cacheable_turn and (cached := self.cache.get(key)) is not None:
-            if await self._still_current(turn.user_id, cached):
+            if await self._still_current(turn.owner, cached):
                 for event in grounding:
                     await output(event)
                 await _replay(cached, output, reply)
@@ -318,7 +324,7 @@ class TurnRunner:
             request_id=turn.request_id,
             session_id=turn.session_id,
             text=turn.text,
-            user_id=turn.user_id,
+            user_id=turn.owner,
             passages=passages,
         )
 

@@ -6,6 +6,7 @@ too, since a reply may have used it. A caller reaches only the users its credent
 
 from __future__ import annotations
 
+from voicemesh.common.identity import user_key
 from voicemesh.common.reply_cache import ReplyCache
 from voicemesh.gateway.auth import caller
 from voicemesh.gateway.downstream import Downstream
@@ -16,10 +17,13 @@ from voicemesh.v1 import user_data_pb2_grpc as pb_grpc
 TIMEOUT_S = 10.0
 
 
-def _authorize(user_id: str) -> None:
-    """Only a user this credential covers; an empty id is the core's to refuse (it names it)."""
-    if user_id:
-        caller().user_for(user_id)
+def _owner(user_id: str) -> str:
+    """The user as the core knows them (qualified by the caller's tenant), if this credential covers
+    them; an empty id is the core's to refuse (it names it)."""
+    if not user_id:
+        return user_id
+    identity = caller()
+    return user_key(identity.tenant, identity.user_for(user_id))
 
 
 class GatewayUserData(pb_grpc.UserDataServiceServicer):
@@ -29,7 +33,7 @@ class GatewayUserData(pb_grpc.UserDataServiceServicer):
 
     @rpc_handler
     async def GetUserData(self, request: pb.GetUserDataRequest, context: Context) -> pb.GetUserDataResponse:
-        _authorize(request.user_id)
+        request.user_id = _owner(request.user_id)
         async with self._downstream.guard("core", slot=False) as core:
             response: pb.GetUserDataResponse = await core.users.GetUserData(request, timeout=TIMEOUT_S)
         return response
@@ -38,7 +42,7 @@ class GatewayUserData(pb_grpc.UserDataServiceServicer):
     async def UpdateProfile(
         self, request: pb.UpdateProfileRequest, context: Context
     ) -> pb.UpdateProfileResponse:
-        _authorize(request.user_id)
+        request.user_id = _owner(request.user_id)
         async with self._downstream.guard("core", slot=False) as core:
             response: pb.UpdateProfileResponse = await core.users.UpdateProfile(request, timeout=TIMEOUT_S)
         self._cache.drop_user(request.user_id)
@@ -48,7 +52,7 @@ class GatewayUserData(pb_grpc.UserDataServiceServicer):
     async def DeleteUserData(
         self, request: pb.DeleteUserDataRequest, context: Context
     ) -> pb.DeleteUserDataResponse:
-        _authorize(request.user_id)
+        request.user_id = _owner(request.user_id)
         cached = self._cache.drop_user(request.user_id)
         async with self._downstream.guard("core", slot=False) as core:
             response: pb.DeleteUserDataResponse = await core.users.DeleteUserData(request, timeout=TIMEOUT_S)

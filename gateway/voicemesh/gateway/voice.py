@@ -18,6 +18,7 @@ import math
 
 from voicemesh.common import limits
 from voicemesh.common.errors import FailedPrecondition, InvalidRequest
+from voicemesh.common.identity import user_key
 from voicemesh.common.metrics import VOICE_TURNS
 from voicemesh.gateway.auth import caller
 from voicemesh.gateway.downstream import Downstream
@@ -38,12 +39,14 @@ MIN_CONSISTENCY = 0.7
 MATCH = speech_to_text_pb2.SPEAKER_VERDICT_MATCH
 
 
-def _user(user_id: str) -> str:
+def _user(user_id: str) -> tuple[str, str]:
+    """The user this credential covers, and their key at the core (qualified by the tenant)."""
     limits.check_id("user_id", user_id)
-    user = caller().user_for(user_id)
+    identity = caller()
+    user = identity.user_for(user_id)
     if not user:
         raise InvalidRequest("user_id is empty; name the user whose voice this is")
-    return user
+    return user, user_key(identity.tenant, user)
 
 
 def _unit(vector: list[float]) -> list[float]:
@@ -101,7 +104,7 @@ class GatewayVoice(voice_pb2_grpc.VoiceServiceServicer):
     async def EnrollVoice(
         self, request: voice_pb2.EnrollVoiceRequest, context: Context
     ) -> voice_pb2.EnrollVoiceResponse:
-        user_id = _user(request.user_id)
+        _, owner = _user(request.user_id)
         if not 1 <= len(request.samples) <= MAX_SAMPLES:
             raise InvalidRequest(
                 f"{len(request.samples)} samples; enroll with 1 to {MAX_SAMPLES} recordings "
@@ -141,37 +144,36 @@ class GatewayVoice(voice_pb2_grpc.VoiceServiceServicer):
             consistency=agreement,
         )
         voice.enrolled_at.GetCurrentTime()
-        saved = await self._save(user_id, voice)
+        saved = await self._save(owner, voice)
         return voice_pb2.EnrollVoiceResponse(status=voice_status(saved.print))
 
     @rpc_handler
     async def GetVoiceStatus(
         self, request: voice_pb2.GetVoiceStatusRequest, context: Context
     ) -> voice_pb2.GetVoiceStatusResponse:
-        return voice_pb2.GetVoiceStatusResponse(
-            status=voice_status(await self._print(_user(request.user_id)))
-        )
+        _, owner = _user(request.user_id)
+        return voice_pb2.GetVoiceStatusResponse(status=voice_status(await self._print(owner)))
 
     @rpc_handler
     async def SetVoiceRequired(
         self, request: voice_pb2.SetVoiceRequiredRequest, context: Context
     ) -> voice_pb2.SetVoiceRequiredResponse:
-        user_id = _user(request.user_id)
-        voice = await self._print(user_id)
+        user_id, owner = _user(request.user_id)
+        voice = await self._print(owner)
         if not voice.embedding:
             raise FailedPrecondition(
                 f"user {user_id!r} has no voice print; enroll one first (voicemesh voice enroll "
                 f"{user_id} sample.wav …)"
             )
         voice.require_match = request.require_match
-        saved = await self._save(user_id, voice)
+        saved = await self._save(owner, voice)
         return voice_pb2.SetVoiceRequiredResponse(status=voice_status(saved.print))
 
     @rpc_handler
     async def ForgetVoice(
         self, request: voice_pb2.ForgetVoiceRequest, context: Context
     ) -> voice_pb2.ForgetVoiceResponse:
-        saved = await self._save(_user(request.user_id), core_pb2.VoicePrint())
+        saved = await self._save(_user(request.user_id)[1], core_pb2.VoicePrint())
         return voice_pb2.ForgetVoiceResponse(status=voice_status(saved.print), deleted=saved.deleted)
 
 

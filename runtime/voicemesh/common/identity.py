@@ -25,6 +25,22 @@ SERVICE = "service"
 ACTS_FOR_OTHERS = frozenset({ADMIN, SERVICE})
 DEFAULT_TENANT = "default"
 API_KEY_PREFIX = "vmk_"
+TENANT_TAG_CHARS = 24  # a user key is at most this, a slash and the user id
+
+
+def user_key(tenant: str, user_id: str) -> str:
+    """The id the core keeps a user's data under (history, profile, sessions, voice print, cached
+    replies): their tenant's, so two tenants' "ada" are two people. The default tenant's users keep
+    their bare ids, so what a single-tenant mesh kept stays theirs. A tenant that could not be part
+    of an id (too long, or with characters ids may not hold) is named by its hash."""
+    if not user_id or tenant == DEFAULT_TENANT:
+        return user_id
+    tag = (
+        tenant
+        if len(tenant) <= TENANT_TAG_CHARS and tenant.replace("-", "").replace(".", "").isalnum()
+        else ("t" + hashlib.sha256(tenant.encode()).hexdigest()[: TENANT_TAG_CHARS - 1])
+    )
+    return f"{tag}/{user_id}"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ MAX_TEXT_CHARS = 8 * 1024
 MAX_SYNTHESIS_CHARS = 64 * 1024
 # Session and user ids become store keys and Redis hash tags.
 MAX_ID_CHARS = 128
+# What the core takes as a user id: a caller's user id, qualified by its tenant (identity.user_key).
+MAX_USER_KEY_CHARS = MAX_ID_CHARS + 25
 # 1 MiB is about 33 s of 16 kHz mono: far above any sane streaming chunk, far below gRPC's limits.
 MAX_CHUNK_BYTES = 1 << 20
 # gRPC's own message limit, on every server and channel: room for our checks above to answer first.
@@ -63,9 +65,9 @@ def check_collection_name(name: str) -> str:
     return name
 
 
-def check_id(name: str, value: str) -> None:
+def check_id(name: str, value: str, longest: int = MAX_ID_CHARS) -> None:
     """Session and user ids: short, printable, without braces (they become Redis hash tags)."""
-    if len(value) > MAX_ID_CHARS:
-        raise InvalidRequest(f"{name} of {len(value)} characters is over the {MAX_ID_CHARS} limit")
+    if len(value) > longest:
+        raise InvalidRequest(f"{name} of {len(value)} characters is over the {longest} limit")
     if any(c in "{}" or not c.isprintable() for c in value):
         raise InvalidRequest(f"{name} {value!r} may not contain braces or control characters")

@@ -84,7 +84,7 @@ class Responder:
         if max_tokens < 0:
             raise InvalidRequest(f"max_tokens {max_tokens} is negative; use 0 for the default")
         limits.check_id("session_id", session_id)
-        limits.check_id("user_id", user_id)
+        limits.check_id("user_id", user_id, limits.MAX_USER_KEY_CHARS)
         context = await self.memory.load(session_id, user_id) if self.memory else Context()
         sources = excerpts.fit(sources, text, self._settings.grounding_words)
         messages = context.messages(self._settings.system_prompt, text, sources)

@@ -52,7 +52,7 @@ def turn_record(request: pb.RecordTurnRequest) -> TurnRecord:
     if not request.session_id:
         raise InvalidRequest("session_id is empty; a turn belongs to a session")
     limits.check_id("session_id", request.session_id)
-    limits.check_id("user_id", request.user_id)
+    limits.check_id("user_id", request.user_id, limits.MAX_USER_KEY_CHARS)
     if not request.transcript.strip():
         raise InvalidRequest("transcript is empty; there is no turn to record")
     for name in ("transcript", "reply_text"):
@@ -191,7 +191,7 @@ def voice_print_message(voice: VoicePrint) -> pb.VoicePrint:
 def _user_id(user_id: str) -> str:
     if not user_id:
         raise InvalidRequest("user_id is empty; name the user")
-    limits.check_id("user_id", user_id)
+    limits.check_id("user_id", user_id, limits.MAX_USER_KEY_CHARS)
     return user_id
 
 
