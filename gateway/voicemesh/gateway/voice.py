@@ -84,15 +84,17 @@ def voice_status(voice: core_pb2.VoicePrint) -> voice_pb2.VoiceStatus:
     return status
 
 
+async def read_print(downstream: Downstream, user_id: str, session_id: str = "") -> core_pb2.VoicePrint:
+    """The user's print from the core (via the session's cached copy when a session is named)."""
+    async with downstream.guard("core", slot=False) as core:
+        request = core_pb2.GetVoicePrintRequest(user_id=user_id, session_id=session_id)
+        found: core_pb2.GetVoicePrintResponse = await core.GetVoicePrint(request, timeout=TIMEOUT_S)
+    return found.print
+
+
 class GatewayVoice(voice_pb2_grpc.VoiceServiceServicer):
     def __init__(self, downstream: Downstream) -> None:
         self._downstream = downstream
-
-    async def _print(self, user_id: str) -> core_pb2.VoicePrint:
-        async with self._downstream.guard("core", slot=False) as core:
-            request = core_pb2.GetVoicePrintRequest(user_id=user_id)
-            found: core_pb2.GetVoicePrintResponse = await core.GetVoicePrint(request, timeout=TIMEOUT_S)
-        return found.print
 
     async def _save(self, user_id: str, voice: core_pb2.VoicePrint) -> core_pb2.SaveVoicePrintResponse:
         async with self._downstream.guard("core", slot=False) as core:
@@ -152,14 +154,16 @@ class GatewayVoice(voice_pb2_grpc.VoiceServiceServicer):
         self, request: voice_pb2.GetVoiceStatusRequest, context: Context
     ) -> voice_pb2.GetVoiceStatusResponse:
         _, owner = _user(request.user_id)
-        return voice_pb2.GetVoiceStatusResponse(status=voice_status(await self._print(owner)))
+        return voice_pb2.GetVoiceStatusResponse(
+            status=voice_status(await read_print(self._downstream, owner))
+        )
 
     @rpc_handler
     async def SetVoiceRequired(
         self, request: voice_pb2.SetVoiceRequiredRequest, context: Context
     ) -> voice_pb2.SetVoiceRequiredResponse:
         user_id, owner = _user(request.user_id)
-        voice = await self._print(owner)
+        voice = await read_print(self._downstream, owner)
         if not voice.embedding:
             raise FailedPrecondition(
                 f"user {user_id!r} has no voice print; enroll one first (voicemesh voice enroll "
@@ -188,10 +192,7 @@ class VoiceGate:
         self._unread: RelayedStatus | None = None  # the print could not be read when the stream began
 
     async def _read(self) -> core_pb2.VoicePrint:
-        async with self._downstream.guard("core", slot=False) as core:
-            request = core_pb2.GetVoicePrintRequest(user_id=self._user_id, session_id=self._session_id)
-            found: core_pb2.GetVoicePrintResponse = await core.GetVoicePrint(request, timeout=TIMEOUT_S)
-        return found.print
+        return await read_print(self._downstream, self._user_id, self._session_id)
 
     async def check(self) -> speech_to_text_pb2.SpeakerCheck | None:
         """What the STT stream compares each utterance with: the user's print, if they have one."""

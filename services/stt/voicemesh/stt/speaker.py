@@ -14,6 +14,7 @@ import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,7 @@ def bundled_weights() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
 
 
+@cache
 def model_name() -> str:
     return f"{CARRIER}-{importlib.metadata.version(CARRIER)}"
 
