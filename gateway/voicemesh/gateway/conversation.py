@@ -107,8 +107,9 @@ class Conversation:
     def speech_ended(self, index: int) -> None:
         self._clocks[index] = TurnClock()
 
-    def partial(self, index: int) -> None:
-        """A new partial: the user spoke on after the pause a speculative reply started in."""
+    def spoke_on(self, index: int) -> None:
+        """The user spoke on after the pause a speculative reply started in (a partial came, or the
+        STT said so): the reply answers words that are not the whole turn."""
         if self._speculative is not None and self._speculative.index == index:
             self._drop_speculative()
 

@@ -115,6 +115,8 @@ class ConverseStream:
         )
         if config.HasField("wake_word"):
             recognition.wake_word.CopyFrom(config.wake_word)
+        if config.HasField("vocabulary"):
+            recognition.vocabulary.CopyFrom(config.vocabulary)
         check = await self._voice.check()  # one read of the print per stream, while audio buffers
         if check is not None:
             recognition.speaker_check.CopyFrom(check)
@@ -162,7 +164,7 @@ class ConverseStream:
                 if self._voice.lets_speculate(result):
                     conversation.speculative(index, result.transcript)
             else:
-                conversation.partial(index)
+                conversation.spoke_on(index)
             if self._config.interim_results:
                 await self._send(index, result)
         elif kind == "speech_started":
@@ -173,5 +175,7 @@ class ConverseStream:
             ended = response.speech_ended
             conversation.speech_ended(ended.utterance_index)
             await self._send(ended.utterance_index, ended)
+        elif kind == "speech_resumed":
+            conversation.spoke_on(response.speech_resumed.utterance_index)
         elif kind == "wake_word":
             await self._send(response.wake_word.utterance_index, response.wake_word)

@@ -43,6 +43,19 @@ DOWNSTREAM_QUEUED = Gauge(
     "voicemesh_downstream_queued", "Gateway calls waiting for a slot of each downstream.", ["service"]
 )
 BARGE_INS = Counter("voicemesh_barge_ins", "Replies interrupted because the user spoke over them.")
+ENDPOINTS = Counter(
+    "voicemesh_stt_endpoints",
+    "Utterances ended, by endpointing mode and by what ended them: 'turn' (a pause judged finished: "
+    "early), 'silence' (in semantic mode, the wait after a pause judged unfinished ran out: late), "
+    "'length' or 'end_of_stream'.",
+    ["mode", "ended_by"],
+)
+TURN_JUDGEMENTS = Counter(
+    "voicemesh_stt_turn_judgements",
+    "Pauses judged in semantic mode, by verdict: 'sound_complete' ends the turn, "
+    "'words_unfinished' and 'sound_unfinished' wait for more speech.",
+    ["reason"],
+)
 SPECULATIONS = Counter(
     "voicemesh_stt_speculations",
     "Utterances decoded in a pause before the endpoint: 'used' as the final, or 'wasted'.",

@@ -22,7 +22,14 @@ import numpy as np
 from voicemesh.common.audio import MODEL_RATE_HZ
 from voicemesh.listening.frames import Framer
 from voicemesh.listening.ring import SampleRing
-from voicemesh.listening.segmenter import InProgress, Segmenter, SegmenterConfig, SpeechStart, Utterance
+from voicemesh.listening.segmenter import (
+    InProgress,
+    Segmenter,
+    SegmenterConfig,
+    SegmentEvent,
+    SpeechStart,
+    Utterance,
+)
 from voicemesh.listening.vad import FRAME_SAMPLES as VAD_FRAME
 from voicemesh.listening.vad import SileroVad, VadStream
 from voicemesh.listening.wakeword import Detection, WakeWordStream
@@ -134,6 +141,12 @@ class Gate:
         assert self._segmenter is not None
         return self._segmenter.as_if_ended()
 
+    def end_turn(self) -> list[GateEvent]:
+        """End the utterance in the pause it is in now (see ``Segmenter.end_turn``)."""
+        if self._segmenter is None:
+            return []
+        return self._passed(self._segmenter.end_turn())
+
     def flush(self) -> list[GateEvent]:
         """End of stream: finish an utterance in progress."""
         if self._segmenter is None:
@@ -155,8 +168,12 @@ class Gate:
 
     def _through(self, audio: np.ndarray) -> list[GateEvent]:
         assert self._segmenter is not None
+        return self._passed(self._segmenter.push(audio))
+
+    def _passed(self, heard: list[SegmentEvent]) -> list[GateEvent]:
+        """The segmenter's events, and the gate closing where an utterance ends."""
         events: list[GateEvent] = []
-        for event in self._segmenter.push(audio):
+        for event in heard:
             events.append(event)
             if isinstance(event, SpeechStart):
                 self._heard_speech = True

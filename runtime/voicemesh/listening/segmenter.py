@@ -3,13 +3,15 @@
 A pure state machine: feed samples, get back events. Speech starts when a frame's probability
 reaches the threshold, and counts once ``min_speech_ms`` of frames have (a cough or a click never
 does: it makes no events at all). It ends after ``min_silence_ms`` of frames below
-``threshold - 0.15`` (the hysteresis Silero recommends), or when an utterance reaches
-``max_utterance_s``. Each utterance keeps ``speech_pad_ms`` of audio on both sides so Whisper hears
-the first and last phonemes whole.
+``threshold - 0.15`` (the hysteresis Silero recommends), when an utterance reaches
+``max_utterance_s``, or when its owner ends it in a pause (``end_turn``: a turn judged finished).
+Each utterance keeps ``speech_pad_ms`` of audio on both sides so Whisper hears the first and last
+phonemes whole.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +46,7 @@ class Utterance:
     start_s: float
     end_s: float
     voiced_end: int = 0  # samples from its start to the end of its last voiced frame
+    ended_by: str = "silence"  # or "turn" (end_turn), "length" (max_utterance_s), "end_of_stream"
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class Segmenter:
         self._vad = vad
         self._config = cfg = config or SegmenterConfig()
         self._pad = int(cfg.speech_pad_ms * MODEL_RATE_HZ / 1000)
-        self._silence_frames = max(1, int(cfg.min_silence_ms * MODEL_RATE_HZ / 1000 / FRAME_SAMPLES))
+        # Rounded up: 500 ms of silence is 16 frames (512 ms), never 15 (480 ms).
+        self._silence_frames = max(1, math.ceil(cfg.min_silence_ms * MODEL_RATE_HZ / 1000 / FRAME_SAMPLES))
         self._speech_frames = max(1, round(cfg.min_speech_ms * MODEL_RATE_HZ / 1000 / FRAME_SAMPLES))
         self._max_samples = int(cfg.max_utterance_s * MODEL_RATE_HZ)
         self._framer = Framer(FRAME_SAMPLES)
@@ -110,13 +114,19 @@ class Segmenter:
         trailing = max(0, self._silent_frames * FRAME_SAMPLES - self._pad)
         return self._speech.head(self._speech.size - trailing)
 
+    def end_turn(self) -> list[SegmentEvent]:
+        """End the utterance in the pause it is in now, as if its silence had run out."""
+        if not self._confirmed or not self._silent_frames:
+            return []
+        return self._finish("turn")
+
     def flush(self) -> list[SegmentEvent]:
         """End of stream: finish an utterance in progress."""
         rest = self._framer.take_pending()
         if self._confirmed:
             self._consumed += rest.size
             self._speech.append(rest)
-            return self._finish()
+            return self._finish("end_of_stream")
         self._reset()
         return []
 
@@ -142,9 +152,10 @@ class Segmenter:
                 self._confirmed = True
                 events.append(SpeechStart(self._count, self._start_sample / MODEL_RATE_HZ))
         self._silent_frames = self._silent_frames + 1 if prob < cfg.threshold - 0.15 else 0
-        if self._silent_frames >= self._silence_frames or self._speech.size >= self._max_samples:
+        too_long = self._speech.size >= self._max_samples
+        if self._silent_frames >= self._silence_frames or too_long:
             if self._confirmed:
-                events.extend(self._finish())
+                events.extend(self._finish("length" if too_long else "silence"))
             else:  # too little voice to be speech: forget it, keeping the pad before what comes next
                 self._preroll = self._speech.tail(self._pad) if self._pad else self._preroll
                 self._reset()
@@ -155,7 +166,7 @@ class Segmenter:
         self._silent_frames = self._voiced_frames = 0
         self._speech.clear()
 
-    def _finish(self) -> list[SegmentEvent]:
+    def _finish(self, ended_by: str) -> list[SegmentEvent]:
         # Trim trailing silence down to the pad, so Whisper is not fed half a second of nothing.
         audio = self.as_if_ended()
         voiced_end = self._speech.size - self._silent_frames * FRAME_SAMPLES
@@ -164,4 +175,4 @@ class Segmenter:
         index = self._count
         self._count += 1
         start = self._start_sample / MODEL_RATE_HZ
-        return [Utterance(index, audio, start, start + audio.size / MODEL_RATE_HZ, voiced_end)]
+        return [Utterance(index, audio, start, start + audio.size / MODEL_RATE_HZ, voiced_end, ended_by)]

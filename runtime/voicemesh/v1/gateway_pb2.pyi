@@ -30,7 +30,7 @@ class RetrievalConfig(_message.Message):
     def __init__(self, off: _Optional[bool] = ..., collection: _Optional[str] = ..., top_k: _Optional[int] = ...) -> None: ...
 
 class ConverseConfig(_message.Message):
-    __slots__ = ("audio_format", "reply", "session_id", "request_id", "wake_word", "interim_results", "endpointing", "no_barge_in", "user_id", "retrieval")
+    __slots__ = ("audio_format", "reply", "session_id", "request_id", "wake_word", "interim_results", "endpointing", "no_barge_in", "user_id", "retrieval", "vocabulary")
     AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class ConverseConfig(_message.Message):
     NO_BARGE_IN_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
+    VOCABULARY_FIELD_NUMBER: _ClassVar[int]
     audio_format: _audio_pb2.AudioFormat
     reply: ReplyConfig
     session_id: str
@@ -51,7 +52,8 @@ class ConverseConfig(_message.Message):
     no_barge_in: bool
     user_id: str
     retrieval: RetrievalConfig
-    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., endpointing: _Optional[_Union[_speech_to_text_pb2.Endpointing, _Mapping]] = ..., no_barge_in: _Optional[bool] = ..., user_id: _Optional[str] = ..., retrieval: _Optional[_Union[RetrievalConfig, _Mapping]] = ...) -> None: ...
+    vocabulary: _speech_to_text_pb2.Vocabulary
+    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., reply: _Optional[_Union[ReplyConfig, _Mapping]] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[_speech_to_text_pb2.WakeWordConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., endpointing: _Optional[_Union[_speech_to_text_pb2.Endpointing, _Mapping]] = ..., no_barge_in: _Optional[bool] = ..., user_id: _Optional[str] = ..., retrieval: _Optional[_Union[RetrievalConfig, _Mapping]] = ..., vocabulary: _Optional[_Union[_speech_to_text_pb2.Vocabulary, _Mapping]] = ...) -> None: ...
 
 class ConverseRequest(_message.Message):
     __slots__ = ("config", "audio_content")

@@ -25,15 +25,17 @@ _sym_db = _symbol_database.Default()
 from voicemesh.v1 import audio_pb2 as voicemesh_dot_v1_dot_audio__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!voicemesh/v1/speech_to_text.proto\x12\x0cvoicemesh.v1\x1a\x18voicemesh/v1/audio.proto\"S\n\x11\x45mbedVoiceRequest\x12/\n\x0c\x61udio_format\x18\x01 \x01(\x0b\x32\x19.voicemesh.v1.AudioFormat\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\"H\n\x12\x45mbedVoiceResponse\x12\x11\n\tembedding\x18\x01 \x03(\x02\x12\x10\n\x08speech_s\x18\x02 \x01(\x02\x12\r\n\x05model\x18\x03 \x01(\t\"E\n\x0cSpeakerCheck\x12\x13\n\x0bvoice_print\x18\x01 \x03(\x02\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tthreshold\x18\x03 \x01(\x02\"x\n\x13SpeakerVerification\x12-\n\x07verdict\x18\x01 \x01(\x0e\x32\x1c.voicemesh.v1.SpeakerVerdict\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x10\n\x08speech_s\x18\x04 \x01(\x02\"\xb9\x02\n\x11RecognitionConfig\x12/\n\x0c\x61udio_format\x18\x01 \x01(\x0b\x32\x19.voicemesh.v1.AudioFormat\x12\x15\n\rlanguage_code\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12/\n\twake_word\x18\x04 \x01(\x0b\x32\x1c.voicemesh.v1.WakeWordConfig\x12\x17\n\x0finterim_results\x18\x05 \x01(\x08\x12.\n\x0b\x65ndpointing\x18\x06 \x01(\x0b\x32\x19.voicemesh.v1.Endpointing\x12\x1b\n\x13speculative_results\x18\x07 \x01(\x08\x12\x31\n\rspeaker_check\x18\x08 \x01(\x0b\x32\x1a.voicemesh.v1.SpeakerCheck\"U\n\x0b\x45ndpointing\x12\x16\n\x0emin_silence_ms\x18\x01 \x01(\x05\x12\x17\n\x0fmax_utterance_s\x18\x02 \x01(\x02\x12\x15\n\rmin_speech_ms\x18\x03 \x01(\x05\"3\n\x0eWakeWordConfig\x12\x0e\n\x06models\x18\x01 \x03(\t\x12\x11\n\tthreshold\x18\x02 \x01(\x02\"|\n\x19StreamingRecognizeRequest\x12\x31\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1f.voicemesh.v1.RecognitionConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\x13\n\x11streaming_request\"\x8b\x02\n\x1aStreamingRecognizeResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x0espeech_started\x18\x02 \x01(\x0b\x32\x1b.voicemesh.v1.SpeechStartedH\x00\x12\x31\n\x06result\x18\x03 \x01(\x0b\x32\x1f.voicemesh.v1.RecognitionResultH\x00\x12\x31\n\x0cspeech_ended\x18\x04 \x01(\x0b\x32\x19.voicemesh.v1.SpeechEndedH\x00\x12\x33\n\twake_word\x18\x05 \x01(\x0b\x32\x1e.voicemesh.v1.WakeWordDetectedH\x00\x42\x07\n\x05\x65vent\"a\n\x10WakeWordDetected\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x16\n\x0e\x61udio_offset_s\x18\x03 \x01(\x02\x12\x17\n\x0futterance_index\x18\x04 \x01(\x05\"@\n\rSpeechStarted\x12\x16\n\x0e\x61udio_offset_s\x18\x01 \x01(\x02\x12\x17\n\x0futterance_index\x18\x02 \x01(\x05\">\n\x0bSpeechEnded\x12\x16\n\x0e\x61udio_offset_s\x18\x01 \x01(\x02\x12\x17\n\x0futterance_index\x18\x02 \x01(\x05\"L\n\x08WordInfo\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x0f\n\x07start_s\x18\x02 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x02\x12\x12\n\nconfidence\x18\x04 \x01(\x02\"\xb3\x02\n\x11RecognitionResult\x12\x12\n\ntranscript\x18\x01 \x01(\t\x12\x10\n\x08is_final\x18\x02 \x01(\x08\x12\x11\n\tstability\x18\x03 \x01(\x02\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12%\n\x05words\x18\x05 \x03(\x0b\x32\x16.voicemesh.v1.WordInfo\x12\x17\n\x0futterance_index\x18\x06 \x01(\x05\x12\x15\n\raudio_start_s\x18\x07 \x01(\x02\x12\x13\n\x0b\x61udio_end_s\x18\x08 \x01(\x02\x12\x1c\n\x14\x63ommitted_transcript\x18\t \x01(\t\x12\x13\n\x0bspeculative\x18\n \x01(\x08\x12\x32\n\x07speaker\x18\x0b \x01(\x0b\x32!.voicemesh.v1.SpeakerVerification*\x89\x01\n\x0eSpeakerVerdict\x12\x1f\n\x1bSPEAKER_VERDICT_UNSPECIFIED\x10\x00\x12\x19\n\x15SPEAKER_VERDICT_MATCH\x10\x01\x12\x1c\n\x18SPEAKER_VERDICT_NO_MATCH\x10\x02\x12\x1d\n\x19SPEAKER_VERDICT_TOO_SHORT\x10\x03\x32\xd3\x01\n\x13SpeechToTextService\x12k\n\x12StreamingRecognize\x12\'.voicemesh.v1.StreamingRecognizeRequest\x1a(.voicemesh.v1.StreamingRecognizeResponse(\x01\x30\x01\x12O\n\nEmbedVoice\x12\x1f.voicemesh.v1.EmbedVoiceRequest\x1a .voicemesh.v1.EmbedVoiceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!voicemesh/v1/speech_to_text.proto\x12\x0cvoicemesh.v1\x1a\x18voicemesh/v1/audio.proto\"S\n\x11\x45mbedVoiceRequest\x12/\n\x0c\x61udio_format\x18\x01 \x01(\x0b\x32\x19.voicemesh.v1.AudioFormat\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\"H\n\x12\x45mbedVoiceResponse\x12\x11\n\tembedding\x18\x01 \x03(\x02\x12\x10\n\x08speech_s\x18\x02 \x01(\x02\x12\r\n\x05model\x18\x03 \x01(\t\"E\n\x0cSpeakerCheck\x12\x13\n\x0bvoice_print\x18\x01 \x03(\x02\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tthreshold\x18\x03 \x01(\x02\"x\n\x13SpeakerVerification\x12-\n\x07verdict\x18\x01 \x01(\x0e\x32\x1c.voicemesh.v1.SpeakerVerdict\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x10\n\x08speech_s\x18\x04 \x01(\x02\"\xe7\x02\n\x11RecognitionConfig\x12/\n\x0c\x61udio_format\x18\x01 \x01(\x0b\x32\x19.voicemesh.v1.AudioFormat\x12\x15\n\rlanguage_code\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12/\n\twake_word\x18\x04 \x01(\x0b\x32\x1c.voicemesh.v1.WakeWordConfig\x12\x17\n\x0finterim_results\x18\x05 \x01(\x08\x12.\n\x0b\x65ndpointing\x18\x06 \x01(\x0b\x32\x19.voicemesh.v1.Endpointing\x12\x1b\n\x13speculative_results\x18\x07 \x01(\x08\x12\x31\n\rspeaker_check\x18\x08 \x01(\x0b\x32\x1a.voicemesh.v1.SpeakerCheck\x12,\n\nvocabulary\x18\t \x01(\x0b\x32\x18.voicemesh.v1.Vocabulary\"\x1d\n\nVocabulary\x12\x0f\n\x07phrases\x18\x01 \x03(\t\"\xaf\x01\n\x0b\x45ndpointing\x12\x16\n\x0emin_silence_ms\x18\x01 \x01(\x05\x12\x17\n\x0fmax_utterance_s\x18\x02 \x01(\x02\x12\x15\n\rmin_speech_ms\x18\x03 \x01(\x05\x12+\n\x04mode\x18\x04 \x01(\x0e\x32\x1d.voicemesh.v1.EndpointingMode\x12\x16\n\x0eturn_threshold\x18\x05 \x01(\x02\x12\x13\n\x0bmax_wait_ms\x18\x06 \x01(\x05\"3\n\x0eWakeWordConfig\x12\x0e\n\x06models\x18\x01 \x03(\t\x12\x11\n\tthreshold\x18\x02 \x01(\x02\"|\n\x19StreamingRecognizeRequest\x12\x31\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1f.voicemesh.v1.RecognitionConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\x13\n\x11streaming_request\"\xc2\x02\n\x1aStreamingRecognizeResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x0espeech_started\x18\x02 \x01(\x0b\x32\x1b.voicemesh.v1.SpeechStartedH\x00\x12\x31\n\x06result\x18\x03 \x01(\x0b\x32\x1f.voicemesh.v1.RecognitionResultH\x00\x12\x31\n\x0cspeech_ended\x18\x04 \x01(\x0b\x32\x19.voicemesh.v1.SpeechEndedH\x00\x12\x33\n\twake_word\x18\x05 \x01(\x0b\x32\x1e.voicemesh.v1.WakeWordDetectedH\x00\x12\x35\n\x0espeech_resumed\x18\x06 \x01(\x0b\x32\x1b.voicemesh.v1.SpeechResumedH\x00\x42\x07\n\x05\x65vent\"@\n\rSpeechResumed\x12\x16\n\x0e\x61udio_offset_s\x18\x01 \x01(\x02\x12\x17\n\x0futterance_index\x18\x02 \x01(\x05\"a\n\x10WakeWordDetected\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x16\n\x0e\x61udio_offset_s\x18\x03 \x01(\x02\x12\x17\n\x0futterance_index\x18\x04 \x01(\x05\"@\n\rSpeechStarted\x12\x16\n\x0e\x61udio_offset_s\x18\x01 \x01(\x02\x12\x17\n\x0futterance_index\x18\x02 \x01(\x05\">\n\x0bSpeechEnded\x12\x16\n\x0e\x61udio_offset_s\x18\x01 \x01(\x02\x12\x17\n\x0futterance_index\x18\x02 \x01(\x05\"L\n\x08WordInfo\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x0f\n\x07start_s\x18\x02 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x02\x12\x12\n\nconfidence\x18\x04 \x01(\x02\"\xb3\x02\n\x11RecognitionResult\x12\x12\n\ntranscript\x18\x01 \x01(\t\x12\x10\n\x08is_final\x18\x02 \x01(\x08\x12\x11\n\tstability\x18\x03 \x01(\x02\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12%\n\x05words\x18\x05 \x03(\x0b\x32\x16.voicemesh.v1.WordInfo\x12\x17\n\x0futterance_index\x18\x06 \x01(\x05\x12\x15\n\raudio_start_s\x18\x07 \x01(\x02\x12\x13\n\x0b\x61udio_end_s\x18\x08 \x01(\x02\x12\x1c\n\x14\x63ommitted_transcript\x18\t \x01(\t\x12\x13\n\x0bspeculative\x18\n \x01(\x08\x12\x32\n\x07speaker\x18\x0b \x01(\x0b\x32!.voicemesh.v1.SpeakerVerification*\x89\x01\n\x0eSpeakerVerdict\x12\x1f\n\x1bSPEAKER_VERDICT_UNSPECIFIED\x10\x00\x12\x19\n\x15SPEAKER_VERDICT_MATCH\x10\x01\x12\x1c\n\x18SPEAKER_VERDICT_NO_MATCH\x10\x02\x12\x1d\n\x19SPEAKER_VERDICT_TOO_SHORT\x10\x03*n\n\x0f\x45ndpointingMode\x12 \n\x1c\x45NDPOINTING_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45NDPOINTING_MODE_FIXED\x10\x01\x12\x1d\n\x19\x45NDPOINTING_MODE_SEMANTIC\x10\x02\x32\xd3\x01\n\x13SpeechToTextService\x12k\n\x12StreamingRecognize\x12\'.voicemesh.v1.StreamingRecognizeRequest\x1a(.voicemesh.v1.StreamingRecognizeResponse(\x01\x30\x01\x12O\n\nEmbedVoice\x12\x1f.voicemesh.v1.EmbedVoiceRequest\x1a .voicemesh.v1.EmbedVoiceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'voicemesh.v1.speech_to_text_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SPEAKERVERDICT']._serialized_start=1899
-  _globals['_SPEAKERVERDICT']._serialized_end=2036
+  _globals['_SPEAKERVERDICT']._serialized_start=2188
+  _globals['_SPEAKERVERDICT']._serialized_end=2325
+  _globals['_ENDPOINTINGMODE']._serialized_start=2327
+  _globals['_ENDPOINTINGMODE']._serialized_end=2437
   _globals['_EMBEDVOICEREQUEST']._serialized_start=77
   _globals['_EMBEDVOICEREQUEST']._serialized_end=160
   _globals['_EMBEDVOICERESPONSE']._serialized_start=162
@@ -43,25 +45,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SPEAKERVERIFICATION']._serialized_start=307
   _globals['_SPEAKERVERIFICATION']._serialized_end=427
   _globals['_RECOGNITIONCONFIG']._serialized_start=430
-  _globals['_RECOGNITIONCONFIG']._serialized_end=743
-  _globals['_ENDPOINTING']._serialized_start=745
-  _globals['_ENDPOINTING']._serialized_end=830
-  _globals['_WAKEWORDCONFIG']._serialized_start=832
-  _globals['_WAKEWORDCONFIG']._serialized_end=883
-  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_start=885
-  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_end=1009
-  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_start=1012
-  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_end=1279
-  _globals['_WAKEWORDDETECTED']._serialized_start=1281
-  _globals['_WAKEWORDDETECTED']._serialized_end=1378
-  _globals['_SPEECHSTARTED']._serialized_start=1380
-  _globals['_SPEECHSTARTED']._serialized_end=1444
-  _globals['_SPEECHENDED']._serialized_start=1446
-  _globals['_SPEECHENDED']._serialized_end=1508
-  _globals['_WORDINFO']._serialized_start=1510
-  _globals['_WORDINFO']._serialized_end=1586
-  _globals['_RECOGNITIONRESULT']._serialized_start=1589
-  _globals['_RECOGNITIONRESULT']._serialized_end=1896
-  _globals['_SPEECHTOTEXTSERVICE']._serialized_start=2039
-  _globals['_SPEECHTOTEXTSERVICE']._serialized_end=2250
+  _globals['_RECOGNITIONCONFIG']._serialized_end=789
+  _globals['_VOCABULARY']._serialized_start=791
+  _globals['_VOCABULARY']._serialized_end=820
+  _globals['_ENDPOINTING']._serialized_start=823
+  _globals['_ENDPOINTING']._serialized_end=998
+  _globals['_WAKEWORDCONFIG']._serialized_start=1000
+  _globals['_WAKEWORDCONFIG']._serialized_end=1051
+  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_start=1053
+  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_end=1177
+  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_start=1180
+  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_end=1502
+  _globals['_SPEECHRESUMED']._serialized_start=1504
+  _globals['_SPEECHRESUMED']._serialized_end=1568
+  _globals['_WAKEWORDDETECTED']._serialized_start=1570
+  _globals['_WAKEWORDDETECTED']._serialized_end=1667
+  _globals['_SPEECHSTARTED']._serialized_start=1669
+  _globals['_SPEECHSTARTED']._serialized_end=1733
+  _globals['_SPEECHENDED']._serialized_start=1735
+  _globals['_SPEECHENDED']._serialized_end=1797
+  _globals['_WORDINFO']._serialized_start=1799
+  _globals['_WORDINFO']._serialized_end=1875
+  _globals['_RECOGNITIONRESULT']._serialized_start=1878
+  _globals['_RECOGNITIONRESULT']._serialized_end=2185
+  _globals['_SPEECHTOTEXTSERVICE']._serialized_start=2440
+  _globals['_SPEECHTOTEXTSERVICE']._serialized_end=2651
 # @@protoc_insertion_point(module_scope)

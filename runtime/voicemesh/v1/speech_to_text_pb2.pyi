@@ -14,10 +14,19 @@ class SpeakerVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SPEAKER_VERDICT_MATCH: _ClassVar[SpeakerVerdict]
     SPEAKER_VERDICT_NO_MATCH: _ClassVar[SpeakerVerdict]
     SPEAKER_VERDICT_TOO_SHORT: _ClassVar[SpeakerVerdict]
+
+class EndpointingMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENDPOINTING_MODE_UNSPECIFIED: _ClassVar[EndpointingMode]
+    ENDPOINTING_MODE_FIXED: _ClassVar[EndpointingMode]
+    ENDPOINTING_MODE_SEMANTIC: _ClassVar[EndpointingMode]
 SPEAKER_VERDICT_UNSPECIFIED: SpeakerVerdict
 SPEAKER_VERDICT_MATCH: SpeakerVerdict
 SPEAKER_VERDICT_NO_MATCH: SpeakerVerdict
 SPEAKER_VERDICT_TOO_SHORT: SpeakerVerdict
+ENDPOINTING_MODE_UNSPECIFIED: EndpointingMode
+ENDPOINTING_MODE_FIXED: EndpointingMode
+ENDPOINTING_MODE_SEMANTIC: EndpointingMode
 
 class EmbedVoiceRequest(_message.Message):
     __slots__ = ("audio_format", "audio")
@@ -60,7 +69,7 @@ class SpeakerVerification(_message.Message):
     def __init__(self, verdict: _Optional[_Union[SpeakerVerdict, str]] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., speech_s: _Optional[float] = ...) -> None: ...
 
 class RecognitionConfig(_message.Message):
-    __slots__ = ("audio_format", "language_code", "request_id", "wake_word", "interim_results", "endpointing", "speculative_results", "speaker_check")
+    __slots__ = ("audio_format", "language_code", "request_id", "wake_word", "interim_results", "endpointing", "speculative_results", "speaker_check", "vocabulary")
     AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +78,7 @@ class RecognitionConfig(_message.Message):
     ENDPOINTING_FIELD_NUMBER: _ClassVar[int]
     SPECULATIVE_RESULTS_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_CHECK_FIELD_NUMBER: _ClassVar[int]
+    VOCABULARY_FIELD_NUMBER: _ClassVar[int]
     audio_format: _audio_pb2.AudioFormat
     language_code: str
     request_id: str
@@ -77,17 +87,30 @@ class RecognitionConfig(_message.Message):
     endpointing: Endpointing
     speculative_results: bool
     speaker_check: SpeakerCheck
-    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., language_code: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[WakeWordConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., endpointing: _Optional[_Union[Endpointing, _Mapping]] = ..., speculative_results: _Optional[bool] = ..., speaker_check: _Optional[_Union[SpeakerCheck, _Mapping]] = ...) -> None: ...
+    vocabulary: Vocabulary
+    def __init__(self, audio_format: _Optional[_Union[_audio_pb2.AudioFormat, _Mapping]] = ..., language_code: _Optional[str] = ..., request_id: _Optional[str] = ..., wake_word: _Optional[_Union[WakeWordConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., endpointing: _Optional[_Union[Endpointing, _Mapping]] = ..., speculative_results: _Optional[bool] = ..., speaker_check: _Optional[_Union[SpeakerCheck, _Mapping]] = ..., vocabulary: _Optional[_Union[Vocabulary, _Mapping]] = ...) -> None: ...
+
+class Vocabulary(_message.Message):
+    __slots__ = ("phrases",)
+    PHRASES_FIELD_NUMBER: _ClassVar[int]
+    phrases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, phrases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Endpointing(_message.Message):
-    __slots__ = ("min_silence_ms", "max_utterance_s", "min_speech_ms")
+    __slots__ = ("min_silence_ms", "max_utterance_s", "min_speech_ms", "mode", "turn_threshold", "max_wait_ms")
     MIN_SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_UTTERANCE_S_FIELD_NUMBER: _ClassVar[int]
     MIN_SPEECH_MS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    TURN_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     min_silence_ms: int
     max_utterance_s: float
     min_speech_ms: int
-    def __init__(self, min_silence_ms: _Optional[int] = ..., max_utterance_s: _Optional[float] = ..., min_speech_ms: _Optional[int] = ...) -> None: ...
+    mode: EndpointingMode
+    turn_threshold: float
+    max_wait_ms: int
+    def __init__(self, min_silence_ms: _Optional[int] = ..., max_utterance_s: _Optional[float] = ..., min_speech_ms: _Optional[int] = ..., mode: _Optional[_Union[EndpointingMode, str]] = ..., turn_threshold: _Optional[float] = ..., max_wait_ms: _Optional[int] = ...) -> None: ...
 
 class WakeWordConfig(_message.Message):
     __slots__ = ("models", "threshold")
@@ -106,18 +129,28 @@ class StreamingRecognizeRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
 
 class StreamingRecognizeResponse(_message.Message):
-    __slots__ = ("request_id", "speech_started", "result", "speech_ended", "wake_word")
+    __slots__ = ("request_id", "speech_started", "result", "speech_ended", "wake_word", "speech_resumed")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SPEECH_STARTED_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_ENDED_FIELD_NUMBER: _ClassVar[int]
     WAKE_WORD_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_RESUMED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     speech_started: SpeechStarted
     result: RecognitionResult
     speech_ended: SpeechEnded
     wake_word: WakeWordDetected
-    def __init__(self, request_id: _Optional[str] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., result: _Optional[_Union[RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[SpeechEnded, _Mapping]] = ..., wake_word: _Optional[_Union[WakeWordDetected, _Mapping]] = ...) -> None: ...
+    speech_resumed: SpeechResumed
+    def __init__(self, request_id: _Optional[str] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., result: _Optional[_Union[RecognitionResult, _Mapping]] = ..., speech_ended: _Optional[_Union[SpeechEnded, _Mapping]] = ..., wake_word: _Optional[_Union[WakeWordDetected, _Mapping]] = ..., speech_resumed: _Optional[_Union[SpeechResumed, _Mapping]] = ...) -> None: ...
+
+class SpeechResumed(_message.Message):
+    __slots__ = ("audio_offset_s", "utterance_index")
+    AUDIO_OFFSET_S_FIELD_NUMBER: _ClassVar[int]
+    UTTERANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    audio_offset_s: float
+    utterance_index: int
+    def __init__(self, audio_offset_s: _Optional[float] = ..., utterance_index: _Optional[int] = ...) -> None: ...
 
 class WakeWordDetected(_message.Message):
     __slots__ = ("model", "score", "audio_offset_s", "utterance_index")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -30,12 +32,33 @@ class SttSettings(ServiceSettings):
     beam_size: int = Field(1, ge=1, le=10, description="Beam width; 1 is greedy and fastest.")
     language: str = Field("en", description="Default language; a stream's language_code overrides it.")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability that starts speech.")
-    min_silence_ms: int = Field(500, ge=32, description="Silence that ends an utterance.")
+    min_silence_ms: int = Field(
+        500, ge=32, description="Silence that ends an utterance in fixed endpointing."
+    )
+    endpointing: Literal["semantic", "fixed"] = Field(
+        "semantic",
+        description="Default end of turn: 'semantic' judges each pause (Smart Turn and the transcript) "
+        "and waits when the speaker is not done; 'fixed' ends every turn after min_silence_ms.",
+    )
+    turn_model: bool = Field(
+        True,
+        description="Load Smart Turn v3.2 (its ONNX file from the pipecat-ai wheel, installed --no-deps) "
+        "for semantic endpointing; off, only fixed endpointing is served.",
+    )
+    turn_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Smart Turn probability at or over which a pause ends the turn."
+    )
+    max_wait_ms: int = Field(
+        1500, ge=300, le=10_000, description="Semantic: silence waited after a pause judged unfinished."
+    )
     min_speech_ms: int = Field(
         200, ge=32, le=2000, description="Voiced audio before a sound counts as speech (and can barge in)."
     )
     speculate_after_ms: int = Field(
-        64, ge=32, description="Pause after which the utterance is decoded as if it had ended."
+        200,
+        ge=32,
+        description="Pause after which the utterance is decoded as if it had ended (and, in semantic "
+        "mode, judged); never less than speech_pad_ms, so the decode hears what the final would.",
     )
     speech_pad_ms: int = Field(200, ge=0, description="Audio kept around each utterance.")
     max_utterance_s: float = Field(30.0, gt=1, description="Longest utterance before it is cut.")

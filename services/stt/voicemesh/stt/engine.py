@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -13,14 +13,25 @@ from voicemesh.common.errors import FailedPrecondition, InvalidRequest
 from voicemesh.common.samples import PcmNormalizer
 from voicemesh.listening.gate import Gate, GateConfig
 from voicemesh.listening.segmenter import Segmenter, SegmenterConfig, Utterance
+from voicemesh.listening.turn import TurnModel
 from voicemesh.listening.vad import SileroVad
 from voicemesh.listening.wakeword import WakeWordModels
+from voicemesh.stt.endpointing import Mode, Semantic
 from voicemesh.stt.events import RecognitionEvent, StreamOptions
 from voicemesh.stt.recognizer import WhisperRecognizer
 from voicemesh.stt.speaker import SpeakerEncoder
 from voicemesh.stt.stream import Decoding, RecognitionStream
 
 MIN_ENROLL_SPEECH_S = 1.0
+
+
+@dataclass(frozen=True)
+class TurnEnding:
+    """The process's default endpointing, each part of which a stream may override."""
+
+    mode: Mode = Mode.SEMANTIC
+    threshold: float = 0.5  # Smart Turn probability that ends a turn
+    max_wait_ms: int = 1500  # silence after a pause judged unfinished
 
 
 class SpeechRecognizer:
@@ -39,9 +50,15 @@ class SpeechRecognizer:
         partial_interval_ms: int = 500,
         speculate_after_ms: int = 64,
         speaker: SpeakerEncoder | None = None,
+        turn_model: TurnModel | None = None,
+        turn_ending: TurnEnding | None = None,
     ) -> None:
+        """Without ``turn_model``, semantic endpointing is refused and fixed silence is the default."""
         self._vad = vad
         self._segmenter_config = segmenter or SegmenterConfig()
+        self._turn_ending = turn_ending or TurnEnding(Mode.SEMANTIC if turn_model else Mode.FIXED)
+        if self._turn_ending.mode is Mode.SEMANTIC and turn_model is None:
+            raise ValueError("semantic endpointing by default needs the turn model")
         self._wake_words = wake_words
         self._wake_threshold = wake_threshold
         self._wake_patience = wake_patience
@@ -51,11 +68,17 @@ class SpeechRecognizer:
             # VAD frames are short; their own pool keeps them flowing while Whisper is busy.
             BlockingPool(max(2, workers), "vad"),
             partial_interval=partial_interval_ms * MODEL_RATE_HZ // 1000,
-            speculate_after=speculate_after_ms * MODEL_RATE_HZ // 1000,
+            # Never before the pad: a pause decoded sooner would lack the end the final keeps.
+            speculate_after=max(speculate_after_ms, self._segmenter_config.speech_pad_ms)
+            * MODEL_RATE_HZ
+            // 1000,
             speaker=speaker,
             # Its own worker: a voice is scored while Whisper decodes, never queued behind it.
             speaker_pool=BlockingPool(1, "speaker") if speaker is not None else None,
             pad=self._segmenter_config.speech_pad_ms * MODEL_RATE_HZ // 1000,
+            turn_model=turn_model,
+            # Its own worker, like the speaker check: a pause is judged while Whisper decodes it.
+            turn_pool=BlockingPool(1, "turn") if turn_model is not None else None,
         )
 
     @property
@@ -87,11 +110,24 @@ class SpeechRecognizer:
         audio = np.concatenate([u.audio for u in speech])
         return await pool.run(encoder.embed, audio), voiced_s
 
-    def _listener(self, options: StreamOptions) -> Segmenter | Gate:
+    def _semantic(self, options: StreamOptions) -> Semantic | None:
+        if (options.mode or self._turn_ending.mode) is Mode.FIXED:
+            return None
+        if self._decoding.turn_model is None:
+            raise FailedPrecondition(
+                "this STT service has no turn model loaded (turn_model is off); use endpointing mode FIXED"
+            )
+        return Semantic(options.turn_threshold or self._turn_ending.threshold)
+
+    def _listener(self, options: StreamOptions, semantic: Semantic | None) -> Segmenter | Gate:
         """A plain segmenter, or a gate that opens on the wake word (checked before any audio)."""
+        if semantic is None:
+            silence = options.min_silence_ms or self._segmenter_config.min_silence_ms
+        else:  # silence ends the turn only once a pause judged unfinished has waited this long
+            silence = options.max_wait_ms or self._turn_ending.max_wait_ms
         segmenting = replace(
             self._segmenter_config,
-            min_silence_ms=options.min_silence_ms or self._segmenter_config.min_silence_ms,
+            min_silence_ms=silence,
             min_speech_ms=options.min_speech_ms or self._segmenter_config.min_speech_ms,
             max_utterance_s=options.max_utterance_s or self._segmenter_config.max_utterance_s,
         )
@@ -117,10 +153,13 @@ class SpeechRecognizer:
 
     def stream(self, fmt: PcmFormat, options: StreamOptions | None = None) -> RecognitionStream:
         options = options or StreamOptions()
-        return RecognitionStream(self._decoding, self._listener(options), PcmNormalizer(fmt), options)
+        semantic = self._semantic(options)
+        listener = self._listener(options, semantic)
+        return RecognitionStream(self._decoding, listener, PcmNormalizer(fmt), options, semantic)
 
     def close(self) -> None:
         self._decoding.whisper.shutdown()
         self._decoding.vad.shutdown()
-        if self._decoding.speaker_pool is not None:
-            self._decoding.speaker_pool.shutdown()
+        for pool in (self._decoding.speaker_pool, self._decoding.turn_pool):
+            if pool is not None:
+                pool.shutdown()

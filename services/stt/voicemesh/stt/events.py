@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voicemesh.stt.endpointing import Mode
 from voicemesh.stt.recognizer import Transcript
 from voicemesh.stt.speaker import SpeakerScore
 
@@ -54,6 +55,14 @@ class SpeechEnded:
 
 
 @dataclass(frozen=True)
+class SpeechResumed:
+    """Speech went on after a pause whose speculative result was sent: that result is stale."""
+
+    index: int
+    offset_s: float
+
+
+@dataclass(frozen=True)
 class WakeWordHeard:
     index: int  # of the utterance it opens
     model: str
@@ -89,8 +98,18 @@ class StreamOptions:
     min_speech_ms: int = 0
     max_utterance_s: float = 0.0
     speaker: SpeakerOptions | None = None
+    mode: Mode | None = None  # None: the process's default
+    turn_threshold: float = 0.0
+    max_wait_ms: int = 0
+    vocabulary: tuple[str, ...] = ()  # phrases Whisper is prompted with
 
 
 RecognitionEvent = (
-    SpeechStarted | PartialTranscript | SpeculativeTranscript | FinalTranscript | SpeechEnded | WakeWordHeard
+    SpeechStarted
+    | PartialTranscript
+    | SpeculativeTranscript
+    | FinalTranscript
+    | SpeechEnded
+    | SpeechResumed
+    | WakeWordHeard
 )

@@ -63,6 +63,11 @@ class Transcript:
         return float(np.mean([w.confidence for w in self.words])) if self.words else 0.0
 
 
+def hotwords(vocabulary: tuple[str, ...]) -> str | None:
+    """The phrases as Whisper's prompt text: the words it has "just heard" before the audio."""
+    return ", ".join(vocabulary) if vocabulary else None
+
+
 class WhisperRecognizer:
     """One loaded model, shared by every stream; thread-safe for concurrent transcriptions."""
 
@@ -98,7 +103,13 @@ class WhisperRecognizer:
         frames = max(self._min_window, math.ceil(speech / FRAMES_PER_S) * FRAMES_PER_S)
         _FittedWhisper.window.frames = min(frames, FULL_WINDOW_FRAMES)
 
-    def transcribe(self, audio: np.ndarray, offset_s: float = 0.0, language: str | None = None) -> Transcript:
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        offset_s: float = 0.0,
+        language: str | None = None,
+        vocabulary: tuple[str, ...] = (),
+    ) -> Transcript:
         """Blocking: transcribe 16 kHz mono float32 audio. Word times are shifted by ``offset_s``."""
         self._fit_window(audio)
         segments, _ = self._model.transcribe(
@@ -108,6 +119,11 @@ class WhisperRecognizer:
             word_timestamps=True,
             vad_filter=False,  # the segmenter already cut the speech out
             condition_on_previous_text=False,
+            # Greedy and only greedy: the fallback samples at rising temperatures, so the same audio
+            # could come out as different words, and a speculative decode would not stand for the
+            # final one.
+            temperature=0.0,
+            hotwords=hotwords(vocabulary),
         )
         words = tuple(
             Word(w.word.strip(), offset_s + w.start, offset_s + w.end, w.probability)
@@ -116,7 +132,9 @@ class WhisperRecognizer:
         )
         return Transcript(" ".join(w.text for w in words if w.text), words)
 
-    def draft(self, audio: np.ndarray, language: str | None = None) -> list[str]:
+    def draft(
+        self, audio: np.ndarray, language: str | None = None, vocabulary: tuple[str, ...] = ()
+    ) -> list[str]:
         """Blocking: a quick decode for a partial result, words only (no timing alignment)."""
         self._fit_window(audio)
         segments, _ = self._model.transcribe(
@@ -127,5 +145,7 @@ class WhisperRecognizer:
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,
+            temperature=0.0,
+            hotwords=hotwords(vocabulary),
         )
         return " ".join(segment.text for segment in segments).split()

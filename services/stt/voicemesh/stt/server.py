@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from voicemesh.common.components import STT
 from voicemesh.listening.segmenter import SegmenterConfig
+from voicemesh.listening.turn import TurnModel
 from voicemesh.listening.vad import SileroVad
 from voicemesh.listening.wakeword import WakeWordModels
 from voicemesh.rpc.host import ServiceHost, serve_until_signalled, service_host
 from voicemesh.rpc.process import run_process
 from voicemesh.stt.config import SttSettings
-from voicemesh.stt.engine import SpeechRecognizer
+from voicemesh.stt.endpointing import Mode
+from voicemesh.stt.engine import SpeechRecognizer, TurnEnding
 from voicemesh.stt.recognizer import WhisperRecognizer
 from voicemesh.stt.servicer import SpeechToTextServicer
 from voicemesh.stt.speaker import SpeakerEncoder
@@ -45,6 +47,8 @@ def build_engine(settings: SttSettings) -> SpeechRecognizer:
         partial_interval_ms=settings.partial_interval_ms,
         speculate_after_ms=settings.speculate_after_ms,
         speaker=SpeakerEncoder() if settings.speaker_model else None,
+        turn_model=TurnModel() if settings.turn_model else None,
+        turn_ending=TurnEnding(Mode(settings.endpointing), settings.turn_threshold, settings.max_wait_ms),
     )
 
 

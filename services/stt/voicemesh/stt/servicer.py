@@ -13,6 +13,7 @@ from voicemesh.common.logs import request_id_var
 from voicemesh.common.streams import split_config
 from voicemesh.rpc.convert import audio_format
 from voicemesh.rpc.handler import Context, rpc_handler
+from voicemesh.stt.endpointing import Mode
 from voicemesh.stt.engine import SpeechRecognizer
 from voicemesh.stt.events import (
     PartialTranscript,
@@ -20,6 +21,7 @@ from voicemesh.stt.events import (
     SpeakerOptions,
     SpeculativeTranscript,
     SpeechEnded,
+    SpeechResumed,
     SpeechStarted,
     StreamOptions,
     WakeOptions,
@@ -30,6 +32,12 @@ from voicemesh.v1 import speech_to_text_pb2 as pb
 from voicemesh.v1 import speech_to_text_pb2_grpc as pb_grpc
 
 MAX_VOICE_SAMPLE_S = 30
+MAX_PHRASES, MAX_PHRASE_CHARS, MAX_VOCABULARY_CHARS = 50, 50, 500
+_MODES = {
+    pb.ENDPOINTING_MODE_UNSPECIFIED: None,
+    pb.ENDPOINTING_MODE_FIXED: Mode.FIXED,
+    pb.ENDPOINTING_MODE_SEMANTIC: Mode.SEMANTIC,
+}
 _VERDICTS = {
     Verdict.MATCH: pb.SPEAKER_VERDICT_MATCH,
     Verdict.NO_MATCH: pb.SPEAKER_VERDICT_NO_MATCH,
@@ -89,6 +97,9 @@ class SpeechToTextServicer(pb_grpc.SpeechToTextServiceServicer):
         if isinstance(event, SpeechEnded):
             ended = pb.SpeechEnded(audio_offset_s=event.offset_s, utterance_index=event.index)
             return pb.StreamingRecognizeResponse(request_id=request_id, speech_ended=ended)
+        if isinstance(event, SpeechResumed):
+            resumed = pb.SpeechResumed(audio_offset_s=event.offset_s, utterance_index=event.index)
+            return pb.StreamingRecognizeResponse(request_id=request_id, speech_resumed=resumed)
         if isinstance(event, WakeWordHeard):
             heard = pb.WakeWordDetected(
                 model=event.model,
@@ -148,6 +159,18 @@ def stream_options(config: pb.RecognitionConfig) -> StreamOptions:
         raise InvalidRequest(
             f"endpointing.max_utterance_s {longest:g} is out of range; use 1 to 60, or 0 for the default"
         )
+    if endpointing.mode not in _MODES:
+        raise InvalidRequest(f"endpointing.mode {endpointing.mode} is not one of FIXED or SEMANTIC")
+    threshold, wait = endpointing.turn_threshold, endpointing.max_wait_ms
+    if threshold and not 0 < threshold < 1:
+        raise InvalidRequest(
+            f"endpointing.turn_threshold {threshold:g} is out of range; "
+            "use 0 < threshold < 1, or 0 for the default"
+        )
+    if wait and not 300 <= wait <= 10_000:
+        raise InvalidRequest(
+            f"endpointing.max_wait_ms {wait} is out of range; use 300 to 10000, or 0 for the default"
+        )
     return StreamOptions(
         language=config.language_code or None,
         wake=wake_options(config.wake_word) if config.HasField("wake_word") else None,
@@ -156,7 +179,30 @@ def stream_options(config: pb.RecognitionConfig) -> StreamOptions:
         min_silence_ms=silence,
         min_speech_ms=speech,
         max_utterance_s=longest,
+        mode=_MODES[endpointing.mode],
+        turn_threshold=threshold,
+        max_wait_ms=wait,
+        vocabulary=vocabulary(config.vocabulary),
     )
+
+
+def vocabulary(config: pb.Vocabulary) -> tuple[str, ...]:
+    phrases = tuple(" ".join(phrase.split()) for phrase in config.phrases)
+    if len(phrases) > MAX_PHRASES:
+        raise InvalidRequest(f"vocabulary has {len(phrases)} phrases; send at most {MAX_PHRASES}")
+    for phrase in phrases:
+        if not phrase:
+            raise InvalidRequest("vocabulary.phrases holds an empty phrase")
+        if len(phrase) > MAX_PHRASE_CHARS or not phrase.isprintable():
+            raise InvalidRequest(
+                f"vocabulary phrase {phrase[:MAX_PHRASE_CHARS]!r}… is not a phrase of at most "
+                f"{MAX_PHRASE_CHARS} printable characters"
+            )
+    if sum(map(len, phrases)) > MAX_VOCABULARY_CHARS:
+        raise InvalidRequest(
+            f"vocabulary is over {MAX_VOCABULARY_CHARS} characters in all; send fewer phrases"
+        )
+    return phrases
 
 
 def wake_options(config: pb.WakeWordConfig) -> WakeOptions:

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from voicemesh.common.audio import MODEL_RATE_HZ
+from voicemesh.listening.mel import HOP, mel_power
 from voicemesh.stt.checkpoint import load_state
 
 CARRIER = "resemblyzer"
 WINDOW_FRAMES = 160  # 1.6 s of 10 ms frames: what the encoder was trained on
-FRAME_SAMPLES = MODEL_RATE_HZ // 100
-N_FFT = MODEL_RATE_HZ * 25 // 1000
+FRAME_SAMPLES = HOP
 N_MELS = 40
 RATE = 1.3  # windows per second
 MIN_COVERAGE = 0.75  # a last window with less audio than this is dropped (unless it is the only one)
@@ -62,34 +62,6 @@ def model_name() -> str:
     return f"{CARRIER}-{importlib.metadata.version(CARRIER)}"
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
-    """Slaney's scale, librosa's default: linear to 1 kHz, logarithmic above."""
-    linear = hz / (200.0 / 3)
-    log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(hz >= 1000.0, log_part, linear)
-
-
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    linear = mel * (200.0 / 3)
-    log_part = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
-    return np.where(mel >= 15.0, log_part, linear)
-
-
-def mel_filters() -> np.ndarray:
-    """librosa.filters.mel(sr=16000, n_fft=400, n_mels=40): Slaney-normalised triangles, (40, 201)."""
-    fft_hz = np.linspace(0, MODEL_RATE_HZ / 2, 1 + N_FFT // 2)
-    edges = _mel_to_hz(
-        np.linspace(_hz_to_mel(np.array(0.0)), _hz_to_mel(np.array(MODEL_RATE_HZ / 2)), N_MELS + 2)
-    )
-    widths = np.diff(edges)
-    ramps = edges[:, None] - fft_hz[None, :]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
-    return weights.astype(np.float32)
-
-
 class SpeakerEncoder:
     """Utterance audio (16 kHz float32) in, a 256-d voice embedding out. Thread-safe: no state."""
 
@@ -104,20 +76,12 @@ class SpeakerEncoder:
             for n in range(3)
         ]
         self._linear = (state["linear.weight"].T.copy(), state["linear.bias"])
-        self._filters = mel_filters()
-        self._window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
         self.dimensions = self._linear[1].size
 
-    def mel(self, audio: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def mel(audio: np.ndarray) -> np.ndarray:
         """Power mel spectrogram, (frames, 40), frames centred every 10 ms as librosa makes them."""
-        padded = np.pad(audio, N_FFT // 2)
-        count = 1 + (padded.size - N_FFT) // FRAME_SAMPLES
-        frames = np.lib.stride_tricks.as_strided(
-            padded, (count, N_FFT), (padded.strides[0] * FRAME_SAMPLES, padded.strides[0])
-        )
-        power = np.abs(np.fft.rfft(frames * self._window, axis=1)) ** 2
-        mels: np.ndarray = (power @ self._filters.T).astype(np.float32)
-        return mels
+        return mel_power(audio, N_MELS)
 
     def _forward(self, windows: np.ndarray) -> np.ndarray:
         """(batch, 160, 40) mel windows → (batch, 256) L2-normalised embeddings."""

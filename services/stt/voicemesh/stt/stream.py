@@ -6,7 +6,13 @@ draft at a time; a busy pool skips a draft rather than queue it), and the words 
 row agree on are committed. Once a pause reaches ``speculate_after`` samples, the utterance is
 decoded as if the pause were its end; if the endpoint follows with no more speech, that decode is
 the final result, so the final comes out at the endpoint instead of a decode later. With
-``speculative_results`` it is also sent at once, as a speculative partial.
+``speculative_results`` it is also sent at once, as a speculative partial; if the speaker then goes
+on, the decode is cancelled and a ``SpeechResumed`` says the partial is stale. The pause decode
+waits for ``speech_pad_ms`` of silence, so it hears exactly the audio the final would.
+
+In semantic mode the same pause is judged (``endpointing.judge``): Smart Turn on its own worker
+while Whisper decodes, then the transcript. A turn judged finished ends there, a few hundred
+milliseconds before a fixed silence would end it; an unfinished one waits for more speech.
 
 A stream with a voice print scores each utterance's voice on its own pool while Whisper decodes the
 same audio, so the verdict comes with the transcript, not after it.
@@ -16,24 +22,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from voicemesh.common.audio import MODEL_RATE_HZ
 from voicemesh.common.blocking import BlockingPool
-from voicemesh.common.metrics import SPECULATIONS, STAGE_SECONDS
+from voicemesh.common.metrics import ENDPOINTS, SPECULATIONS, STAGE_SECONDS, TURN_JUDGEMENTS
 from voicemesh.common.samples import PcmNormalizer
 from voicemesh.listening.gate import Gate, GateEvent, Opened
 from voicemesh.listening.segmenter import Segmenter, SpeechStart, Utterance
+from voicemesh.listening.turn import TurnModel
+from voicemesh.listening.vad import FRAME_SAMPLES
 from voicemesh.stt.agreement import LocalAgreement
+from voicemesh.stt.endpointing import Semantic, judge
 from voicemesh.stt.events import (
     FinalTranscript,
     PartialTranscript,
     RecognitionEvent,
     SpeculativeTranscript,
     SpeechEnded,
+    SpeechResumed,
     SpeechStarted,
     StreamOptions,
     WakeWordHeard,
@@ -56,12 +66,15 @@ class Decoding:
     speaker: SpeakerEncoder | None = None  # None: this process checks no voices
     speaker_pool: BlockingPool | None = None
     pad: int = 0  # samples of audio kept before each utterance's speech
+    turn_model: TurnModel | None = None  # None: this process has no semantic endpointing
+    turn_pool: BlockingPool | None = None
 
 
 @dataclass
 class _Speculation:
     voiced_end: int  # samples of the utterance before the pause it was decoded in
     decode: asyncio.Future[Heard]
+    announced: bool = False  # sent as a speculative result
 
 
 class RecognitionStream:
@@ -71,11 +84,19 @@ class RecognitionStream:
         listener: Segmenter | Gate,
         normalizer: PcmNormalizer,
         options: StreamOptions,
+        semantic: Semantic | None = None,
     ) -> None:
+        """``semantic``: judge each pause (needs the process's turn model); None: fixed silence."""
+        assert semantic is None or decoding.turn_model is not None, "semantic endpointing needs the model"
         self._decoding = decoding
         self._listener = listener
         self._normalizer = normalizer
         self._options = options
+        self._semantic = semantic
+        self._mode = "fixed" if semantic is None else "semantic"
+        # A semantic stream hears its audio a frame at a time, so a pause is judged where it lies in
+        # the audio however fast the audio comes: a file is cut as a live speaker would be.
+        self._piece = FRAME_SAMPLES if semantic is not None else 0
         self._events: asyncio.Queue[RecognitionEvent | BaseException | None] = asyncio.Queue()
         # Utterances waiting for Whisper, at most a few: past that, segmenting (and so the caller's
         # upload) waits for transcription instead of memory growing.
@@ -117,18 +138,29 @@ class RecognitionStream:
         vad, listener = self._decoding.vad, self._listener
         push: Callable[[np.ndarray], Sequence[GateEvent]] = listener.push
         async for chunk in chunks:
-            samples = self._normalizer.push(chunk)
-            await self._route(await vad.run(push, samples))
-            if self._options.interim_results:
-                self._maybe_draft(group)
-            self._maybe_speculate()
+            for piece in self._pieces(self._normalizer.push(chunk)):
+                await self._route(await vad.run(push, piece))
+                self._maybe_resume()
+                if self._options.interim_results:
+                    self._maybe_draft(group)
+                speculation = self._maybe_speculate()
+                if speculation is not None and self._semantic is not None:
+                    await self._judge(speculation)
         tail = self._normalizer.flush()
         await self._route([*await vad.run(push, tail), *listener.flush()])
         await self._utterances.put(None)
 
+    def _pieces(self, samples: np.ndarray) -> Iterator[np.ndarray]:
+        if not self._piece:
+            yield samples
+            return
+        for start in range(0, samples.size, self._piece):
+            yield samples[start : start + self._piece]
+
     async def _route(self, heard: Sequence[GateEvent]) -> None:
         for event in heard:
             if isinstance(event, Utterance):
+                ENDPOINTS.labels(self._mode, event.ended_by).inc()
                 self._last_ended = event.index
                 # What partials kept for this utterance is of no use any more.
                 self._drafted.pop(event.index, None)
@@ -164,7 +196,10 @@ class RecognitionStream:
     async def _hear(self, audio: np.ndarray, start_s: float, voiced: int) -> Heard:
         """The transcript and the speaker check of the same audio, side by side."""
         decoding = self._decoding
-        decode = decoding.whisper.run(decoding.recognizer.transcribe, audio, start_s, self._options.language)
+        options = self._options
+        decode = decoding.whisper.run(
+            decoding.recognizer.transcribe, audio, start_s, options.language, options.vocabulary
+        )
         check = self._options.speaker
         if check is None:
             return await decode, None
@@ -192,7 +227,10 @@ class RecognitionStream:
 
     async def _draft(self, index: int, start: int, audio: np.ndarray) -> None:
         decoding = self._decoding
-        words = await decoding.whisper.run(decoding.recognizer.draft, audio, self._options.language)
+        options = self._options
+        words = await decoding.whisper.run(
+            decoding.recognizer.draft, audio, options.language, options.vocabulary
+        )
         if index <= self._last_ended:
             return
         agreement = self._agreements.setdefault(index, LocalAgreement())
@@ -201,15 +239,31 @@ class RecognitionStream:
         end_s = start_s + audio.size / MODEL_RATE_HZ
         self._events.put_nowait(PartialTranscript(index, shown, list(agreement.committed), start_s, end_s))
 
-    def _maybe_speculate(self) -> None:
+    def _maybe_resume(self) -> None:
+        """The speaker went on after a pause: its decode is stale, and stops holding a worker."""
+        progress = self._listener.in_progress()
+        if progress is None or progress.pause:
+            return
+        known = self._speculations.get(progress.index)
+        if known is None or known.voiced_end == progress.voiced_end:
+            return
+        del self._speculations[progress.index]
+        known.decode.cancel()
+        SPECULATIONS.labels("wasted").inc()
+        if known.announced:
+            offset_s = (progress.start + progress.samples) / MODEL_RATE_HZ
+            self._events.put_nowait(SpeechResumed(progress.index, offset_s))
+
+    def _maybe_speculate(self) -> _Speculation | None:
+        """Decode the utterance in its pause, once per pause; returns a decode it has just started."""
         progress = self._listener.in_progress()
         if progress is None or progress.pause < self._decoding.speculate_after:
-            return
+            return None
         index, voiced_end = progress.index, progress.voiced_end
         known = self._speculations.get(index)
         if known is not None:
             if known.voiced_end == voiced_end:
-                return  # this pause is already being decoded
+                return None  # this pause is already being decoded
             known.decode.cancel()
             SPECULATIONS.labels("wasted").inc()
         audio = self._listener.as_if_ended()
@@ -220,6 +274,30 @@ class RecognitionStream:
         if self._options.speculative_results:
             end_s = start_s + audio.size / MODEL_RATE_HZ
             decode.add_done_callback(lambda done: self._announce(index, speculation, start_s, end_s))
+        return speculation
+
+    async def _judge(self, speculation: _Speculation) -> None:
+        """Semantic mode: end the turn in this pause if the speech sounds, and reads, finished.
+
+        The stream hears no more audio until the pause is judged (Smart Turn runs while Whisper
+        decodes the pause, and the judgement needs both), so the turn ends where the pause is.
+        """
+        decoding, semantic = self._decoding, self._semantic
+        assert decoding.turn_model is not None and decoding.turn_pool is not None and semantic is not None
+        started = time.monotonic()
+        audio = self._listener.speech_so_far()
+        probability = await decoding.turn_pool.run(decoding.turn_model.completion, audio)
+        STAGE_SECONDS.labels("stt.turn_model").observe(time.monotonic() - started)
+        await asyncio.wait([speculation.decode])
+        if speculation.decode.cancelled() or speculation.decode.exception() is not None:
+            return  # the speaker went on (or the decode failed, and the stream with it)
+        transcript, _ = speculation.decode.result()
+        judgement = judge(probability, transcript.text, semantic)
+        STAGE_SECONDS.labels("stt.turn_judgement").observe(time.monotonic() - started)
+        TURN_JUDGEMENTS.labels(judgement.reason).inc()
+        if judgement.complete:
+            await self._route(self._listener.end_turn())
+        # else: wait for more speech, or for the silence to run out
 
     def _announce(self, index: int, speculation: _Speculation, start_s: float, end_s: float) -> None:
         """Send a pause's decode as a speculative result, unless it is stale by the time it is done."""
@@ -236,4 +314,5 @@ class RecognitionStream:
         agreement = self._agreements.get(index)
         committed = list(agreement.committed) if agreement is not None else []
         transcript, speaker = done.result()
+        speculation.announced = True
         self._events.put_nowait(SpeculativeTranscript(index, transcript, committed, start_s, end_s, speaker))

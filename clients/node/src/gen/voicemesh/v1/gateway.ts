@@ -27,6 +27,7 @@ import {
   SpeakerVerification,
   SpeechEnded,
   SpeechStarted,
+  Vocabulary,
   WakeWordConfig,
   WakeWordDetected,
 } from "./speech_to_text";
@@ -96,7 +97,11 @@ export interface ConverseConfig {
    */
   userId: string;
   /** Grounding of the replies in the user's documents; on by default. */
-  retrieval?: RetrievalConfig | undefined;
+  retrieval?:
+    | RetrievalConfig
+    | undefined;
+  /** Words and phrases to expect in the user's speech (see RecognitionConfig.vocabulary). */
+  vocabulary?: Vocabulary | undefined;
 }
 
 /** One message of a Converse stream: the first carries config, the rest carry audio. */
@@ -563,6 +568,7 @@ function createBaseConverseConfig(): ConverseConfig {
     noBargeIn: false,
     userId: "",
     retrieval: undefined,
+    vocabulary: undefined,
   };
 }
 
@@ -597,6 +603,9 @@ export const ConverseConfig: MessageFns<ConverseConfig> = {
     }
     if (message.retrieval !== undefined) {
       RetrievalConfig.encode(message.retrieval, writer.uint32(82).fork()).join();
+    }
+    if (message.vocabulary !== undefined) {
+      Vocabulary.encode(message.vocabulary, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -694,6 +703,14 @@ export const ConverseConfig: MessageFns<ConverseConfig> = {
             message.retrieval = RetrievalConfig.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.vocabulary = Vocabulary.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -746,6 +763,7 @@ export const ConverseConfig: MessageFns<ConverseConfig> = {
         ? globalThis.String(object.user_id)
         : "",
       retrieval: isSet(object.retrieval) ? RetrievalConfig.fromJSON(object.retrieval) : undefined,
+      vocabulary: isSet(object.vocabulary) ? Vocabulary.fromJSON(object.vocabulary) : undefined,
     };
   },
 
@@ -781,6 +799,9 @@ export const ConverseConfig: MessageFns<ConverseConfig> = {
     if (message.retrieval !== undefined) {
       obj.retrieval = RetrievalConfig.toJSON(message.retrieval);
     }
+    if (message.vocabulary !== undefined) {
+      obj.vocabulary = Vocabulary.toJSON(message.vocabulary);
+    }
     return obj;
   },
 
@@ -808,6 +829,9 @@ export const ConverseConfig: MessageFns<ConverseConfig> = {
     message.userId = object.userId ?? "";
     message.retrieval = (object.retrieval !== undefined && object.retrieval !== null)
       ? RetrievalConfig.fromPartial(object.retrieval)
+      : undefined;
+    message.vocabulary = (object.vocabulary !== undefined && object.vocabulary !== null)
+      ? Vocabulary.fromPartial(object.vocabulary)
       : undefined;
     return message;
   },

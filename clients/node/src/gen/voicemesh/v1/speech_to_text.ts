@@ -76,6 +76,54 @@ export function speakerVerdictToJSON(object: SpeakerVerdict): string {
   }
 }
 
+/** How the end of a turn is decided. */
+export enum EndpointingMode {
+  /** ENDPOINTING_MODE_UNSPECIFIED - The service's default (semantic, unless the service is configured otherwise). */
+  ENDPOINTING_MODE_UNSPECIFIED = 0,
+  /** ENDPOINTING_MODE_FIXED - The turn ends after min_silence_ms of silence, whatever was said. */
+  ENDPOINTING_MODE_FIXED = 1,
+  /**
+   * ENDPOINTING_MODE_SEMANTIC - In each pause, the Smart Turn model (from the sound of the speech) and the transcript (a
+   * trailing "and", "for", "um" …) judge whether the speaker has finished. A finished turn ends
+   * in about 200 ms of silence plus the judgement; an unfinished one waits for more speech, up to
+   * max_wait_ms of silence.
+   */
+  ENDPOINTING_MODE_SEMANTIC = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function endpointingModeFromJSON(object: any): EndpointingMode {
+  switch (object) {
+    case 0:
+    case "ENDPOINTING_MODE_UNSPECIFIED":
+      return EndpointingMode.ENDPOINTING_MODE_UNSPECIFIED;
+    case 1:
+    case "ENDPOINTING_MODE_FIXED":
+      return EndpointingMode.ENDPOINTING_MODE_FIXED;
+    case 2:
+    case "ENDPOINTING_MODE_SEMANTIC":
+      return EndpointingMode.ENDPOINTING_MODE_SEMANTIC;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return EndpointingMode.UNRECOGNIZED;
+  }
+}
+
+export function endpointingModeToJSON(object: EndpointingMode): string {
+  switch (object) {
+    case EndpointingMode.ENDPOINTING_MODE_UNSPECIFIED:
+      return "ENDPOINTING_MODE_UNSPECIFIED";
+    case EndpointingMode.ENDPOINTING_MODE_FIXED:
+      return "ENDPOINTING_MODE_FIXED";
+    case EndpointingMode.ENDPOINTING_MODE_SEMANTIC:
+      return "ENDPOINTING_MODE_SEMANTIC";
+    case EndpointingMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Audio to make a voice print of. */
 export interface EmbedVoiceRequest {
   /** Format of audio. */
@@ -151,7 +199,23 @@ export interface RecognitionConfig {
    * Check each utterance's voice against this print; final and speculative results carry the
    * verdict (RecognitionResult.speaker). Unset: no check.
    */
-  speakerCheck?: SpeakerCheck | undefined;
+  speakerCheck?:
+    | SpeakerCheck
+    | undefined;
+  /**
+   * Words and phrases to expect (product names, jargon, people's names). Whisper is prompted with
+   * them, so it spells them as given and prefers them where the audio allows.
+   */
+  vocabulary?: Vocabulary | undefined;
+}
+
+/** Words a stream's speech is likely to contain. */
+export interface Vocabulary {
+  /**
+   * Up to 50 phrases of at most 50 characters each, 500 characters in all; e.g. "Zorblax",
+   * "Kubernetes", "Dr. Okonkwo".
+   */
+  phrases: string[];
 }
 
 /** When an utterance ends. */
@@ -166,6 +230,18 @@ export interface Endpointing {
    * either. 0 keeps the service's default (200).
    */
   minSpeechMs: number;
+  /** Fixed silence or semantic end of turn. */
+  mode: EndpointingMode;
+  /**
+   * Semantic: Smart Turn probability, 0 to 1, at or over which a pause ends the turn (unless the
+   * transcript is plainly unfinished). 0 keeps the service's default (0.5).
+   */
+  turnThreshold: number;
+  /**
+   * Semantic: the longest silence waited after a turn judged unfinished, 300 to 10000 ms. 0 keeps
+   * the service's default (1500).
+   */
+  maxWaitMs: number;
 }
 
 /** Which wake words to listen for, and how sure the detector must be. */
@@ -210,7 +286,18 @@ export interface StreamingRecognizeResponse {
     | //
     /** The wake word was heard; the utterance that follows will be transcribed. */
     { $case: "wakeWord"; value: WakeWordDetected }
+    | //
+    /** The speaker went on after a pause: a speculative result sent for that pause is stale. */
+    { $case: "speechResumed"; value: SpeechResumed }
     | undefined;
+}
+
+/** Speech went on after a pause that did not end the utterance. */
+export interface SpeechResumed {
+  /** Seconds from the start of the stream's audio to where speech went on. */
+  audioOffsetS: number;
+  /** Zero-based index of the utterance in this stream. */
+  utteranceIndex: number;
 }
 
 /** A wake word was heard. */
@@ -755,6 +842,7 @@ function createBaseRecognitionConfig(): RecognitionConfig {
     endpointing: undefined,
     speculativeResults: false,
     speakerCheck: undefined,
+    vocabulary: undefined,
   };
 }
 
@@ -783,6 +871,9 @@ export const RecognitionConfig: MessageFns<RecognitionConfig> = {
     }
     if (message.speakerCheck !== undefined) {
       SpeakerCheck.encode(message.speakerCheck, writer.uint32(66).fork()).join();
+    }
+    if (message.vocabulary !== undefined) {
+      Vocabulary.encode(message.vocabulary, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -864,6 +955,14 @@ export const RecognitionConfig: MessageFns<RecognitionConfig> = {
             message.speakerCheck = SpeakerCheck.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.vocabulary = Vocabulary.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -914,6 +1013,7 @@ export const RecognitionConfig: MessageFns<RecognitionConfig> = {
         : isSet(object.speaker_check)
         ? SpeakerCheck.fromJSON(object.speaker_check)
         : undefined,
+      vocabulary: isSet(object.vocabulary) ? Vocabulary.fromJSON(object.vocabulary) : undefined,
     };
   },
 
@@ -943,6 +1043,9 @@ export const RecognitionConfig: MessageFns<RecognitionConfig> = {
     if (message.speakerCheck !== undefined) {
       obj.speakerCheck = SpeakerCheck.toJSON(message.speakerCheck);
     }
+    if (message.vocabulary !== undefined) {
+      obj.vocabulary = Vocabulary.toJSON(message.vocabulary);
+    }
     return obj;
   },
 
@@ -967,12 +1070,84 @@ export const RecognitionConfig: MessageFns<RecognitionConfig> = {
     message.speakerCheck = (object.speakerCheck !== undefined && object.speakerCheck !== null)
       ? SpeakerCheck.fromPartial(object.speakerCheck)
       : undefined;
+    message.vocabulary = (object.vocabulary !== undefined && object.vocabulary !== null)
+      ? Vocabulary.fromPartial(object.vocabulary)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseVocabulary(): Vocabulary {
+  return { phrases: [] };
+}
+
+export const Vocabulary: MessageFns<Vocabulary> = {
+  encode(message: Vocabulary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.phrases) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Vocabulary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVocabulary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.phrases.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Vocabulary {
+    return {
+      phrases: globalThis.Array.isArray(object?.phrases) ? object.phrases.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: Vocabulary): unknown {
+    const obj: any = {};
+    if (message.phrases?.length) {
+      obj.phrases = message.phrases;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Vocabulary>, I>>(base?: I): Vocabulary {
+    return Vocabulary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Vocabulary>, I>>(object: I): Vocabulary {
+    const message = createBaseVocabulary();
+    message.phrases = object.phrases?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseEndpointing(): Endpointing {
-  return { minSilenceMs: 0, maxUtteranceS: 0, minSpeechMs: 0 };
+  return { minSilenceMs: 0, maxUtteranceS: 0, minSpeechMs: 0, mode: 0, turnThreshold: 0, maxWaitMs: 0 };
 }
 
 export const Endpointing: MessageFns<Endpointing> = {
@@ -985,6 +1160,15 @@ export const Endpointing: MessageFns<Endpointing> = {
     }
     if (message.minSpeechMs !== 0) {
       writer.uint32(24).int32(message.minSpeechMs);
+    }
+    if (message.mode !== 0) {
+      writer.uint32(32).int32(message.mode);
+    }
+    if (message.turnThreshold !== 0) {
+      writer.uint32(45).float(message.turnThreshold);
+    }
+    if (message.maxWaitMs !== 0) {
+      writer.uint32(48).int32(message.maxWaitMs);
     }
     return writer;
   },
@@ -1026,6 +1210,30 @@ export const Endpointing: MessageFns<Endpointing> = {
             message.minSpeechMs = reader.int32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.mode = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 45) {
+              break;
+            }
+
+            message.turnThreshold = reader.float();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxWaitMs = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1055,6 +1263,17 @@ export const Endpointing: MessageFns<Endpointing> = {
         : isSet(object.min_speech_ms)
         ? globalThis.Number(object.min_speech_ms)
         : 0,
+      mode: isSet(object.mode) ? endpointingModeFromJSON(object.mode) : 0,
+      turnThreshold: isSet(object.turnThreshold)
+        ? globalThis.Number(object.turnThreshold)
+        : isSet(object.turn_threshold)
+        ? globalThis.Number(object.turn_threshold)
+        : 0,
+      maxWaitMs: isSet(object.maxWaitMs)
+        ? globalThis.Number(object.maxWaitMs)
+        : isSet(object.max_wait_ms)
+        ? globalThis.Number(object.max_wait_ms)
+        : 0,
     };
   },
 
@@ -1069,6 +1288,15 @@ export const Endpointing: MessageFns<Endpointing> = {
     if (message.minSpeechMs !== 0) {
       obj.minSpeechMs = Math.round(message.minSpeechMs);
     }
+    if (message.mode !== 0) {
+      obj.mode = endpointingModeToJSON(message.mode);
+    }
+    if (message.turnThreshold !== 0) {
+      obj.turnThreshold = floatToJson(message.turnThreshold);
+    }
+    if (message.maxWaitMs !== 0) {
+      obj.maxWaitMs = Math.round(message.maxWaitMs);
+    }
     return obj;
   },
 
@@ -1080,6 +1308,9 @@ export const Endpointing: MessageFns<Endpointing> = {
     message.minSilenceMs = object.minSilenceMs ?? 0;
     message.maxUtteranceS = object.maxUtteranceS ?? 0;
     message.minSpeechMs = object.minSpeechMs ?? 0;
+    message.mode = object.mode ?? 0;
+    message.turnThreshold = object.turnThreshold ?? 0;
+    message.maxWaitMs = object.maxWaitMs ?? 0;
     return message;
   },
 };
@@ -1297,6 +1528,9 @@ export const StreamingRecognizeResponse: MessageFns<StreamingRecognizeResponse> 
       case "wakeWord":
         WakeWordDetected.encode(message.event.value, writer.uint32(42).fork()).join();
         break;
+      case "speechResumed":
+        SpeechResumed.encode(message.event.value, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1354,6 +1588,14 @@ export const StreamingRecognizeResponse: MessageFns<StreamingRecognizeResponse> 
             message.event = { $case: "wakeWord", value: WakeWordDetected.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.event = { $case: "speechResumed", value: SpeechResumed.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1387,6 +1629,10 @@ export const StreamingRecognizeResponse: MessageFns<StreamingRecognizeResponse> 
         ? { $case: "wakeWord", value: WakeWordDetected.fromJSON(object.wakeWord) }
         : isSet(object.wake_word)
         ? { $case: "wakeWord", value: WakeWordDetected.fromJSON(object.wake_word) }
+        : isSet(object.speechResumed)
+        ? { $case: "speechResumed", value: SpeechResumed.fromJSON(object.speechResumed) }
+        : isSet(object.speech_resumed)
+        ? { $case: "speechResumed", value: SpeechResumed.fromJSON(object.speech_resumed) }
         : undefined,
     };
   },
@@ -1404,6 +1650,8 @@ export const StreamingRecognizeResponse: MessageFns<StreamingRecognizeResponse> 
       obj.speechEnded = SpeechEnded.toJSON(message.event.value);
     } else if (message.event?.$case === "wakeWord") {
       obj.wakeWord = WakeWordDetected.toJSON(message.event.value);
+    } else if (message.event?.$case === "speechResumed") {
+      obj.speechResumed = SpeechResumed.toJSON(message.event.value);
     }
     return obj;
   },
@@ -1439,7 +1687,106 @@ export const StreamingRecognizeResponse: MessageFns<StreamingRecognizeResponse> 
         }
         break;
       }
+      case "speechResumed": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "speechResumed", value: SpeechResumed.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseSpeechResumed(): SpeechResumed {
+  return { audioOffsetS: 0, utteranceIndex: 0 };
+}
+
+export const SpeechResumed: MessageFns<SpeechResumed> = {
+  encode(message: SpeechResumed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.audioOffsetS !== 0) {
+      writer.uint32(13).float(message.audioOffsetS);
+    }
+    if (message.utteranceIndex !== 0) {
+      writer.uint32(16).int32(message.utteranceIndex);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeechResumed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeechResumed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 13) {
+              break;
+            }
+
+            message.audioOffsetS = reader.float();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.utteranceIndex = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SpeechResumed {
+    return {
+      audioOffsetS: isSet(object.audioOffsetS)
+        ? globalThis.Number(object.audioOffsetS)
+        : isSet(object.audio_offset_s)
+        ? globalThis.Number(object.audio_offset_s)
+        : 0,
+      utteranceIndex: isSet(object.utteranceIndex)
+        ? globalThis.Number(object.utteranceIndex)
+        : isSet(object.utterance_index)
+        ? globalThis.Number(object.utterance_index)
+        : 0,
+    };
+  },
+
+  toJSON(message: SpeechResumed): unknown {
+    const obj: any = {};
+    if (message.audioOffsetS !== 0) {
+      obj.audioOffsetS = floatToJson(message.audioOffsetS);
+    }
+    if (message.utteranceIndex !== 0) {
+      obj.utteranceIndex = Math.round(message.utteranceIndex);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SpeechResumed>, I>>(base?: I): SpeechResumed {
+    return SpeechResumed.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeechResumed>, I>>(object: I): SpeechResumed {
+    const message = createBaseSpeechResumed();
+    message.audioOffsetS = object.audioOffsetS ?? 0;
+    message.utteranceIndex = object.utteranceIndex ?? 0;
     return message;
   },
 };
