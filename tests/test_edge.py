@@ -65,7 +65,9 @@ async def recording_gateway() -> AsyncIterator[tuple[str, RecordingGateway]]:
 
 @pytest.fixture(scope="module")
 def edge_models() -> EdgeModels:
-    return EdgeModels(EdgeSettings.load())
+    # The recording gateway never ends a turn itself (a real one does, semantically), so here the
+    # edge's own silence ends each command: 700 ms, under the recording's 1.5 s gap.
+    return EdgeModels(EdgeSettings.load(end_silence_ms=700))
 
 
 @pytest.fixture
@@ -174,8 +176,9 @@ async def _aiter(chunks):  # type: ignore[no-untyped-def]
         await asyncio.sleep(0)
 
 
-def test_listen_cli_plays_a_file_through_the_edge_to_the_mesh(mesh, recording_wav, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """`voicemesh listen --file` at real-time pace: wake, the command's transcript, a spoken reply."""
+def test_listen_cli_plays_a_file_through_the_edge_to_the_mesh(mesh, recording_wav, wake_recording, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`voicemesh listen --file` at real-time pace: wake, the command's transcript, a spoken reply.
+    The server's end of turn ends the command: the edge does not wait out its own 2 s of silence."""
     out = subprocess.run(
         [
             sys.executable,
@@ -198,6 +201,9 @@ def test_listen_cli_plays_a_file_through_the_edge_to_the_mesh(mesh, recording_wa
     events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     edge = [e["edge"] for e in events if "edge" in e]
     assert edge == ["WakeHeard", "CommandSent"]
+    (sent,) = [e for e in events if e.get("edge") == "CommandSent"]
+    assert sent["reason"] == "end_of_speech"
+    assert sent["end_s"] < wake_recording.seconds(wake_recording.command_end) + 1.0
     transcripts = [e["transcript"]["transcript"] for e in events if "transcript" in e]
     assert [words(t) for t in transcripts] == ["what time is it"]
     assert any("reply_text_delta" in e for e in events)

@@ -16,7 +16,8 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from voicemesh.client.sdk import DEFAULT_TARGET, AsyncClient, wav_chunks
-from voicemesh.common.audio import WavAudio, read_wav, write_wav
+from voicemesh.common.audio import WavAudio, write_wav
+from voicemesh.common.audio_files import read_audio
 from voicemesh.common.components import BACKENDS, COMPONENTS, GATEWAY, MissingExtra, import_extra
 from voicemesh.common.errors import InvalidAudio, InvalidRequest
 from voicemesh.common.limits import MAX_DOCUMENT_BYTES
@@ -26,10 +27,16 @@ DEFAULT_USER = os.environ.get("VOICEMESH_USER") or getpass.getuser()
 
 DOCUMENT_SUFFIXES = {".txt", ".text", ".rst", ".md", ".markdown", ".html", ".htm", ".xhtml", ".pdf"}
 Event = Any  # gateway_pb2.ConverseResponse | gateway_pb2.AskResponse: same event fields
+Turn = tuple[int, int]
 
 
 class Printer:
-    """Prints events as a person reads them, or one JSON object per line for scripts."""
+    """Prints events as a person reads them, or one JSON object per line for scripts.
+
+    A person reads a turn at a time: its transcript, its reply and its timings. Turns overlap on
+    the wire (the next transcript can come while a reply is still streaming), so the lines of a
+    later turn wait until the turn being printed has ended, then follow in order.
+    """
 
     def __init__(self, as_json: bool, *, keep_audio: bool = False) -> None:
         """With ``keep_audio``, the reply audio is kept for ``save`` (one turn's, for talk and ask)."""
@@ -37,15 +44,22 @@ class Printer:
         self.keep_audio = keep_audio
         self.audio = bytearray()
         self.rate = 0
-        self._mid_reply = False
-        self._sources: list[str] = []
+        self.heard = False  # a transcript or a reply came
+        # Turns are keyed (stream, turn index): `listen` opens a stream per command.
+        self._live: Turn | None = None  # the turn whose lines print as they come
+        self._held: dict[Turn, list[str]] = {}  # later turns' lines, until the live one ends
+        self._ended: set[Turn] = set()
+        self._mid_reply: set[Turn] = set()  # turns whose reply line is still open
+        self._sources: dict[Turn, list[str]] = {}
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event, stream: int = 0) -> None:
         kind = event.WhichOneof("event")
         if kind == "reply_audio":
             if self.keep_audio:
                 self.audio += event.reply_audio.audio_content
             self.rate = event.reply_audio.sample_rate_hz
+        if kind in ("transcript", "route"):
+            self.heard = True
         if self.as_json:
             data = MessageToDict(event, preserving_proto_field_name=True)
             if kind == "reply_audio":  # base64 audio is noise in a terminal; say how much there is
@@ -54,38 +68,97 @@ class Printer:
                 audio.pop("audio_content", None)
             print(json.dumps(data), flush=True)
             return
+        turn = (stream, getattr(event, "turn_index", 0))  # an Ask has one turn
+        text = self._text(turn, kind, event)
+        if turn in self._ended:
+            if kind == "interrupted":  # after turn_done: its audio was still playing
+                self._write("  [reply interrupted]\n")
+            return
+        if self._live is None:
+            self._live = turn
+        if turn == self._live:
+            self._write(text)
+        else:
+            self._held.setdefault(turn, []).append(text)
+        if self._ends(kind, event):
+            self._ended.add(turn)
+            if turn == self._live:
+                self._next()
+
+    def finish(self) -> None:
+        """The stream is over: print what is still held, in turn order."""
+        for turn in sorted(self._held):
+            self._write("".join(self._held.pop(turn)))
+            if turn in self._mid_reply:
+                self._write("\n")
+        if self._live in self._mid_reply:
+            self._write("\n")
+        self._live = None
+
+    def _next(self) -> None:
+        self._live = None
+        while self._held:
+            turn = min(self._held)
+            self._write("".join(self._held.pop(turn)))
+            if turn not in self._ended:
+                self._live = turn
+                return
+
+    @staticmethod
+    def _write(text: str) -> None:
+        if text:
+            print(text, end="", flush=True)
+
+    @staticmethod
+    def _ends(kind: str | None, event: Event) -> bool:
+        """Whether nothing more of this turn is to be printed."""
+        if kind == "transcript":  # an empty final gets no reply
+            return bool(event.transcript.is_final and not event.transcript.transcript.strip())
+        return kind in ("turn_done", "turn_failed", "interrupted", "voice_not_verified")
+
+    def _text(self, turn: Turn, kind: str | None, event: Event) -> str:
+        """What one event adds to its turn's lines."""
+        close = "\n" if turn in self._mid_reply else ""
         if kind == "transcript":
+            result = event.transcript
+            if not result.is_final or not result.transcript.strip():
+                return ""
             voice = ""
-            if event.transcript.HasField("speaker"):
-                heard = event.transcript.speaker
+            if result.HasField("speaker"):
+                heard = result.speaker
                 verdict = speech_to_text_pb2.SpeakerVerdict.Name(heard.verdict).removeprefix(
                     "SPEAKER_VERDICT_"
                 )
                 voice = f"  [voice {verdict.lower().replace('_', ' ')} {heard.score:.2f}]"
-            print(f"you: {event.transcript.transcript}{voice}", flush=True)
-        elif kind == "voice_not_verified":
-            print(f"  ({event.voice_not_verified.message})", flush=True)
-        elif kind == "route":
-            print(f"assistant ({event.route.tier}, {event.route.model}): ", end="", flush=True)
-            self._mid_reply = True
-        elif kind == "reply_text_delta":
-            print(event.reply_text_delta, end="", flush=True)
-        elif kind == "citation":
+            return f"you: {result.transcript}{voice}\n"
+        if kind == "voice_not_verified":
+            return f"  ({event.voice_not_verified.message})\n"
+        if kind == "route":
+            self._mid_reply.add(turn)
+            return f"assistant ({event.route.tier}, {event.route.model}): "
+        if kind == "reply_text_delta":
+            return str(event.reply_text_delta)
+        if kind == "citation":
             c = event.citation
             where = " - ".join(part for part in (c.title, c.heading) if part)
-            self._sources.append(f"[{c.index}] {where} ({c.source})" if where else f"[{c.index}] {c.source}")
-        elif kind == "grounding_failed":
-            print(f"(answering without your documents: {event.grounding_failed.message})", flush=True)
-        elif kind == "interrupted":
-            print(" [interrupted]" if self._mid_reply else "[reply interrupted]", flush=True)
-            self._mid_reply = False
-        elif kind == "turn_done":
-            if self._mid_reply:
-                print(flush=True)
-                self._mid_reply = False
-            if self._sources:
-                print("  sources: " + "; ".join(self._sources), flush=True)
-                self._sources = []
+            source = f"[{c.index}] {where} ({c.source})" if where else f"[{c.index}] {c.source}"
+            self._sources.setdefault(turn, []).append(source)
+            return ""
+        if kind == "grounding_failed":
+            return f"(answering without your documents: {event.grounding_failed.message})\n"
+        if kind == "interrupted":
+            self._mid_reply.discard(turn)
+            return " [interrupted]\n" if close else "[reply interrupted]\n"
+        if kind == "turn_failed":
+            self._mid_reply.discard(turn)
+            failed = event.turn_failed
+            return f"{close}  (turn failed: {_status_name(failed.code)}: {failed.message})\n"
+        if kind == "turn_done":
+            self._mid_reply.discard(turn)
+            lines = close
+            sources = self._sources.pop(turn, [])
+            if sources:
+                lines += "  sources: " + "; ".join(sources) + "\n"
             t = event.turn_done.timings
             stages = [
                 ("transcript", t.final_transcript_ms),
@@ -93,7 +166,8 @@ class Printer:
                 ("first audio", t.first_audio_ms),
                 ("done", t.done_ms),
             ]
-            print("  (" + ", ".join(f"{name} {ms:.0f} ms" for name, ms in stages if ms) + ")", flush=True)
+            return lines + "  (" + ", ".join(f"{name} {ms:.0f} ms" for name, ms in stages if ms) + ")\n"
+        return ""
 
     def save(self, path: Path | None) -> None:
         if path is None:
@@ -107,15 +181,43 @@ class Printer:
 
 
 async def _consume(events: AsyncIterator[Event], printer: Printer) -> None:
-    async for event in events:
-        printer(event)
+    try:
+        async for event in events:
+            printer(event)
+    finally:
+        printer.finish()
+
+
+def _first_line(error: Exception) -> str:
+    return " ".join(line.strip() for line in str(error).splitlines()[:3])
+
+
+def _status_name(number: int) -> str:
+    """RESOURCE_EXHAUSTED for 8: a status as TurnFailed carries it, by name."""
+    return next((code.name for code in grpc.StatusCode if code.value[0] == number), f"status {number}")
+
+
+def _read(path: Path) -> WavAudio | None:
+    """The file's audio, or None once one line has said why it cannot be read."""
+    try:
+        return read_audio(path)
+    except (OSError, InvalidAudio) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"voicemesh: cannot read {path}: {reason}", file=sys.stderr)
+        return None
+
+
+def _writable(path: Path | None) -> bool:
+    """Whether a reply can be written there, checked before the turn runs, not after."""
+    if path is None or path.parent.is_dir():
+        return True
+    print(f"voicemesh: cannot write {path}: no folder {path.parent}", file=sys.stderr)
+    return False
 
 
 async def talk(args: argparse.Namespace) -> int:
-    try:
-        audio = read_wav(args.wav)
-    except (OSError, EOFError, InvalidAudio) as exc:
-        print(f"voicemesh: cannot read {args.wav}: {exc}", file=sys.stderr)
+    audio = _read(args.audio)
+    if audio is None or not _writable(args.out):
         return 2
     printer = Printer(args.json, keep_audio=args.out is not None)
     async with _client(args) as client:
@@ -129,13 +231,20 @@ async def talk(args: argparse.Namespace) -> int:
             user_id=args.user,
             retrieval=not args.no_documents,
             collection=args.collection,
+            endpointing=args.endpointing,
+            hotwords=args.hotword,
         )
         await _consume(events, printer)
     printer.save(args.out)
+    if not printer.heard:
+        print(f"voicemesh: no speech heard in {args.audio}", file=sys.stderr)
+        return 1
     return 0
 
 
 async def ask(args: argparse.Namespace) -> int:
+    if not _writable(args.out):
+        return 2
     printer = Printer(args.json, keep_audio=args.out is not None)
     async with _client(args) as client:
         events = client.ask(
@@ -159,18 +268,24 @@ async def listen(args: argparse.Namespace) -> int:
         overrides["wake_words"] = [w for w in args.wake_word if w]
     if args.threshold is not None:
         overrides["wake_threshold"] = args.threshold
-    settings = edge.EdgeSettings.load(**overrides)
     try:
-        if args.file is not None:
-            wav = read_wav(args.file)
-            rate, channels = wav.sample_rate_hz, wav.channels
-            source = edge.file_audio(args.file, realtime=not args.fast)
-        else:
+        settings = edge.EdgeSettings.load(**overrides)
+    except ValueError as exc:  # pydantic's ValidationError, and a settings file that is not TOML
+        print(f"voicemesh listen: bad edge settings: {_first_line(exc)}", file=sys.stderr)
+        return 2
+    if args.file is not None:
+        wav = _read(args.file)
+        if wav is None:
+            return 2
+        rate, channels = wav.sample_rate_hz, wav.channels
+        source = edge.file_audio(wav, realtime=not args.fast)
+    else:
+        try:
             rate, channels = 16_000, 1
             source = edge.microphone(sample_rate_hz=rate)
-    except (OSError, EOFError, InvalidAudio, edge.NoMicrophone) as exc:
-        print(f"voicemesh: {exc}", file=sys.stderr)
-        return 2
+        except edge.NoMicrophone as exc:
+            print(f"voicemesh: {exc}", file=sys.stderr)
+            return 2
 
     speaker = None
     if args.file is None and not args.quiet:
@@ -192,12 +307,13 @@ async def listen(args: argparse.Namespace) -> int:
             speak=bool(speaker or args.save_dir),
             voice=args.voice,
             user_id=args.user,
+            hotwords=args.hotword,
         )
         async for event in listener.listen(source, sample_rate_hz=rate, channels=channels):
             if not isinstance(event, edge.GatewayEvent):
                 _print_edge_event(event, args.json)
                 continue
-            printer(event.response)
+            printer(event.response, stream=event.command)
             if event.response.WhichOneof("event") == "interrupted" and speaker is not None:
                 speaker.stop()
             if event.response.WhichOneof("event") == "reply_audio":
@@ -290,11 +406,9 @@ async def voice(args: argparse.Namespace) -> int:
     recordings = []
     if args.voice_command == "enroll":
         for path in args.wavs:
-            try:
-                recordings.append(read_wav(path))
-            except (OSError, EOFError, InvalidAudio) as exc:
-                print(f"voicemesh: cannot read {path}: {exc}", file=sys.stderr)
+            if (recording := _read(path)) is None:
                 return 2
+            recordings.append(recording)
     async with _client(args) as client:
         if args.voice_command == "enroll":
             status = await client.enroll_voice(args.user_id, recordings, require_match=args.require_match)
@@ -500,12 +614,13 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=serve)
 
     for name, help_text in (
-        ("talk", "send a spoken question (WAV) and hear the answer"),
+        ("talk", "send a spoken question (an audio file) and hear the answer"),
         ("ask", "ask in text"),
     ):
         p = commands.add_parser(name, help=help_text)
         if name == "talk":
-            p.add_argument("wav", type=Path, help="16-bit PCM WAV file, any rate from 8 to 48 kHz")
+            p.add_argument("audio", type=Path, help="wav, mp3, m4a, ogg/opus or flac, any rate and channels")
+            _hearing_options(p)
         else:
             p.add_argument("text")
         p.add_argument("--out", type=Path, help="write the spoken reply to this WAV file")
@@ -523,8 +638,17 @@ def parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "listen", help="listen for the wake word on the microphone (or a WAV file) and converse"
     )
-    p.add_argument("--file", type=Path, help="play this WAV through the edge at real-time pace instead")
+    p.add_argument(
+        "--file", type=Path, help="play this audio file through the edge at real-time pace instead"
+    )
     p.add_argument("--fast", action="store_true", help="with --file: do not wait for real time")
+    p.add_argument(
+        "--hotword",
+        action="append",
+        default=[],
+        metavar="PHRASE",
+        help="a word or phrase to expect (repeat it)",
+    )
     p.add_argument(
         "--wake-word",
         action="append",
@@ -601,6 +725,23 @@ def parser() -> argparse.ArgumentParser:
     _user_option(p)
     p.set_defaults(run=documents)
     return root
+
+
+def _hearing_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--hotword",
+        action="append",
+        default=[],
+        metavar="PHRASE",
+        help="a word or phrase to expect, spelled as it should come out (repeat it for more)",
+    )
+    p.add_argument(
+        "--endpointing",
+        choices=["semantic", "fixed"],
+        default="",
+        help="end each turn when it sounds finished (semantic) or after a fixed silence (default: the "
+        "server's, semantic)",
+    )
 
 
 def _target_options(p: argparse.ArgumentParser) -> None:

@@ -4,7 +4,9 @@ Audio from a microphone or a file runs through a ``Gate`` (``voicemesh.listening
 while it listens. When the wake word is heard, a Converse stream opens with the ring's audio since
 the end of the wake phrase, carries the command live until local VAD hears it end, and half-closes;
 the gateway's transcript and reply come back on that stream while the edge is already listening for
-the next wake word. One stream per command: an idle open stream would hold a server slot for
+the next wake word. The server's end of turn (semantic by default: it waits out a breath
+mid-sentence) ends the command as soon as it comes; the edge's own ``end_silence_ms`` is only the
+longest it will wait. One stream per command: an idle open stream would hold a server slot for
 nothing, and opening one on a warm channel costs a round trip at most.
 """
 
@@ -13,16 +15,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import grpc
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from voicemesh.client.sdk import AsyncClient
-from voicemesh.common.audio import MODEL_RATE_HZ, PcmFormat, read_wav
+from voicemesh.common.audio import MODEL_RATE_HZ, PcmFormat, WavAudio
+from voicemesh.common.audio_files import read_audio
 from voicemesh.common.blocking import BlockingPool
 from voicemesh.common.config import Settings
 from voicemesh.common.errors import InvalidRequest
@@ -53,7 +57,18 @@ class EdgeSettings(Settings):
     )
     pre_roll_ms: int = Field(1000, ge=100, le=5000, description="Audio kept from before the trigger.")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability that counts as speech.")
-    end_silence_ms: int = Field(700, ge=100, description="Silence that ends a command.")
+    endpointing: Literal["semantic", "fixed"] = Field(
+        "semantic",
+        description="How the server ends a command's turn: 'semantic' judges each pause, 'fixed' ends "
+        "it after end_silence_ms of silence.",
+    )
+    end_silence_ms: int = Field(
+        2000,
+        ge=100,
+        le=10_000,
+        description="Silence that ends a command on the device, if the server has not ended it first; "
+        "in fixed endpointing, the server's silence too.",
+    )
     max_command_s: float = Field(15.0, gt=1, description="Longest command before it is cut.")
     no_speech_timeout_s: float = Field(
         3.0, gt=0, description="How long after the wake word to wait for the command to start."
@@ -127,6 +142,7 @@ class _Command:
     index: int
     start_s: float
     audio: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    ended_by_server: bool = False  # the server's end of turn came: the gate may close
 
 
 class Edge:
@@ -141,6 +157,7 @@ class Edge:
         voice: str = "",
         session_id: str = "",
         user_id: str = "",
+        hotwords: Sequence[str] = (),
     ) -> None:
         self._client = client
         self._user_id = user_id
@@ -148,6 +165,13 @@ class Edge:
         self._speak = speak
         self._voice = voice
         self.session_id = session_id or uuid.uuid4().hex
+        settings = models.settings
+        fixed = settings.endpointing == "fixed"
+        self._endpointing: dict[str, Any] = {
+            "endpointing": settings.endpointing,
+            "min_silence_ms": settings.end_silence_ms if fixed else 0,
+            "hotwords": tuple(hotwords),
+        }
 
     async def listen(
         self, audio: AsyncIterable[bytes], *, sample_rate_hz: int = MODEL_RATE_HZ, channels: int = 1
@@ -177,7 +201,10 @@ class Edge:
                     session_id=self.session_id,
                     user_id=self._user_id,
                     request_id=f"{self.session_id}.{command.index}",
+                    **self._endpointing,
                 ):
+                    if response.WhichOneof("event") == "speech_ended":
+                        command.ended_by_server = True
                     await events.put(GatewayEvent(command.index, response))
             except grpc.aio.AioRpcError as error:
                 await events.put(CommandFailed(command.index, error.code(), error.details() or ""))
@@ -208,6 +235,8 @@ class Edge:
         async def run() -> None:
             try:
                 async for chunk in audio:
+                    if current is not None and current.ended_by_server:
+                        handle(await pool.run(gate.end_turn))
                     handle(await pool.run(gate.push, normalizer.push(chunk)))
                 handle(await pool.run(gate.push, normalizer.flush()))
                 handle(gate.flush())
@@ -231,10 +260,11 @@ class Edge:
 
 
 async def file_audio(
-    path: str | Path, *, realtime: bool = True, chunk_ms: int = CHUNK_MS
+    source: str | Path | WavAudio, *, realtime: bool = True, chunk_ms: int = CHUNK_MS
 ) -> AsyncIterator[bytes]:
-    """A WAV file's PCM in ``chunk_ms`` chunks, paced like a microphone when ``realtime``."""
-    wav = read_wav(path)
+    """An audio file's PCM (any format ``read_audio`` reads) in ``chunk_ms`` chunks, paced like a
+    microphone when ``realtime``."""
+    wav = source if isinstance(source, WavAudio) else read_audio(source)
     step = wav.sample_rate_hz * chunk_ms // 1000 * 2 * wav.channels
     started = time.monotonic()
     for offset in range(0, len(wav.pcm), step):

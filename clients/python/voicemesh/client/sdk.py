@@ -21,6 +21,7 @@ from voicemesh.common.audio import WavAudio
 from voicemesh.common.calls import responses
 from voicemesh.common.components import GATEWAY
 from voicemesh.common.credentials import Credentials, open_channel
+from voicemesh.common.errors import InvalidRequest
 from voicemesh.common.limits import MAX_MESSAGE_BYTES
 from voicemesh.common.replies import ask_response
 from voicemesh.common.reply_cache import CachedReply, ReplyCache, cache_key, replay
@@ -56,6 +57,20 @@ def wav_chunks(audio: WavAudio, chunk_ms: int = CHUNK_MS) -> Iterator[bytes]:
     step = audio.sample_rate_hz * chunk_ms // 1000 * 2 * audio.channels
     for offset in range(0, len(audio.pcm), step):
         yield audio.pcm[offset : offset + step]
+
+
+ENDPOINTING_MODES = {
+    "": speech_to_text_pb2.ENDPOINTING_MODE_UNSPECIFIED,
+    "fixed": speech_to_text_pb2.ENDPOINTING_MODE_FIXED,
+    "semantic": speech_to_text_pb2.ENDPOINTING_MODE_SEMANTIC,
+}
+
+
+def endpointing_mode(name: str) -> speech_to_text_pb2.EndpointingMode:
+    try:
+        return ENDPOINTING_MODES[name]
+    except KeyError:
+        raise InvalidRequest(f"endpointing {name!r} is not 'semantic' or 'fixed'") from None
 
 
 def reply_config(speak: bool, voice: str, sample_rate_hz: int) -> gateway_pb2.ReplyConfig:
@@ -122,6 +137,9 @@ class AsyncClient:
         min_silence_ms: int = 0,
         min_speech_ms: int = 0,
         max_utterance_s: float = 0.0,
+        endpointing: str = "",
+        max_wait_ms: int = 0,
+        hotwords: Sequence[str] = (),
         barge_in: bool = True,
         retrieval: bool = True,
         collection: str = "",
@@ -129,16 +147,19 @@ class AsyncClient:
     ) -> AsyncIterator[gateway_pb2.ConverseResponse]:
         """Stream PCM s16le audio; yield transcripts, reply text and reply audio as they come.
 
-        ``wake_words`` (``[]`` for the server's default) asks the server to listen for a wake word
-        and drop everything before it: for a client that streams all its audio. The SDK's own edge
-        (``voicemesh.client.edge``) does that on the device instead. ``interim_results`` adds
-        partial transcripts while the user speaks; ``min_silence_ms``, ``min_speech_ms`` and
+        ``wake_words`` (``[]`` for the server's default) asks the server to listen for a wake word and
+        drop everything before it: for a client that streams all its audio. The SDK's own edge
+        (``voicemesh.client.edge``) does that on the device instead. ``interim_results`` adds partial
+        transcripts while the user speaks; ``min_silence_ms``, ``min_speech_ms`` and
         ``max_utterance_s`` tune what counts as speech and when an utterance ends (0 keeps the
-        server's defaults). With ``barge_in``, speech over a reply interrupts it: an ``interrupted``
-        event says to stop playing that turn's audio. With ``retrieval`` (the default) each reply
-        is grounded in the user's documents (their ``collection``, "default" if empty): ``citation``
-        events name the passages it was given. Unlike ``ask``, a failed stream is not retried: the
-        audio it consumed cannot be sent again.
+        server's defaults). ``endpointing`` is "semantic" (each pause is judged, and a speaker who is
+        not done is waited for, up to ``max_wait_ms`` of silence) or "fixed" (``min_silence_ms`` ends
+        every turn); empty keeps the server's default. ``hotwords`` are words and phrases to expect
+        (names, jargon), spelled as they should come out. With ``barge_in``, speech over a reply
+        interrupts it: an ``interrupted`` event says to stop playing that turn's audio. With
+        ``retrieval`` (the default) each reply is grounded in the user's documents (their
+        ``collection``, "default" if empty): ``citation`` events name the passages it was given.
+        Unlike ``ask``, a failed stream is not retried: the audio it consumed cannot be sent again.
         """
         wake = None
         if wake_words is not None:
@@ -154,8 +175,13 @@ class AsyncClient:
             wake_word=wake,
             interim_results=interim_results,
             endpointing=speech_to_text_pb2.Endpointing(
-                min_silence_ms=min_silence_ms, min_speech_ms=min_speech_ms, max_utterance_s=max_utterance_s
+                min_silence_ms=min_silence_ms,
+                min_speech_ms=min_speech_ms,
+                max_utterance_s=max_utterance_s,
+                mode=endpointing_mode(endpointing),
+                max_wait_ms=max_wait_ms,
             ),
+            vocabulary=speech_to_text_pb2.Vocabulary(phrases=hotwords) if hotwords else None,
             no_barge_in=not barge_in,
             retrieval=retrieval_config(retrieval, collection, retrieval_top_k),
         )
