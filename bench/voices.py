@@ -102,12 +102,14 @@ def _piper():  # type: ignore[no-untyped-def]
     return PiperVoice.load(bundled_voice()[1])
 
 
-def piper(text: str, length_scale: float = 1.0) -> np.ndarray:
-    """``text`` said by piper's joe, 16 kHz mono float32; ``length_scale`` slows or hurries him."""
+def piper(text: str, length_scale: float = 1.0, *, steady: bool = False) -> np.ndarray:
+    """``text`` said by piper's joe, 16 kHz mono float32; ``length_scale`` slows or hurries him.
+    Piper samples noise, so each call sounds a little different; ``steady`` turns that off."""
     from piper import SynthesisConfig
 
     voice = _piper()
-    config = SynthesisConfig(length_scale=length_scale, noise_scale=0.667, noise_w_scale=0.8)
+    noise = (0.0, 0.0) if steady else (0.667, 0.8)
+    config = SynthesisConfig(length_scale=length_scale, noise_scale=noise[0], noise_w_scale=noise[1])
     audio = np.concatenate([chunk.audio_float_array for chunk in voice.synthesize(text, config)])
     resampled: np.ndarray = soxr.resample(audio, voice.config.sample_rate, RATE_HZ).astype(np.float32)
     return resampled
@@ -116,3 +118,40 @@ def piper(text: str, length_scale: float = 1.0) -> np.ndarray:
 def say(text: str, speaker: str) -> np.ndarray:
     """``text`` said by ``speaker``: "piper" (joe) or an espeak-ng voice name."""
     return piper(text) if speaker == "piper" else espeak(text, speaker)
+
+
+def trimmed(audio: np.ndarray, floor: float = 0.01) -> np.ndarray:
+    """Without the silence before and after the speech."""
+    loud = np.nonzero(np.abs(audio) > floor)[0]
+    return audio[loud[0] : loud[-1] + 1] if loud.size else audio[:0]
+
+
+def quiet_runs(audio: np.ndarray, min_s: float = 0.1, floor: float = 0.02) -> list[tuple[int, int]]:
+    """(start, end) of each stretch of at least ``min_s`` under ``floor``, in 10 ms frames."""
+    frame = RATE_HZ // 100
+    peaks = np.abs(audio[: audio.size // frame * frame]).reshape(-1, frame).max(axis=1)
+    runs, start = [], None
+    for i, quiet in enumerate(np.append(peaks < floor, False)):
+        if quiet and start is None:
+            start = i
+        elif not quiet and start is not None:
+            if (i - start) * frame >= min_s * RATE_HZ:
+                runs.append((start * frame, i * frame))
+            start = None
+    return runs
+
+
+def with_pauses(speech: np.ndarray, pauses_s: tuple[float, ...]) -> np.ndarray:
+    """``speech`` (trimmed) with its longest quiet gaps, in order, stretched to ``pauses_s``: a
+    speaker breathing mid-sentence. Written with commas where the breaths go, a synthesiser's text
+    puts a gap there, with the rising pitch of a sentence that goes on. The gap's own audio stays
+    (the closure before a "p" is part of the word); silence is added in its middle."""
+    gaps = sorted(sorted(quiet_runs(speech), key=lambda run: run[0] - run[1])[: len(pauses_s)])
+    if len(gaps) < len(pauses_s):
+        raise ValueError(f"the speech has {len(gaps)} gaps, not the {len(pauses_s)} to stretch")
+    parts, cut = [], 0
+    for (start, end), pause in zip(gaps, pauses_s, strict=True):
+        middle = (start + end) // 2
+        parts += [speech[cut:middle], np.zeros(max(0, round(pause * RATE_HZ) - (end - start)), np.float32)]
+        cut = middle
+    return np.concatenate([*parts, speech[cut:]])

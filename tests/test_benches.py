@@ -34,10 +34,15 @@ def test_latency_bench(tmp_path: Path) -> None:
     report = run_bench(
         "latency.py",
         tmp_path / "latency.json",
-        *("--turns", "2", "--preemptive", "on", "--retrieval", "both", "--no-peers"),
+        *("--turns", "2", "--preemptive", "on", "--retrieval", "both", "--cache-hits", "1", "--no-peers"),
+        *("--endpointing", "both"),
     )
-    assert set(report["runs"]) == {"preemptive on, retrieval on", "preemptive on, retrieval off"}
-    assert "retrieval_costs_s" in report
+    assert set(report["runs"]) == {
+        f"{mode} endpointing, preemptive on, retrieval {retrieval}"
+        for mode in ("semantic", "fixed")
+        for retrieval in ("on", "off")
+    }
+    assert {"retrieval_costs_s", "semantic_saves_s", "cache_hits"} <= set(report)
 
 
 @pytest.mark.timeout(300)
@@ -105,3 +110,19 @@ def test_speaker_bench(tmp_path: Path) -> None:
     )
     assert report["separation"]["speakers"] == 3 and 0 <= report["separation"]["eer"] <= 1
     assert len(report["critical_path"]) == 2
+
+
+@pytest.mark.timeout(600)
+def test_wer_bench(tmp_path: Path) -> None:
+    report = run_bench(
+        "wer.py", tmp_path / "wer.json", *("--sentences", "1", "--recorded", "1", "--concurrency", "3")
+    )
+    rows = report["wer_percent"]
+    assert set(rows) == {"recorded", "clean", "noise", "pauses", "wake", "all"}
+    assert set(rows["all"]) == {
+        "direct (beam 5)",
+        "direct greedy",
+        "mesh semantic",
+        "mesh fixed",
+        "mesh edge",
+    }

@@ -176,7 +176,9 @@ async def _aiter(chunks):  # type: ignore[no-untyped-def]
         await asyncio.sleep(0)
 
 
-def test_listen_cli_plays_a_file_through_the_edge_to_the_mesh(mesh, recording_wav, wake_recording, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_listen_cli_plays_a_file_through_the_edge_to_the_mesh(
+    mesh, recording_wav, wake_recording, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     """`voicemesh listen --file` at real-time pace: wake, the command's transcript, a spoken reply.
     The server's end of turn ends the command: the edge does not wait out its own 2 s of silence."""
     out = subprocess.run(

@@ -101,7 +101,10 @@ async def test_endpointing_is_tuned_per_stream(stt_stream, speak_trimmed) -> Non
 
     fixed = pb.ENDPOINTING_MODE_FIXED
     assert await finals(pb.Endpointing(mode=fixed)) == ["open the window close the door"]  # 350 < 500 ms
-    assert await finals(pb.Endpointing(mode=fixed, min_silence_ms=200)) == ["open the window", "close the door"]
+    assert await finals(pb.Endpointing(mode=fixed, min_silence_ms=200)) == [
+        "open the window",
+        "close the door",
+    ]
     # Semantic (the default): two finished commands are two turns, 350 ms apart or not.
     assert await finals(pb.Endpointing()) == ["open the window", "close the door"]
 

@@ -104,6 +104,7 @@ class Gate:
         self._ring = SampleRing(_samples(cfg.pre_roll_ms) + _samples(80))
         self._segmenter: Segmenter | None = None
         self._opened_at = 0
+        self._closed_at = 0
         self._heard_speech = False
         self._utterances = 0
 
@@ -122,7 +123,9 @@ class Gate:
         cut, wake = self._trigger(samples, detections)
         if cut is None:
             return []
-        audio = self._ring.since(cut)
+        # Never before where the gate last closed: that audio went out with the previous utterance
+        # (a close the server asked for, mid-pause, is followed by speech within the pre-roll).
+        audio = self._ring.since(max(cut, self._closed_at))
         start = self._ring.end - audio.size
         self._segmenter = Segmenter(
             self._vad.stream(), self._config.segmenter, origin=start, first_index=self._utterances
@@ -188,6 +191,7 @@ class Gate:
 
     def _close(self, reason: str) -> Closed:
         self._segmenter = None
+        self._closed_at = self._ring.end
         if self._voice is not None:
             self._voice = self._voice_trigger(self._ring.end)
         return Closed(self._ring.end, reason)

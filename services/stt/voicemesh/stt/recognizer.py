@@ -5,18 +5,24 @@ from __future__ import annotations
 import math
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from faster_whisper import WhisperModel
+from faster_whisper.transcribe import get_compression_ratio
 
 FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
 FULL_WINDOW_FRAMES = 3000
 # Silence the encoder must still see after the speech: with less, Whisper loses track of where the
 # audio ends and repeats itself ("Stop. Stop. Stop. …").
 TRAILING_WINDOW_FRAMES = 500
+SAMPLE_RATE = 16_000
+MAX_NEW_TOKENS = 220  # faster-whisper's limit per window: half Whisper's 448-token context
+LOOPING_RATIO = 2.4  # gzip compression ratio over which Whisper itself calls a decode a loop
+LOOP_PENALTY = 1.2
+TRAILING_WORD_S = 0.15  # a word that begins this long after the speech ended was made up
 
 
 class _FittedWhisper(WhisperModel):
@@ -61,6 +67,21 @@ class Transcript:
     @property
     def confidence(self) -> float:
         return float(np.mean([w.confidence for w in self.words])) if self.words else 0.0
+
+
+def _runaway(text: str, words: tuple[Word, ...], seconds: float) -> bool:
+    """A decode caught in a loop: text gzip squeezes (Whisper's own test), more words than the
+    audio could hold (fast speech is 4-5 a second), or one word four times in a row."""
+    if get_compression_ratio(text) > LOOPING_RATIO or len(words) > 3 + 5 * seconds:
+        return True
+    said = [w.text.strip(" ,.!?").lower() for w in words]
+    return any(len(set(said[i : i + 4])) == 1 for i in range(len(said) - 3))
+
+
+def _token_budget(audio: np.ndarray) -> int:
+    """Tokens a decode of this audio may make: fast speech is 4-5 words a second, so this is room
+    for every word with its timestamps, and a decode that runs away stops early instead of at 448."""
+    return min(MAX_NEW_TOKENS, 24 + math.ceil(12 * audio.size / SAMPLE_RATE))
 
 
 def hotwords(vocabulary: tuple[str, ...]) -> str | None:
@@ -109,28 +130,58 @@ class WhisperRecognizer:
         offset_s: float = 0.0,
         language: str | None = None,
         vocabulary: tuple[str, ...] = (),
+        speech_end_s: float | None = None,
     ) -> Transcript:
-        """Blocking: transcribe 16 kHz mono float32 audio. Word times are shifted by ``offset_s``."""
+        """Blocking: transcribe 16 kHz mono float32 audio. Word times are shifted by ``offset_s``.
+        ``speech_end_s``: where the speech in ``audio`` ends, as the VAD heard it.
+
+        Decoding is greedy, and only greedy: faster-whisper's fallback samples at rising
+        temperatures, so the same audio could come out as different words from run to run. What
+        that fallback is for, a decode that runs away ("five five" heard as ten fives; "Call
+        Kwazimo. Call Kwazimo. …" after a hotword prompt), is decoded again here with a repetition
+        penalty, deterministically, and words that begin after the speech has ended are dropped.
+        """
         self._fit_window(audio)
-        segments, _ = self._model.transcribe(
-            audio,
-            language=language or self._language,
-            beam_size=self._beam_size,
-            word_timestamps=True,
-            vad_filter=False,  # the segmenter already cut the speech out
-            condition_on_previous_text=False,
-            # Greedy and only greedy: the fallback samples at rising temperatures, so the same audio
-            # could come out as different words, and a speculative decode would not stand for the
-            # final one.
-            temperature=0.0,
-            hotwords=hotwords(vocabulary),
+        text, words = self._decode(audio, offset_s, language, vocabulary, 1.0)
+        seconds = audio.size / SAMPLE_RATE
+        if _runaway(text, words, seconds):
+            text, words = self._decode(audio, offset_s, language, vocabulary, LOOP_PENALTY)
+            end = offset_s + (seconds if speech_end_s is None else speech_end_s) + TRAILING_WORD_S
+            words = tuple(w for w in words if w.start_s < end)
+            text = " ".join("".join(w.text for w in words).split())
+        return Transcript(text, tuple(replace(w, text=w.text.strip()) for w in words))
+
+    def _decode(
+        self,
+        audio: np.ndarray,
+        offset_s: float,
+        language: str | None,
+        vocabulary: tuple[str, ...],
+        repetition_penalty: float,
+    ) -> tuple[str, tuple[Word, ...]]:
+        """The text as Whisper wrote it (what WhisperModel.transcribe gives: "6:30", "o'clock"),
+        and its words with their times."""
+        segments = list(
+            self._model.transcribe(
+                audio,
+                language=language or self._language,
+                beam_size=self._beam_size,
+                word_timestamps=True,
+                vad_filter=False,  # the segmenter already cut the speech out
+                condition_on_previous_text=False,
+                temperature=0.0,
+                repetition_penalty=repetition_penalty,
+                max_new_tokens=_token_budget(audio),
+                hotwords=hotwords(vocabulary),
+            )[0]
         )
-        words = tuple(
-            Word(w.word.strip(), offset_s + w.start, offset_s + w.end, w.probability)
+        text = " ".join(segment.text.strip() for segment in segments if segment.text.strip())
+        words = tuple(  # as Whisper spaced them: " o" "'clock"
+            Word(w.word, offset_s + w.start, offset_s + w.end, w.probability)
             for segment in segments
             for w in segment.words or ()
         )
-        return Transcript(" ".join(w.text for w in words if w.text), words)
+        return text, words
 
     def draft(
         self, audio: np.ndarray, language: str | None = None, vocabulary: tuple[str, ...] = ()
@@ -146,6 +197,7 @@ class WhisperRecognizer:
             condition_on_previous_text=False,
             without_timestamps=True,
             temperature=0.0,
+            max_new_tokens=_token_budget(audio),
             hotwords=hotwords(vocabulary),
         )
         return " ".join(segment.text for segment in segments).split()

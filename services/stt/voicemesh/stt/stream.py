@@ -198,7 +198,12 @@ class RecognitionStream:
         decoding = self._decoding
         options = self._options
         decode = decoding.whisper.run(
-            decoding.recognizer.transcribe, audio, start_s, options.language, options.vocabulary
+            decoding.recognizer.transcribe,
+            audio,
+            start_s,
+            options.language,
+            options.vocabulary,
+            voiced / MODEL_RATE_HZ,
         )
         check = self._options.speaker
         if check is None:
