@@ -21,13 +21,13 @@ from voicemesh.client.cli import Printer
 from voicemesh.common.audio import WavAudio, write_wav
 from voicemesh.common.audio_files import read_audio
 from voicemesh.common.samples import float_to_pcm16
+from voicemesh.v1 import core_pb2, speech_to_text_pb2
 from voicemesh.v1 import gateway_pb2 as pb
-from voicemesh.v1 import speech_to_text_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from voices import piper, trimmed
 
-QUESTION = "What is the capital of France?"
+QUESTION = "How many legs does a spider have?"
 # (file name, encoder, rate, layout, container): what phones, recorders and exporters write.
 FORMATS = [
     ("question.mp3", "libmp3lame", 44_100, "stereo", None),
@@ -96,7 +96,7 @@ def test_every_format_gives_the_wavs_transcript_through_talk(mesh, files: dict[s
         events = [json.loads(line) for line in result.stdout.splitlines()]
         heard[name] = " ".join(e["transcript"]["transcript"] for e in events if "transcript" in e)
     expected = words(heard["question.wav"])
-    assert {"capital", "france"} <= set(expected), heard
+    assert {"legs", "spider"} <= set(expected), heard
     assert {name: words(text) for name, text in heard.items()} == dict.fromkeys(heard, expected)
 
 
@@ -147,7 +147,7 @@ def _event(turn: int, **field: object) -> pb.ConverseResponse:
 def test_a_turns_lines_stay_together_while_turns_overlap(capsys: pytest.CaptureFixture[str]) -> None:
     """The second transcript arrives while the first reply is still streaming: its lines wait."""
     final = speech_to_text_pb2.RecognitionResult
-    route = pb.RouteChosen(tier="local", model="m")
+    route = core_pb2.RouteChosen(tier="local", model="m")
     printer = Printer(as_json=False)
     for event in [
         _event(0, transcript=final(transcript="What is two and two?", is_final=True)),
@@ -189,7 +189,7 @@ def test_bad_edge_settings_are_one_line(files: dict[str, Path]) -> None:
         VOICEMESH_EDGE_END_SILENCE_MS="5",
     )
     assert result.returncode == 2
-    assert result.stderr.startswith(
-        "voicemesh listen: bad edge settings: 1 validation error for EdgeSettings"
+    assert result.stderr == (
+        "voicemesh listen: invalid configuration: VOICEMESH_EDGE_END_SILENCE_MS: "
+        "Input should be greater than or equal to 100\n"
     )
-    assert "end_silence_ms" in result.stderr and result.stderr.count("\n") == 1, result.stderr

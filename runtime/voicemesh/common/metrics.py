@@ -53,7 +53,8 @@ ENDPOINTS = Counter(
 TURN_JUDGEMENTS = Counter(
     "voicemesh_stt_turn_judgements",
     "Pauses judged in semantic mode, by verdict: 'sound_complete' ends the turn, "
-    "'words_unfinished' and 'sound_unfinished' wait for more speech.",
+    "'words_unfinished' and 'sound_unfinished' wait for more speech; a pause that sounded unfinished "
+    "is heard again at the fixed silence ('…_on_second_look').",
     ["reason"],
 )
 SPECULATIONS = Counter(

@@ -188,10 +188,6 @@ async def _consume(events: AsyncIterator[Event], printer: Printer) -> None:
         printer.finish()
 
 
-def _first_line(error: Exception) -> str:
-    return " ".join(line.strip() for line in str(error).splitlines()[:3])
-
-
 def _status_name(number: int) -> str:
     """RESOURCE_EXHAUSTED for 8: a status as TurnFailed carries it, by name."""
     return next((code.name for code in grpc.StatusCode if code.value[0] == number), f"status {number}")
@@ -268,11 +264,7 @@ async def listen(args: argparse.Namespace) -> int:
         overrides["wake_words"] = [w for w in args.wake_word if w]
     if args.threshold is not None:
         overrides["wake_threshold"] = args.threshold
-    try:
-        settings = edge.EdgeSettings.load(**overrides)
-    except ValueError as exc:  # pydantic's ValidationError, and a settings file that is not TOML
-        print(f"voicemesh listen: bad edge settings: {_first_line(exc)}", file=sys.stderr)
-        return 2
+    settings = edge.EdgeSettings.load(**overrides)  # a bad setting is one InvalidRequest line
     if args.file is not None:
         wav = _read(args.file)
         if wav is None:

@@ -29,7 +29,13 @@ class SttSettings(ServiceSettings):
         le=30,
         description="Shortest audio window Whisper encodes (30 = Whisper's fixed window, 4x slower).",
     )
-    beam_size: int = Field(1, ge=1, le=10, description="Beam width; 1 is greedy and fastest.")
+    beam_size: int = Field(
+        5,
+        ge=1,
+        le=10,
+        description="Beam width of final decodes (partials are greedy). 5, faster-whisper's own default: "
+        "bench/wer.py measured 15.8% WER against 20.7% greedy on its held-out set; 1 is fastest.",
+    )
     language: str = Field("en", description="Default language; a stream's language_code overrides it.")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability that starts speech.")
     min_silence_ms: int = Field(

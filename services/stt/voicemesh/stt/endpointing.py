@@ -4,7 +4,8 @@ Silence alone ends a turn too early for a person who breathes mid-sentence and t
 has plainly finished. In semantic mode each pause of ``speech_pad_ms`` is judged once: Smart Turn's
 probability from the audio, and the transcript decoded in that same pause. The words only veto:
 an utterance that stops on "and", "for", "the" or "um" (or on a comma) is unfinished whatever its
-intonation; otherwise the audio model decides. (A question mark settles nothing: Whisper tiny
+intonation; otherwise the audio model decides, and a pause that only sounded unfinished is heard
+once more when it is as long as a fixed endpoint's silence. (A question mark settles nothing: Whisper tiny
 puts one after a fragment as readily as it hears a "you?" in the silence after one.) A turn
 judged unfinished waits for more speech up to ``max_wait_ms`` of silence; if none comes, it ends
 there.
@@ -27,6 +28,7 @@ class Semantic:
     """A semantic stream's settings."""
 
     threshold: float  # Smart Turn probability at or over which a pause can end the turn
+    second_look_after: int  # samples of pause at which one that sounded unfinished is heard again
 
 
 # Words a finished English sentence does not end on: conjunctions, prepositions, articles,

@@ -117,7 +117,10 @@ class SpeechRecognizer:
             raise FailedPrecondition(
                 "this STT service has no turn model loaded (turn_model is off); use endpointing mode FIXED"
             )
-        return Semantic(options.turn_threshold or self._turn_ending.threshold)
+        second_look = (
+            (options.min_silence_ms or self._segmenter_config.min_silence_ms) * MODEL_RATE_HZ // 1000
+        )
+        return Semantic(options.turn_threshold or self._turn_ending.threshold, second_look)
 
     def _listener(self, options: StreamOptions, semantic: Semantic | None) -> Segmenter | Gate:
         """A plain segmenter, or a gate that opens on the wake word (checked before any audio)."""
