@@ -126,3 +126,15 @@ def test_wer_bench(tmp_path: Path) -> None:
         "mesh fixed",
         "mesh edge",
     }
+
+
+def test_recorded_speech_fetch(tmp_path: Path) -> None:
+    """`python bench/recorded.py fetch`, as make install runs it: here the corpus is already in the
+    venv, so the run must finish at once, and its index must name every clip with its words."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "recorded.py"), "fetch"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "recorded speech: 14 clips" in result.stdout
+    index = json.loads((Path(sys.prefix) / "share/voicemesh/recorded-speech/clips.json").read_text())
+    assert len(index) == 14 and all(clip["text"] and clip["source"] for clip in index)
