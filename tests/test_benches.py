@@ -45,6 +45,17 @@ def test_latency_bench(tmp_path: Path) -> None:
     assert {"retrieval_costs_s", "semantic_saves_s", "cache_hits"} <= set(report)
 
 
+@pytest.mark.timeout(600)
+def test_crowd_bench(tmp_path: Path) -> None:
+    report = run_bench(
+        "crowd.py", tmp_path / "crowd.json", "--talkers", "2", "--seconds", "8", "--interrupt", "on"
+    )
+    (run,) = report["runs"]
+    (level,) = run["levels"]
+    assert run["interrupt"] and level["talkers"] == 2 and level["turns"] >= 1
+    assert not run["error_lines"] and not run["internal"], (run["error_lines"], run["internal"])
+
+
 @pytest.mark.timeout(300)
 def test_load_bench(tmp_path: Path) -> None:
     report = run_bench("load.py", tmp_path / "load.json", "--levels", "4", "--seconds", "1")

@@ -232,7 +232,12 @@ def test_the_alert_rules_watch_memory_latency_and_errors_with_metrics_that_exist
 ) -> None:
     rules = yaml.safe_load(of_kind(objects, "ConfigMap")["voicemesh-alerts"]["data"]["alerts.yaml"])
     alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
-    assert set(alerts) == {"VoicemeshMemoryHigh", "VoicemeshVoiceLatencyHigh", "VoicemeshErrorRateHigh"}
+    assert set(alerts) == {
+        "VoicemeshMemoryHigh",
+        "VoicemeshVoiceLatencyHigh",
+        "VoicemeshErrorRateHigh",
+        "VoicemeshTurnsShed",
+    }
     assert alerts["VoicemeshMemoryHigh"]["expr"].strip().endswith("> 0.8")
     assert alerts["VoicemeshVoiceLatencyHigh"]["expr"].strip().endswith("> 2")
     assert alerts["VoicemeshErrorRateHigh"]["expr"].strip().endswith("> 0.01")
@@ -241,6 +246,14 @@ def test_the_alert_rules_watch_memory_latency_and_errors_with_metrics_that_exist
         for metric in re.findall(r"\b(voicemesh_\w+)", rule["expr"]):
             assert metric in ours, f"{rule['alert']} reads {metric}, which voicemesh does not export"
     assert 'stage="gateway.first_audio"' in alerts["VoicemeshVoiceLatencyHigh"]["expr"]
+
+
+def test_the_core_scales_on_its_models_load_with_metrics_that_exist(objects: list[dict[str, Any]]) -> None:
+    autoscaler = of_kind(objects, "HorizontalPodAutoscaler")["voicemesh-core"]
+    pods = [m["pods"]["metric"]["name"] for m in autoscaler["spec"]["metrics"] if m["type"] == "Pods"]
+    assert pods == ["voicemesh_llm_sequences", "voicemesh_llm_queued"]
+    ours = {sample for family in REGISTRY.collect() for sample in _sample_names(family)}
+    assert set(pods) <= ours
 
 
 def _sample_names(family: Any) -> list[str]:

@@ -9,10 +9,12 @@ from typing import Any
 
 import grpc
 import pytest
+from conftest import GatedModel
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from voicemesh.common.components import CORE, GATEWAY, TTS
 from voicemesh.common.metrics import scrape
+from voicemesh.core.models import bundled_gguf
 from voicemesh.rpc.launcher import (
     Process,
     free_port,
@@ -52,6 +54,9 @@ async def tts_health(channel: grpc.aio.Channel) -> int:
         health_pb2.HealthCheckRequest(service=TTS_SERVICE)
     )
     return int(reply.status)
+
+
+LOCAL_MODEL = bundled_gguf().stem
 
 
 @pytest.mark.timeout(240)
@@ -189,12 +194,14 @@ async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_othe
     try:
         await wait_serving(gateway.address, 60)
 
-        async def ask_as(tenant: str) -> grpc.aio.AioRpcError | None:
+        async def ask_as(tenant: str, n: int = 0) -> grpc.aio.AioRpcError | None:
             # The tenant is the credential's: a header claiming another changes nothing.
             token = LocalAuthority.default().mint("someone", tenant=tenant, scopes=["service"])
             async with gateway_channel(gateway.address, token=token) as channel:
                 stub = pb_grpc.GatewayServiceStub(channel)
-                call = stub.Ask(pb.AskRequest(text="Say hi."), metadata=(("voicemesh-tenant", "bob"),))
+                # Each a new question: a reply from the cache costs no model, and no limit refuses it.
+                request = pb.AskRequest(text=f"Say hi, number {n}.")
+                call = stub.Ask(request, metadata=(("voicemesh-tenant", "bob"),))
                 try:
                     async for _ in call:
                         pass
@@ -202,7 +209,7 @@ async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_othe
                     return exc
                 return None
 
-        outcomes = [await ask_as("alice") for _ in range(6)]  # 3x her limit of 2 a minute
+        outcomes = [await ask_as("alice", n) for n in range(6)]  # 3x her limit of 2 a minute
         assert outcomes[:2] == [None, None]
         for refused in outcomes[2:]:
             assert refused is not None and refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -213,6 +220,38 @@ async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_othe
         assert await ask_as("bob") is None  # another tenant is unaffected
     finally:
         await stop_processes([gateway, core])
+
+
+@pytest.mark.timeout(180)
+async def test_a_tenant_over_its_llm_limit_is_answered_by_the_local_model_when_the_usual_one_is_remote() -> (
+    None
+):
+    async with GatedModel("Remote says hello.") as remote:
+        remote.open = True
+        core = await start_service(CORE, env("core", openai_base_url=remote.url, openai_model="big"), 120)
+        gateway = await start_service(
+            GATEWAY,
+            env("gateway", core_target=core.address, limit_llm_per_min=2, stt_target="127.0.0.1:1"),
+            120,
+        )
+        try:
+            await wait_serving(gateway.address, 60)
+            async with gateway_channel(gateway.address) as channel:
+                stub = pb_grpc.GatewayServiceStub(channel)
+                routes = []
+                for n in range(3):
+                    events = [e async for e in stub.Ask(pb.AskRequest(text=f"Say hi, number {n}."))]
+                    routes += [e.route for e in events if e.WhichOneof("event") == "route"]
+                    assert events[-1].WhichOneof("event") == "turn_done" and events[-1].turn_done.reply_text
+        finally:
+            await stop_processes([gateway, core])
+    assert [(r.tier, r.model) for r in routes] == [
+        ("remote", "big"),
+        ("remote", "big"),
+        ("local", LOCAL_MODEL),
+    ]
+    assert routes[2].reason.startswith("fallback: tenant 'default' is over its llm limit of 2 per 60s")
+    assert remote.requests == 2  # the third never reached the limited tier
 
 
 @pytest.mark.timeout(120)

@@ -142,11 +142,15 @@ class Conversation:
             and not spec.output.failed
         ):
             try:
-                release = await self._admit()  # charged when it becomes a real turn, not before
+                admission = await self._admit()  # charged when it becomes a real turn, not before
             except Overloaded:
-                pass  # over a limit: it goes the usual way, and is refused there with the reason
-            else:
-                spec.task.add_done_callback(lambda _task: release())
+                admission = None  # over a limit: it goes the usual way, and is refused there with the reason
+            if admission is not None and admission.over_limit:
+                admission.release()  # its reply came from the usual tier, which this turn may not use
+                admission = None
+            if admission is not None:
+                kept = admission
+                spec.task.add_done_callback(lambda _task: kept.release())
                 self._speculative = None
                 PREEMPTIVE.labels("kept").inc()
                 await self._settled()

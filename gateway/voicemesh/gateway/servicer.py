@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 
 from voicemesh.common import limits
 from voicemesh.common.audio import MAX_RATE_HZ, MIN_RATE_HZ
@@ -15,7 +16,7 @@ from voicemesh.common.streams import split_config
 from voicemesh.gateway.auth import caller
 from voicemesh.gateway.deadlines import Budgets
 from voicemesh.gateway.stream import ConverseStream
-from voicemesh.gateway.throttle import CallerLimits, RateLimits, Release
+from voicemesh.gateway.throttle import Admission, CallerLimits, RateLimits
 from voicemesh.gateway.turns import Turn, TurnOutput, TurnRunner
 from voicemesh.rpc.convert import audio_format
 from voicemesh.rpc.handler import Context, rpc_handler
@@ -35,6 +36,11 @@ def _check_reply(reply: pb.ReplyConfig) -> None:
             f"reply.sample_rate_hz {rate} is out of range; "
             f"use {MIN_RATE_HZ} to {MAX_RATE_HZ}, or 0 for the voice's rate"
         )
+    if not 0 <= reply.max_sentences <= limits.MAX_REPLY_SENTENCES:
+        raise InvalidRequest(
+            f"reply.max_sentences {reply.max_sentences} is out of range; "
+            f"use 1 to {limits.MAX_REPLY_SENTENCES}, or 0 for the server's default"
+        )
 
 
 def _check_retrieval(config: pb.RetrievalConfig) -> None:
@@ -45,9 +51,9 @@ def _check_retrieval(config: pb.RetrievalConfig) -> None:
     limits.check_collection_name(config.collection)
 
 
-def _reply_kinds(reply: pb.ReplyConfig) -> tuple[str, ...]:
-    """The rate limits one reply counts against."""
-    return ("llm", "tts") if reply.synthesize_audio else ("llm",)
+def _hard_kinds(reply: pb.ReplyConfig) -> tuple[str, ...]:
+    """The rate limits one reply waits for or is refused by (over ``llm``, another tier may answer)."""
+    return ("tts",) if reply.synthesize_audio else ()
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
@@ -84,11 +90,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         config.user_id = identity.user_for(config.user_id)
         tenant = identity.tenant
         await self._limits.admit(tenant, "stt")
-        kinds = _reply_kinds(config.reply)
 
-        async def admit() -> Release:
-            await self._limits.admit(tenant, *kinds)
-            return self._callers.take(identity.caller, "turns")
+        async def admit() -> Admission:
+            return await self._admission(tenant, identity.caller, config.reply)
 
         async def converse(emit: Emit[pb.ConverseResponse]) -> None:
             stream = ConverseStream(
@@ -126,7 +130,6 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         identity = caller()
         user_id = identity.user_for(request.user_id)
         tenant = identity.tenant
-        await self._limits.admit(tenant, *_reply_kinds(request.reply))
         deadline = self._budgets.for_ask(context)
         session_id = request.session_id or uuid.uuid4().hex
         fresh = not request.session_id
@@ -146,11 +149,18 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             async def send(event: ReplyEvent) -> None:
                 await emit(ask_response(request_id, event))
 
-            await self._runner.run(turn, TurnOutput(send))
+            await self._runner.run(turn, TurnOutput(send), admit=admit)
 
-        release = self._callers.take(identity.caller, "turns")
-        try:
-            async for response in pump(ask):
-                yield response
-        finally:
-            release()
+        async def admit() -> Admission:
+            return await self._admission(tenant, identity.caller, request.reply)
+
+        async for response in pump(ask):
+            yield response
+
+    async def _admission(self, tenant: str, caller: str, reply: pb.ReplyConfig) -> Admission:
+        """Count a reply against its limits: wait for room or be refused under the hard ones, and
+        over the llm limit go on with ``over_limit`` set, for another tier to answer."""
+        await self._limits.admit(tenant, *_hard_kinds(reply))
+        over_limit = self._limits.over(tenant, "llm")
+        release = self._callers.take(caller, "turns")
+        return Admission(release, over_limit, partial(self._limits.wait_for, tenant, "llm"))

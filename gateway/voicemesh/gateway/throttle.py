@@ -3,7 +3,9 @@
 Rate limits count requests in a sliding window (one minute by default) per (tenant, kind): ``stt``
 per Converse stream, ``llm`` per reply, ``tts`` per spoken reply. A request over the limit waits if
 its slot frees within ``max_wait_s``; otherwise it is refused with RESOURCE_EXHAUSTED and told when
-to come back. The tenant is the one the caller's credential names (voicemesh.gateway.auth).
+to come back. A reply over the ``llm`` limit is first offered to a tier the limit does not protect
+(the core's local model, where its usual one is remote; see ``Admission``). The tenant is the one
+the caller's credential names (voicemesh.gateway.auth).
 
 The concurrency limit caps the calls in flight to each downstream; a bounded number more wait, for
 at most ``max_wait_s``, and the rest are refused the same way. Its gauges show the slots in use and
@@ -16,14 +18,17 @@ take every slot; the counts are kept only while non-zero, so made-up callers cos
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from voicemesh.common.errors import Overloaded
 from voicemesh.common.metrics import DOWNSTREAM_IN_FLIGHT, DOWNSTREAM_QUEUED
+
+Release = Callable[[], None]
 
 
 @dataclass
@@ -64,17 +69,35 @@ class RateLimits:
     async def admit(self, tenant: str, *kinds: str) -> None:
         """Count one request of each kind, waiting up to ``max_wait_s`` for room."""
         for kind in kinds:
+            await self.wait_for(tenant, kind, math.inf)
+
+    def over(self, tenant: str, kind: str) -> str:
+        """Count one request of ``kind`` if it fits; else (counting nothing) say why it does not."""
+        return self._over(tenant, kind) if self._retry_after(tenant, kind) else ""
+
+    async def wait_for(self, tenant: str, kind: str, until: float) -> None:
+        """Count one request of ``kind``, waiting for room up to ``max_wait_s`` and no later than
+        ``until`` (``time.monotonic()``); refused with RESOURCE_EXHAUSTED and a time to retry past that."""
+        wait = self._retry_after(tenant, kind)
+        if wait and wait <= min(self.max_wait_s, until - time.monotonic()):
+            await asyncio.sleep(wait)
             wait = self._retry_after(tenant, kind)
-            if wait and wait <= self.max_wait_s:
-                await asyncio.sleep(wait)
-                wait = self._retry_after(tenant, kind)
-            if wait:
-                limit = self.per_window[kind]
-                raise Overloaded(
-                    f"tenant {tenant!r} is over its {kind} limit of {limit} per {self.window_s:g}s; "
-                    f"retry in {wait:.1f}s",
-                    wait,
-                )
+        if wait:
+            raise Overloaded(f"{self._over(tenant, kind)}; retry in {wait:.1f}s", wait)
+
+    def _over(self, tenant: str, kind: str) -> str:
+        return f"tenant {tenant!r} is over its {kind} limit of {self.per_window[kind]} per {self.window_s:g}s"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A turn let through. ``release`` gives its caller's place back. ``over_limit`` says why the
+    usual model may not answer it (its tenant is over the llm limit): another tier answers, or,
+    where there is none, ``wait_for_room`` waits (until a deadline) for room under the limit."""
+
+    release: Release
+    over_limit: str = ""
+    wait_for_room: Callable[[float], Awaitable[None]] | None = None
 
 
 class ConcurrencyLimit:
@@ -133,9 +156,6 @@ class ConcurrencyLimit:
                 self._waiting -= 1
         else:
             await self._slots.acquire()
-
-
-Release = Callable[[], None]
 
 
 class CallerLimits:

@@ -15,6 +15,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import grpc
+
 from voicemesh.common.calls import responses
 from voicemesh.common.errors import Overloaded, VoicemeshError
 from voicemesh.common.identity import user_key
@@ -28,7 +30,7 @@ from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.downstream import Downstream
 from voicemesh.gateway.grounding import Grounding, citation_of
 from voicemesh.gateway.recorder import TurnRecorder
-from voicemesh.gateway.throttle import Release
+from voicemesh.gateway.throttle import Admission
 from voicemesh.rpc.status import RelayedStatus, to_status
 from voicemesh.v1 import audio_pb2, core_pb2, gateway_pb2, retrieval_pb2
 from voicemesh.v1 import text_to_speech_pb2 as tts_pb2
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 EmitReply = Callable[[ReplyEvent], Awaitable[None]]
 # Lets a turn through (its rate limits and the caller's turns in flight), or refuses it; the
 # function it returns gives the caller's place back when the turn ends.
-Admit = Callable[[], Awaitable[Release]]
+Admit = Callable[[], Awaitable[Admission]]
 
 # A reply stream that has not answered yet is safe to start again (another core replica, a restart).
 CORE_RETRIES = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.5)
@@ -169,6 +171,8 @@ class _Reply:
     finish_reason: str = ""
     context_turns: int = -1
     user_version: int = -1
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
     audio_failed: bool = False
     citations: list[gateway_pb2.Citation] = field(default_factory=list)  # the passages it was given
     sentences: list[str] = field(default_factory=list)
@@ -202,11 +206,11 @@ class TurnRunner:
         """
         with tracer.start_as_current_span("turn", attributes={"voicemesh.request_id": turn.request_id}):
             reply = _Reply()
-            release: Release | None = None
+            admission: Admission | None = None
             try:
                 if admit is not None:
-                    release = await admit()
-                await self._answer(turn, output, reply)
+                    admission = await admit()
+                await self._answer(turn, output, reply, admission)
             except (asyncio.CancelledError, StreamClosed):
                 self._record(turn, output, reply, interrupted=True)
                 raise
@@ -219,8 +223,8 @@ class TurnRunner:
                 self._record(turn, output, reply, interrupted=True, failure=f"{code.name}: {message}")
                 raise RelayedStatus(code, message) from exc
             finally:
-                if release is not None:
-                    release()
+                if admission is not None:
+                    admission.release()
             output.complete = True
             if (landed := self._record(turn, output, reply, interrupted=False)) is not None:
                 # The next turn should find this one as context; but never hold the reply up for long.
@@ -232,6 +236,9 @@ class TurnRunner:
                 session_id=turn.session_id,
                 context_turns=max(reply.context_turns, 0),
                 citations=reply.citations,
+                prompt_tokens=reply.prompt_tokens,
+                cached_prompt_tokens=reply.cached_prompt_tokens,
+                finish_reason=reply.finish_reason,
             )
             await output(done)
 
@@ -257,7 +264,9 @@ class TurnRunner:
         output.on_release(lambda: self.recorder.submit(request))
         return None
 
-    async def _answer(self, turn: Turn, output: TurnOutput, reply: _Reply) -> None:
+    async def _answer(
+        self, turn: Turn, output: TurnOutput, reply: _Reply, admission: Admission | None = None
+    ) -> None:
         # The grounding's events go out with the reply's first, not before it: a turn that fails
         # before any reply has sent nothing, so the SDK may still try it again.
         grounding: list[ReplyEvent] = []
@@ -272,8 +281,14 @@ class TurnRunner:
             citation = citation_of(index, passage)
             reply.citations.append(citation)
             grounding.append(citation)
+        reply_config = turn.reply
         key = cache_key(
-            turn.owner, turn.text, turn.reply.synthesize_audio, turn.reply.voice, turn.reply.sample_rate_hz
+            turn.owner,
+            turn.text,
+            reply_config.synthesize_audio,
+            reply_config.voice,
+            reply_config.sample_rate_hz,
+            reply_config.max_sentences,
         )
         # A reply grounded in documents is neither taken from the cache nor kept there: the
         # documents may change under the same words.
@@ -285,8 +300,12 @@ class TurnRunner:
                 await _replay(cached, output, reply)
                 return
             self.cache.forget(key)
-        await self._generate(turn, output, reply, passages, grounding, keep_audio=cacheable_turn)
-        cacheable = reply.context_turns == 0 and reply.finish_reason == "stop" and not reply.audio_failed
+        await self._generate(
+            turn, output, reply, passages, grounding, keep_audio=cacheable_turn, admission=admission
+        )
+        # A reply its sentence budget ended is whole for that budget; one cut by its token budget is not.
+        whole = reply.finish_reason in ("stop", "sentences")
+        cacheable = reply.context_turns == 0 and whole and not reply.audio_failed
         if cacheable_turn and cacheable and reply.text and reply.user_version >= 0:
             entry = CachedReply(
                 reply.model, reply.text, reply.sentences, reply.audio, user_version=reply.user_version
@@ -317,6 +336,7 @@ class TurnRunner:
         grounding: list[ReplyEvent],
         *,
         keep_audio: bool,
+        admission: Admission | None = None,
     ) -> None:
         downstream = self.downstream
         to_tts: asyncio.Queue[str | None] = asyncio.Queue()
@@ -326,6 +346,8 @@ class TurnRunner:
             text=turn.text,
             user_id=turn.owner,
             passages=passages,
+            max_sentences=turn.reply.max_sentences,
+            over_limit=admission.over_limit if admission else "",
         )
 
         async def call_core() -> AsyncIterator[core_pb2.RespondResponse]:
@@ -335,29 +357,51 @@ class TurnRunner:
                 async for response in core.Respond(request, timeout=timeout, metadata=outgoing_metadata()):
                     yield response
 
+        async def read(stream: AsyncIterator[core_pb2.RespondResponse]) -> None:
+            async for response in stream:
+                kind = response.WhichOneof("event")
+                if kind == "route":
+                    reply.route = f"{response.route.tier}/{response.route.model}"
+                    reply.model = response.route.model
+                    for event in grounding:
+                        await output(event)
+                    grounding.clear()
+                    await output(response.route)
+                elif kind == "text_delta":
+                    if turn.reply.synthesize_audio:
+                        await to_tts.put(response.text_delta)
+                    await output(response.text_delta)
+                elif kind == "sentence":
+                    reply.sentences.append(response.sentence.text)
+                    await output(response.sentence)
+                elif kind == "done":
+                    done = response.done
+                    reply.text = done.text
+                    reply.finish_reason = done.finish_reason
+                    reply.context_turns = done.context_turns
+                    reply.user_version = done.user_version
+                    reply.prompt_tokens = done.prompt_tokens
+                    reply.cached_prompt_tokens = done.cached_prompt_tokens
+                    # Durations inside the core: set, not marked, as they are not times since
+                    # the end of speech.
+                    output.clock.marks["core_queue_ms"] = done.queue_ms
+                    output.clock.marks["core_prefill_ms"] = done.prefill_ms
+
         async def think() -> None:
             try:
-                async for response in retrying_stream(call_core, CORE_RETRIES, turn.deadline.at):
-                    kind = response.WhichOneof("event")
-                    if kind == "route":
-                        reply.route = f"{response.route.tier}/{response.route.model}"
-                        reply.model = response.route.model
-                        for event in grounding:
-                            await output(event)
-                        grounding.clear()
-                        await output(response.route)
-                    elif kind == "text_delta":
-                        if turn.reply.synthesize_audio:
-                            await to_tts.put(response.text_delta)
-                        await output(response.text_delta)
-                    elif kind == "sentence":
-                        reply.sentences.append(response.sentence.text)
-                        await output(response.sentence)
-                    elif kind == "done":
-                        reply.text = response.done.text
-                        reply.finish_reason = response.done.finish_reason
-                        reply.context_turns = response.done.context_turns
-                        reply.user_version = response.done.user_version
+                try:
+                    await read(retrying_stream(call_core, CORE_RETRIES, turn.deadline.at))
+                except RelayedStatus as exc:
+                    wait = admission.wait_for_room if admission else None
+                    if not (
+                        request.over_limit and wait and exc.code() == grpc.StatusCode.FAILED_PRECONDITION
+                    ):
+                        raise
+                    # Over the llm limit with no other tier to go to: wait for room under the limit
+                    # (until the turn's deadline; refused past it), then ask as usual.
+                    await wait(turn.deadline.at)
+                    request.over_limit = ""
+                    await read(retrying_stream(call_core, CORE_RETRIES, turn.deadline.at))
             finally:
                 to_tts.put_nowait(None)
 

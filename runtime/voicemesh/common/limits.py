@@ -14,6 +14,8 @@ _COLLECTION_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 # A turn's text: what the user typed or said, and a reply kept in the history.
 MAX_TEXT_CHARS = 8 * 1024
+# Sentences a caller may ask a reply to run to (0 asks for the server's default).
+MAX_REPLY_SENTENCES = 50
 # Text given to speech synthesis in one request or stream.
 MAX_SYNTHESIS_CHARS = 64 * 1024
 # Session and user ids become store keys and Redis hash tags.

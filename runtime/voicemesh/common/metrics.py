@@ -42,6 +42,38 @@ DOWNSTREAM_IN_FLIGHT = Gauge(
 DOWNSTREAM_QUEUED = Gauge(
     "voicemesh_downstream_queued", "Gateway calls waiting for a slot of each downstream.", ["service"]
 )
+LLM_SEQUENCES = Gauge(
+    "voicemesh_llm_sequences", "Turns the embedded model is decoding now (its slots in use)."
+)
+LLM_QUEUED = Gauge("voicemesh_llm_queued", "Turns waiting for a slot of the embedded model.")
+LLM_QUEUE_SECONDS = Histogram(
+    "voicemesh_llm_queue_seconds",
+    "How long a turn waited for a slot of the embedded model.",
+    buckets=LATENCY_BUCKETS,
+)
+LLM_BATCH_SEQUENCES = Histogram(
+    "voicemesh_llm_batch_sequences",
+    "Turns given a token by one decode step of the embedded model (more than 1: decoded together).",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
+)
+LLM_STEP_SECONDS = Histogram(
+    "voicemesh_llm_step_seconds",
+    "Wall time of one decode step of the embedded model (all its turns at once).",
+    buckets=LATENCY_BUCKETS,
+)
+LLM_PROMPT_TOKENS = Counter(
+    "voicemesh_llm_prompt_tokens",
+    "Prompt tokens of the embedded model's turns: 'computed' (prefill) or 'cached' (KV state kept "
+    "from an earlier turn with the same start).",
+    ["source"],
+)
+TURNS_SHED = Counter(
+    "voicemesh_turns_shed",
+    "Turns the core refused for load, by the limit: 'queue_full', 'queue_wait' (no slot in time), "
+    "'deadline' (the caller's is nearer than the wait), 'first_token' (admitted, but its prompt not "
+    "read in time).",
+    ["reason"],
+)
 BARGE_INS = Counter("voicemesh_barge_ins", "Replies interrupted because the user spoke over them.")
 ENDPOINTS = Counter(
     "voicemesh_stt_endpoints",

@@ -21,15 +21,18 @@ from dataclasses import dataclass, field
 from voicemesh.common.replies import ReplyEvent
 from voicemesh.v1 import audio_pb2, core_pb2
 
-Key = tuple[str, str, bool, str, int]
+Key = tuple[str, str, bool, str, int, int]
 
 
 def normalise(text: str) -> str:
     return " ".join(re.findall(r"[\w']+", text.lower()))
 
 
-def cache_key(user_id: str, text: str, speak: bool, voice: str = "", sample_rate_hz: int = 0) -> Key:
-    return user_id, normalise(text), speak, voice if speak else "", sample_rate_hz if speak else 0
+def cache_key(
+    user_id: str, text: str, speak: bool, voice: str = "", sample_rate_hz: int = 0, max_sentences: int = 0
+) -> Key:
+    voice, sample_rate_hz = (voice, sample_rate_hz) if speak else ("", 0)
+    return user_id, normalise(text), speak, voice, sample_rate_hz, max_sentences
 
 
 @dataclass

@@ -125,6 +125,11 @@ class SentenceSplitter:
         if sentence_end is not None:
             self._first_clause_words = 0  # the first sentence is short: no clause to cut
 
+    @property
+    def unfinished(self) -> str:
+        """Text pushed after the last boundary, not yet part of a sentence given out."""
+        return self._buffer
+
     def flush(self) -> Iterator[str]:
         rest, self._buffer = self._buffer.strip(), ""
         if rest:

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from voicemesh.v1 import retrieval_pb2 as voicemesh_dot_v1_dot_retrieval__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17voicemesh/v1/core.proto\x12\x0cvoicemesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cvoicemesh/v1/retrieval.proto\";\n\x14GetVoicePrintRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"Q\n\x15SaveVoicePrintRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\'\n\x05print\x18\x02 \x01(\x0b\x32\x18.voicemesh.v1.VoicePrint\"@\n\x15GetVoicePrintResponse\x12\'\n\x05print\x18\x01 \x01(\x0b\x32\x18.voicemesh.v1.VoicePrint\"R\n\x16SaveVoicePrintResponse\x12\'\n\x05print\x18\x01 \x01(\x0b\x32\x18.voicemesh.v1.VoicePrint\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"\xae\x01\n\nVoicePrint\x12\x11\n\tembedding\x18\x01 \x03(\x02\x12\x15\n\rrequire_match\x18\x02 \x01(\x08\x12\x0f\n\x07samples\x18\x03 \x01(\x05\x12\x10\n\x08speech_s\x18\x04 \x01(\x02\x12/\n\x0b\x65nrolled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05model\x18\x06 \x01(\t\x12\x13\n\x0b\x63onsistency\x18\x07 \x01(\x02\"(\n\x15GetUserVersionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\")\n\x16GetUserVersionResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\"\x94\x01\n\x0eRespondRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\'\n\x08passages\x18\x06 \x03(\x0b\x32\x15.voicemesh.v1.Passage\"\xcd\x02\n\x11RecordTurnRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\ntranscript\x18\x04 \x01(\t\x12\x12\n\nreply_text\x18\x05 \x01(\t\x12\r\n\x05route\x18\x06 \x01(\t\x12\x42\n\ntimings_ms\x18\x07 \x03(\x0b\x32..voicemesh.v1.RecordTurnRequest.TimingsMsEntry\x12\x13\n\x0binterrupted\x18\x08 \x01(\x08\x12\x0f\n\x07\x66\x61ilure\x18\t \x01(\t\x12,\n\x08\x65nded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x14\n\x12RecordTurnResponse\"\xc9\x01\n\x0fRespondResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x05route\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x14\n\ntext_delta\x18\x03 \x01(\tH\x00\x12.\n\x08sentence\x18\x04 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\'\n\x04\x64one\x18\x05 \x01(\x0b\x32\x17.voicemesh.v1.ReplyDoneH\x00\x42\x07\n\x05\x65vent\":\n\x0bRouteChosen\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"+\n\x0cSentenceMark\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"x\n\tReplyDone\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x15\n\rcontext_turns\x18\x04 \x01(\x05\x12\x14\n\x0cuser_version\x18\x05 \x01(\x03\x32\xbc\x03\n\x0b\x43oreService\x12H\n\x07Respond\x12\x1c.voicemesh.v1.RespondRequest\x1a\x1d.voicemesh.v1.RespondResponse0\x01\x12O\n\nRecordTurn\x12\x1f.voicemesh.v1.RecordTurnRequest\x1a .voicemesh.v1.RecordTurnResponse\x12[\n\x0eGetUserVersion\x12#.voicemesh.v1.GetUserVersionRequest\x1a$.voicemesh.v1.GetUserVersionResponse\x12X\n\rGetVoicePrint\x12\".voicemesh.v1.GetVoicePrintRequest\x1a#.voicemesh.v1.GetVoicePrintResponse\x12[\n\x0eSaveVoicePrint\x12#.voicemesh.v1.SaveVoicePrintRequest\x1a$.voicemesh.v1.SaveVoicePrintResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17voicemesh/v1/core.proto\x12\x0cvoicemesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cvoicemesh/v1/retrieval.proto\";\n\x14GetVoicePrintRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"Q\n\x15SaveVoicePrintRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\'\n\x05print\x18\x02 \x01(\x0b\x32\x18.voicemesh.v1.VoicePrint\"@\n\x15GetVoicePrintResponse\x12\'\n\x05print\x18\x01 \x01(\x0b\x32\x18.voicemesh.v1.VoicePrint\"R\n\x16SaveVoicePrintResponse\x12\'\n\x05print\x18\x01 \x01(\x0b\x32\x18.voicemesh.v1.VoicePrint\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"\xae\x01\n\nVoicePrint\x12\x11\n\tembedding\x18\x01 \x03(\x02\x12\x15\n\rrequire_match\x18\x02 \x01(\x08\x12\x0f\n\x07samples\x18\x03 \x01(\x05\x12\x10\n\x08speech_s\x18\x04 \x01(\x02\x12/\n\x0b\x65nrolled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05model\x18\x06 \x01(\t\x12\x13\n\x0b\x63onsistency\x18\x07 \x01(\x02\"(\n\x15GetUserVersionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\")\n\x16GetUserVersionResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\"\xbf\x01\n\x0eRespondRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\'\n\x08passages\x18\x06 \x03(\x0b\x32\x15.voicemesh.v1.Passage\x12\x15\n\rmax_sentences\x18\x07 \x01(\x05\x12\x12\n\nover_limit\x18\x08 \x01(\t\"\xcd\x02\n\x11RecordTurnRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\ntranscript\x18\x04 \x01(\t\x12\x12\n\nreply_text\x18\x05 \x01(\t\x12\r\n\x05route\x18\x06 \x01(\t\x12\x42\n\ntimings_ms\x18\x07 \x03(\x0b\x32..voicemesh.v1.RecordTurnRequest.TimingsMsEntry\x12\x13\n\x0binterrupted\x18\x08 \x01(\x08\x12\x0f\n\x07\x66\x61ilure\x18\t \x01(\t\x12,\n\x08\x65nded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x14\n\x12RecordTurnResponse\"\xc9\x01\n\x0fRespondResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x05route\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x14\n\ntext_delta\x18\x03 \x01(\tH\x00\x12.\n\x08sentence\x18\x04 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\'\n\x04\x64one\x18\x05 \x01(\x0b\x32\x17.voicemesh.v1.ReplyDoneH\x00\x42\x07\n\x05\x65vent\":\n\x0bRouteChosen\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"+\n\x0cSentenceMark\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xd3\x01\n\tReplyDone\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x15\n\rcontext_turns\x18\x04 \x01(\x05\x12\x14\n\x0cuser_version\x18\x05 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x06 \x01(\x05\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x07 \x01(\x05\x12\x10\n\x08queue_ms\x18\x08 \x01(\x02\x12\x12\n\nprefill_ms\x18\t \x01(\x02\x32\xbc\x03\n\x0b\x43oreService\x12H\n\x07Respond\x12\x1c.voicemesh.v1.RespondRequest\x1a\x1d.voicemesh.v1.RespondResponse0\x01\x12O\n\nRecordTurn\x12\x1f.voicemesh.v1.RecordTurnRequest\x1a .voicemesh.v1.RecordTurnResponse\x12[\n\x0eGetUserVersion\x12#.voicemesh.v1.GetUserVersionRequest\x1a$.voicemesh.v1.GetUserVersionResponse\x12X\n\rGetVoicePrint\x12\".voicemesh.v1.GetVoicePrintRequest\x1a#.voicemesh.v1.GetVoicePrintResponse\x12[\n\x0eSaveVoicePrint\x12#.voicemesh.v1.SaveVoicePrintRequest\x1a$.voicemesh.v1.SaveVoicePrintResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,21 +50,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETUSERVERSIONRESPONSE']._serialized_start=617
   _globals['_GETUSERVERSIONRESPONSE']._serialized_end=658
   _globals['_RESPONDREQUEST']._serialized_start=661
-  _globals['_RESPONDREQUEST']._serialized_end=809
-  _globals['_RECORDTURNREQUEST']._serialized_start=812
-  _globals['_RECORDTURNREQUEST']._serialized_end=1145
-  _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_start=1097
-  _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_end=1145
-  _globals['_RECORDTURNRESPONSE']._serialized_start=1147
-  _globals['_RECORDTURNRESPONSE']._serialized_end=1167
-  _globals['_RESPONDRESPONSE']._serialized_start=1170
-  _globals['_RESPONDRESPONSE']._serialized_end=1371
-  _globals['_ROUTECHOSEN']._serialized_start=1373
-  _globals['_ROUTECHOSEN']._serialized_end=1431
-  _globals['_SENTENCEMARK']._serialized_start=1433
-  _globals['_SENTENCEMARK']._serialized_end=1476
-  _globals['_REPLYDONE']._serialized_start=1478
-  _globals['_REPLYDONE']._serialized_end=1598
-  _globals['_CORESERVICE']._serialized_start=1601
-  _globals['_CORESERVICE']._serialized_end=2045
+  _globals['_RESPONDREQUEST']._serialized_end=852
+  _globals['_RECORDTURNREQUEST']._serialized_start=855
+  _globals['_RECORDTURNREQUEST']._serialized_end=1188
+  _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_start=1140
+  _globals['_RECORDTURNREQUEST_TIMINGSMSENTRY']._serialized_end=1188
+  _globals['_RECORDTURNRESPONSE']._serialized_start=1190
+  _globals['_RECORDTURNRESPONSE']._serialized_end=1210
+  _globals['_RESPONDRESPONSE']._serialized_start=1213
+  _globals['_RESPONDRESPONSE']._serialized_end=1414
+  _globals['_ROUTECHOSEN']._serialized_start=1416
+  _globals['_ROUTECHOSEN']._serialized_end=1474
+  _globals['_SENTENCEMARK']._serialized_start=1476
+  _globals['_SENTENCEMARK']._serialized_end=1519
+  _globals['_REPLYDONE']._serialized_start=1522
+  _globals['_REPLYDONE']._serialized_end=1733
+  _globals['_CORESERVICE']._serialized_start=1736
+  _globals['_CORESERVICE']._serialized_end=2180
 # @@protoc_insertion_point(module_scope)

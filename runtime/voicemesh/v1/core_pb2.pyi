@@ -71,20 +71,24 @@ class GetUserVersionResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class RespondRequest(_message.Message):
-    __slots__ = ("request_id", "session_id", "text", "max_tokens", "user_id", "passages")
+    __slots__ = ("request_id", "session_id", "text", "max_tokens", "user_id", "passages", "max_sentences", "over_limit")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     PASSAGES_FIELD_NUMBER: _ClassVar[int]
+    MAX_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    OVER_LIMIT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     session_id: str
     text: str
     max_tokens: int
     user_id: str
     passages: _containers.RepeatedCompositeFieldContainer[_retrieval_pb2.Passage]
-    def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., text: _Optional[str] = ..., max_tokens: _Optional[int] = ..., user_id: _Optional[str] = ..., passages: _Optional[_Iterable[_Union[_retrieval_pb2.Passage, _Mapping]]] = ...) -> None: ...
+    max_sentences: int
+    over_limit: str
+    def __init__(self, request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., text: _Optional[str] = ..., max_tokens: _Optional[int] = ..., user_id: _Optional[str] = ..., passages: _Optional[_Iterable[_Union[_retrieval_pb2.Passage, _Mapping]]] = ..., max_sentences: _Optional[int] = ..., over_limit: _Optional[str] = ...) -> None: ...
 
 class RecordTurnRequest(_message.Message):
     __slots__ = ("request_id", "session_id", "user_id", "transcript", "reply_text", "route", "timings_ms", "interrupted", "failure", "ended_at")
@@ -154,15 +158,23 @@ class SentenceMark(_message.Message):
     def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class ReplyDone(_message.Message):
-    __slots__ = ("text", "completion_tokens", "finish_reason", "context_turns", "user_version")
+    __slots__ = ("text", "completion_tokens", "finish_reason", "context_turns", "user_version", "prompt_tokens", "cached_prompt_tokens", "queue_ms", "prefill_ms")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_TURNS_FIELD_NUMBER: _ClassVar[int]
     USER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    PREFILL_MS_FIELD_NUMBER: _ClassVar[int]
     text: str
     completion_tokens: int
     finish_reason: str
     context_turns: int
     user_version: int
-    def __init__(self, text: _Optional[str] = ..., completion_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ..., context_turns: _Optional[int] = ..., user_version: _Optional[int] = ...) -> None: ...
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    queue_ms: float
+    prefill_ms: float
+    def __init__(self, text: _Optional[str] = ..., completion_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ..., context_turns: _Optional[int] = ..., user_version: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., queue_ms: _Optional[float] = ..., prefill_ms: _Optional[float] = ...) -> None: ...

@@ -27,7 +27,7 @@ from voicemesh.v1 import core_pb2 as voicemesh_dot_v1_dot_core__pb2
 from voicemesh.v1 import speech_to_text_pb2 as voicemesh_dot_v1_dot_speech__to__text__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avoicemesh/v1/gateway.proto\x12\x0cvoicemesh.v1\x1a\x18voicemesh/v1/audio.proto\x1a\x17voicemesh/v1/core.proto\x1a!voicemesh/v1/speech_to_text.proto\"N\n\x0bReplyConfig\x12\x18\n\x10synthesize_audio\x18\x01 \x01(\x08\x12\r\n\x05voice\x18\x02 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x03 \x01(\x05\"A\n\x0fRetrievalConfig\x12\x0b\n\x03off\x18\x01 \x01(\x08\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\"\x93\x03\n\x0e\x43onverseConfig\x12/\n\x0c\x61udio_format\x18\x01 \x01(\x0b\x32\x19.voicemesh.v1.AudioFormat\x12(\n\x05reply\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.ReplyConfig\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12/\n\twake_word\x18\x05 \x01(\x0b\x32\x1c.voicemesh.v1.WakeWordConfig\x12\x17\n\x0finterim_results\x18\x06 \x01(\x08\x12.\n\x0b\x65ndpointing\x18\x07 \x01(\x0b\x32\x19.voicemesh.v1.Endpointing\x12\x13\n\x0bno_barge_in\x18\x08 \x01(\x08\x12\x0f\n\x07user_id\x18\t \x01(\t\x12\x30\n\tretrieval\x18\n \x01(\x0b\x32\x1d.voicemesh.v1.RetrievalConfig\x12,\n\nvocabulary\x18\x0b \x01(\x0b\x32\x18.voicemesh.v1.Vocabulary\"o\n\x0f\x43onverseRequest\x12.\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1c.voicemesh.v1.ConverseConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\x13\n\x11streaming_request\"\xc6\x06\n\x10\x43onverseResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12\x35\n\x0espeech_started\x18\x03 \x01(\x0b\x32\x1b.voicemesh.v1.SpeechStartedH\x00\x12\x35\n\ntranscript\x18\x04 \x01(\x0b\x32\x1f.voicemesh.v1.RecognitionResultH\x00\x12\x31\n\x0cspeech_ended\x18\x05 \x01(\x0b\x32\x19.voicemesh.v1.SpeechEndedH\x00\x12*\n\x05route\x18\x06 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x1a\n\x10reply_text_delta\x18\x07 \x01(\tH\x00\x12\x34\n\x0ereply_sentence\x18\x08 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\x35\n\x0breply_audio\x18\t \x01(\x0b\x32\x1e.voicemesh.v1.SynthesizedAudioH\x00\x12+\n\tturn_done\x18\n \x01(\x0b\x32\x16.voicemesh.v1.TurnDoneH\x00\x12\x33\n\twake_word\x18\x0b \x01(\x0b\x32\x1e.voicemesh.v1.WakeWordDetectedH\x00\x12\x35\n\x0binterrupted\x18\x0c \x01(\x0b\x32\x1e.voicemesh.v1.ReplyInterruptedH\x00\x12<\n\x12reply_audio_failed\x18\r \x01(\x0b\x32\x1e.voicemesh.v1.ReplyAudioFailedH\x00\x12/\n\x0bturn_failed\x18\x0e \x01(\x0b\x32\x18.voicemesh.v1.TurnFailedH\x00\x12*\n\x08\x63itation\x18\x0f \x01(\x0b\x32\x16.voicemesh.v1.CitationH\x00\x12\x39\n\x10grounding_failed\x18\x10 \x01(\x0b\x32\x1d.voicemesh.v1.GroundingFailedH\x00\x12<\n\x12voice_not_verified\x18\x11 \x01(\x0b\x32\x1e.voicemesh.v1.VoiceNotVerifiedH\x00\x42\x07\n\x05\x65vent\"W\n\x10VoiceNotVerified\x12\x32\n\x07speaker\x18\x01 \x01(\x0b\x32!.voicemesh.v1.SpeakerVerification\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x81\x01\n\x08\x43itation\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0f\n\x07heading\x18\x04 \x01(\t\x12\x12\n\npassage_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x06 \x01(\t\x12\r\n\x05score\x18\x07 \x01(\x02\"0\n\x0fGroundingFailed\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"+\n\nTurnFailed\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"1\n\x10ReplyAudioFailed\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"X\n\x10ReplyInterrupted\x12\x1a\n\x12\x62y_utterance_index\x18\x01 \x01(\x05\x12\x14\n\x0c\x61udio_sent_s\x18\x02 \x01(\x02\x12\x12\n\nreply_text\x18\x03 \x01(\t\"\xaf\x01\n\nAskRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\x05reply\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.ReplyConfig\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x30\n\tretrieval\x18\x06 \x01(\x0b\x32\x1d.voicemesh.v1.RetrievalConfig\"\xb1\x03\n\x0b\x41skResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x05route\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x1a\n\x10reply_text_delta\x18\x03 \x01(\tH\x00\x12\x34\n\x0ereply_sentence\x18\x04 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\x35\n\x0breply_audio\x18\x05 \x01(\x0b\x32\x1e.voicemesh.v1.SynthesizedAudioH\x00\x12+\n\tturn_done\x18\x06 \x01(\x0b\x32\x16.voicemesh.v1.TurnDoneH\x00\x12<\n\x12reply_audio_failed\x18\x07 \x01(\x0b\x32\x1e.voicemesh.v1.ReplyAudioFailedH\x00\x12*\n\x08\x63itation\x18\x08 \x01(\x0b\x32\x16.voicemesh.v1.CitationH\x00\x12\x39\n\x10grounding_failed\x18\t \x01(\x0b\x32\x1d.voicemesh.v1.GroundingFailedH\x00\x42\x07\n\x05\x65vent\"\xb4\x01\n\x08TurnDone\x12\x12\n\ntranscript\x18\x01 \x01(\t\x12\x12\n\nreply_text\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12*\n\x07timings\x18\x04 \x01(\x0b\x32\x19.voicemesh.v1.TurnTimings\x12\x15\n\rcontext_turns\x18\x05 \x01(\x05\x12)\n\tcitations\x18\x06 \x03(\x0b\x32\x16.voicemesh.v1.Citation\"\x9c\x01\n\x0bTurnTimings\x12\x1b\n\x13\x66inal_transcript_ms\x18\x01 \x01(\x02\x12\x16\n\x0e\x66irst_token_ms\x18\x02 \x01(\x02\x12\x19\n\x11\x66irst_sentence_ms\x18\x03 \x01(\x02\x12\x16\n\x0e\x66irst_audio_ms\x18\x04 \x01(\x02\x12\x0f\n\x07\x64one_ms\x18\x05 \x01(\x02\x12\x14\n\x0cretrieval_ms\x18\x06 \x01(\x02\x32\x9d\x01\n\x0eGatewayService\x12M\n\x08\x43onverse\x12\x1d.voicemesh.v1.ConverseRequest\x1a\x1e.voicemesh.v1.ConverseResponse(\x01\x30\x01\x12<\n\x03\x41sk\x12\x18.voicemesh.v1.AskRequest\x1a\x19.voicemesh.v1.AskResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avoicemesh/v1/gateway.proto\x12\x0cvoicemesh.v1\x1a\x18voicemesh/v1/audio.proto\x1a\x17voicemesh/v1/core.proto\x1a!voicemesh/v1/speech_to_text.proto\"e\n\x0bReplyConfig\x12\x18\n\x10synthesize_audio\x18\x01 \x01(\x08\x12\r\n\x05voice\x18\x02 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x03 \x01(\x05\x12\x15\n\rmax_sentences\x18\x04 \x01(\x05\"A\n\x0fRetrievalConfig\x12\x0b\n\x03off\x18\x01 \x01(\x08\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\"\x93\x03\n\x0e\x43onverseConfig\x12/\n\x0c\x61udio_format\x18\x01 \x01(\x0b\x32\x19.voicemesh.v1.AudioFormat\x12(\n\x05reply\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.ReplyConfig\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12/\n\twake_word\x18\x05 \x01(\x0b\x32\x1c.voicemesh.v1.WakeWordConfig\x12\x17\n\x0finterim_results\x18\x06 \x01(\x08\x12.\n\x0b\x65ndpointing\x18\x07 \x01(\x0b\x32\x19.voicemesh.v1.Endpointing\x12\x13\n\x0bno_barge_in\x18\x08 \x01(\x08\x12\x0f\n\x07user_id\x18\t \x01(\t\x12\x30\n\tretrieval\x18\n \x01(\x0b\x32\x1d.voicemesh.v1.RetrievalConfig\x12,\n\nvocabulary\x18\x0b \x01(\x0b\x32\x18.voicemesh.v1.Vocabulary\"o\n\x0f\x43onverseRequest\x12.\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1c.voicemesh.v1.ConverseConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\x13\n\x11streaming_request\"\xc6\x06\n\x10\x43onverseResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12\x35\n\x0espeech_started\x18\x03 \x01(\x0b\x32\x1b.voicemesh.v1.SpeechStartedH\x00\x12\x35\n\ntranscript\x18\x04 \x01(\x0b\x32\x1f.voicemesh.v1.RecognitionResultH\x00\x12\x31\n\x0cspeech_ended\x18\x05 \x01(\x0b\x32\x19.voicemesh.v1.SpeechEndedH\x00\x12*\n\x05route\x18\x06 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x1a\n\x10reply_text_delta\x18\x07 \x01(\tH\x00\x12\x34\n\x0ereply_sentence\x18\x08 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\x35\n\x0breply_audio\x18\t \x01(\x0b\x32\x1e.voicemesh.v1.SynthesizedAudioH\x00\x12+\n\tturn_done\x18\n \x01(\x0b\x32\x16.voicemesh.v1.TurnDoneH\x00\x12\x33\n\twake_word\x18\x0b \x01(\x0b\x32\x1e.voicemesh.v1.WakeWordDetectedH\x00\x12\x35\n\x0binterrupted\x18\x0c \x01(\x0b\x32\x1e.voicemesh.v1.ReplyInterruptedH\x00\x12<\n\x12reply_audio_failed\x18\r \x01(\x0b\x32\x1e.voicemesh.v1.ReplyAudioFailedH\x00\x12/\n\x0bturn_failed\x18\x0e \x01(\x0b\x32\x18.voicemesh.v1.TurnFailedH\x00\x12*\n\x08\x63itation\x18\x0f \x01(\x0b\x32\x16.voicemesh.v1.CitationH\x00\x12\x39\n\x10grounding_failed\x18\x10 \x01(\x0b\x32\x1d.voicemesh.v1.GroundingFailedH\x00\x12<\n\x12voice_not_verified\x18\x11 \x01(\x0b\x32\x1e.voicemesh.v1.VoiceNotVerifiedH\x00\x42\x07\n\x05\x65vent\"W\n\x10VoiceNotVerified\x12\x32\n\x07speaker\x18\x01 \x01(\x0b\x32!.voicemesh.v1.SpeakerVerification\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x81\x01\n\x08\x43itation\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0f\n\x07heading\x18\x04 \x01(\t\x12\x12\n\npassage_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x06 \x01(\t\x12\r\n\x05score\x18\x07 \x01(\x02\"0\n\x0fGroundingFailed\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"+\n\nTurnFailed\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"1\n\x10ReplyAudioFailed\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"X\n\x10ReplyInterrupted\x12\x1a\n\x12\x62y_utterance_index\x18\x01 \x01(\x05\x12\x14\n\x0c\x61udio_sent_s\x18\x02 \x01(\x02\x12\x12\n\nreply_text\x18\x03 \x01(\t\"\xaf\x01\n\nAskRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\x05reply\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.ReplyConfig\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x30\n\tretrieval\x18\x06 \x01(\x0b\x32\x1d.voicemesh.v1.RetrievalConfig\"\xb1\x03\n\x0b\x41skResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x05route\x18\x02 \x01(\x0b\x32\x19.voicemesh.v1.RouteChosenH\x00\x12\x1a\n\x10reply_text_delta\x18\x03 \x01(\tH\x00\x12\x34\n\x0ereply_sentence\x18\x04 \x01(\x0b\x32\x1a.voicemesh.v1.SentenceMarkH\x00\x12\x35\n\x0breply_audio\x18\x05 \x01(\x0b\x32\x1e.voicemesh.v1.SynthesizedAudioH\x00\x12+\n\tturn_done\x18\x06 \x01(\x0b\x32\x16.voicemesh.v1.TurnDoneH\x00\x12<\n\x12reply_audio_failed\x18\x07 \x01(\x0b\x32\x1e.voicemesh.v1.ReplyAudioFailedH\x00\x12*\n\x08\x63itation\x18\x08 \x01(\x0b\x32\x16.voicemesh.v1.CitationH\x00\x12\x39\n\x10grounding_failed\x18\t \x01(\x0b\x32\x1d.voicemesh.v1.GroundingFailedH\x00\x42\x07\n\x05\x65vent\"\x80\x02\n\x08TurnDone\x12\x12\n\ntranscript\x18\x01 \x01(\t\x12\x12\n\nreply_text\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12*\n\x07timings\x18\x04 \x01(\x0b\x32\x19.voicemesh.v1.TurnTimings\x12\x15\n\rcontext_turns\x18\x05 \x01(\x05\x12)\n\tcitations\x18\x06 \x03(\x0b\x32\x16.voicemesh.v1.Citation\x12\x15\n\rprompt_tokens\x18\x07 \x01(\x05\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x08 \x01(\x05\x12\x15\n\rfinish_reason\x18\t \x01(\t\"\xcc\x01\n\x0bTurnTimings\x12\x1b\n\x13\x66inal_transcript_ms\x18\x01 \x01(\x02\x12\x16\n\x0e\x66irst_token_ms\x18\x02 \x01(\x02\x12\x19\n\x11\x66irst_sentence_ms\x18\x03 \x01(\x02\x12\x16\n\x0e\x66irst_audio_ms\x18\x04 \x01(\x02\x12\x0f\n\x07\x64one_ms\x18\x05 \x01(\x02\x12\x14\n\x0cretrieval_ms\x18\x06 \x01(\x02\x12\x15\n\rcore_queue_ms\x18\x07 \x01(\x02\x12\x17\n\x0f\x63ore_prefill_ms\x18\x08 \x01(\x02\x32\x9d\x01\n\x0eGatewayService\x12M\n\x08\x43onverse\x12\x1d.voicemesh.v1.ConverseRequest\x1a\x1e.voicemesh.v1.ConverseResponse(\x01\x30\x01\x12<\n\x03\x41sk\x12\x18.voicemesh.v1.AskRequest\x1a\x19.voicemesh.v1.AskResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,35 +35,35 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'voicemesh.v1.gateway_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REPLYCONFIG']._serialized_start=130
-  _globals['_REPLYCONFIG']._serialized_end=208
-  _globals['_RETRIEVALCONFIG']._serialized_start=210
-  _globals['_RETRIEVALCONFIG']._serialized_end=275
-  _globals['_CONVERSECONFIG']._serialized_start=278
-  _globals['_CONVERSECONFIG']._serialized_end=681
-  _globals['_CONVERSEREQUEST']._serialized_start=683
-  _globals['_CONVERSEREQUEST']._serialized_end=794
-  _globals['_CONVERSERESPONSE']._serialized_start=797
-  _globals['_CONVERSERESPONSE']._serialized_end=1635
-  _globals['_VOICENOTVERIFIED']._serialized_start=1637
-  _globals['_VOICENOTVERIFIED']._serialized_end=1724
-  _globals['_CITATION']._serialized_start=1727
-  _globals['_CITATION']._serialized_end=1856
-  _globals['_GROUNDINGFAILED']._serialized_start=1858
-  _globals['_GROUNDINGFAILED']._serialized_end=1906
-  _globals['_TURNFAILED']._serialized_start=1908
-  _globals['_TURNFAILED']._serialized_end=1951
-  _globals['_REPLYAUDIOFAILED']._serialized_start=1953
-  _globals['_REPLYAUDIOFAILED']._serialized_end=2002
-  _globals['_REPLYINTERRUPTED']._serialized_start=2004
-  _globals['_REPLYINTERRUPTED']._serialized_end=2092
-  _globals['_ASKREQUEST']._serialized_start=2095
-  _globals['_ASKREQUEST']._serialized_end=2270
-  _globals['_ASKRESPONSE']._serialized_start=2273
-  _globals['_ASKRESPONSE']._serialized_end=2706
-  _globals['_TURNDONE']._serialized_start=2709
-  _globals['_TURNDONE']._serialized_end=2889
-  _globals['_TURNTIMINGS']._serialized_start=2892
-  _globals['_TURNTIMINGS']._serialized_end=3048
-  _globals['_GATEWAYSERVICE']._serialized_start=3051
-  _globals['_GATEWAYSERVICE']._serialized_end=3208
+  _globals['_REPLYCONFIG']._serialized_end=231
+  _globals['_RETRIEVALCONFIG']._serialized_start=233
+  _globals['_RETRIEVALCONFIG']._serialized_end=298
+  _globals['_CONVERSECONFIG']._serialized_start=301
+  _globals['_CONVERSECONFIG']._serialized_end=704
+  _globals['_CONVERSEREQUEST']._serialized_start=706
+  _globals['_CONVERSEREQUEST']._serialized_end=817
+  _globals['_CONVERSERESPONSE']._serialized_start=820
+  _globals['_CONVERSERESPONSE']._serialized_end=1658
+  _globals['_VOICENOTVERIFIED']._serialized_start=1660
+  _globals['_VOICENOTVERIFIED']._serialized_end=1747
+  _globals['_CITATION']._serialized_start=1750
+  _globals['_CITATION']._serialized_end=1879
+  _globals['_GROUNDINGFAILED']._serialized_start=1881
+  _globals['_GROUNDINGFAILED']._serialized_end=1929
+  _globals['_TURNFAILED']._serialized_start=1931
+  _globals['_TURNFAILED']._serialized_end=1974
+  _globals['_REPLYAUDIOFAILED']._serialized_start=1976
+  _globals['_REPLYAUDIOFAILED']._serialized_end=2025
+  _globals['_REPLYINTERRUPTED']._serialized_start=2027
+  _globals['_REPLYINTERRUPTED']._serialized_end=2115
+  _globals['_ASKREQUEST']._serialized_start=2118
+  _globals['_ASKREQUEST']._serialized_end=2293
+  _globals['_ASKRESPONSE']._serialized_start=2296
+  _globals['_ASKRESPONSE']._serialized_end=2729
+  _globals['_TURNDONE']._serialized_start=2732
+  _globals['_TURNDONE']._serialized_end=2988
+  _globals['_TURNTIMINGS']._serialized_start=2991
+  _globals['_TURNTIMINGS']._serialized_end=3195
+  _globals['_GATEWAYSERVICE']._serialized_start=3198
+  _globals['_GATEWAYSERVICE']._serialized_end=3355
 # @@protoc_insertion_point(module_scope)

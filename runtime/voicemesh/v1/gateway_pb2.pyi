@@ -10,14 +10,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReplyConfig(_message.Message):
-    __slots__ = ("synthesize_audio", "voice", "sample_rate_hz")
+    __slots__ = ("synthesize_audio", "voice", "sample_rate_hz", "max_sentences")
     SYNTHESIZE_AUDIO_FIELD_NUMBER: _ClassVar[int]
     VOICE_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    MAX_SENTENCES_FIELD_NUMBER: _ClassVar[int]
     synthesize_audio: bool
     voice: str
     sample_rate_hz: int
-    def __init__(self, synthesize_audio: _Optional[bool] = ..., voice: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ...) -> None: ...
+    max_sentences: int
+    def __init__(self, synthesize_audio: _Optional[bool] = ..., voice: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ..., max_sentences: _Optional[int] = ...) -> None: ...
 
 class RetrievalConfig(_message.Message):
     __slots__ = ("off", "collection", "top_k")
@@ -200,33 +202,43 @@ class AskResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., route: _Optional[_Union[_core_pb2.RouteChosen, _Mapping]] = ..., reply_text_delta: _Optional[str] = ..., reply_sentence: _Optional[_Union[_core_pb2.SentenceMark, _Mapping]] = ..., reply_audio: _Optional[_Union[_audio_pb2.SynthesizedAudio, _Mapping]] = ..., turn_done: _Optional[_Union[TurnDone, _Mapping]] = ..., reply_audio_failed: _Optional[_Union[ReplyAudioFailed, _Mapping]] = ..., citation: _Optional[_Union[Citation, _Mapping]] = ..., grounding_failed: _Optional[_Union[GroundingFailed, _Mapping]] = ...) -> None: ...
 
 class TurnDone(_message.Message):
-    __slots__ = ("transcript", "reply_text", "session_id", "timings", "context_turns", "citations")
+    __slots__ = ("transcript", "reply_text", "session_id", "timings", "context_turns", "citations", "prompt_tokens", "cached_prompt_tokens", "finish_reason")
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     REPLY_TEXT_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_TURNS_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     transcript: str
     reply_text: str
     session_id: str
     timings: TurnTimings
     context_turns: int
     citations: _containers.RepeatedCompositeFieldContainer[Citation]
-    def __init__(self, transcript: _Optional[str] = ..., reply_text: _Optional[str] = ..., session_id: _Optional[str] = ..., timings: _Optional[_Union[TurnTimings, _Mapping]] = ..., context_turns: _Optional[int] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ...) -> None: ...
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    finish_reason: str
+    def __init__(self, transcript: _Optional[str] = ..., reply_text: _Optional[str] = ..., session_id: _Optional[str] = ..., timings: _Optional[_Union[TurnTimings, _Mapping]] = ..., context_turns: _Optional[int] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., prompt_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ...) -> None: ...
 
 class TurnTimings(_message.Message):
-    __slots__ = ("final_transcript_ms", "first_token_ms", "first_sentence_ms", "first_audio_ms", "done_ms", "retrieval_ms")
+    __slots__ = ("final_transcript_ms", "first_token_ms", "first_sentence_ms", "first_audio_ms", "done_ms", "retrieval_ms", "core_queue_ms", "core_prefill_ms")
     FINAL_TRANSCRIPT_MS_FIELD_NUMBER: _ClassVar[int]
     FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
     FIRST_SENTENCE_MS_FIELD_NUMBER: _ClassVar[int]
     FIRST_AUDIO_MS_FIELD_NUMBER: _ClassVar[int]
     DONE_MS_FIELD_NUMBER: _ClassVar[int]
     RETRIEVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    CORE_QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    CORE_PREFILL_MS_FIELD_NUMBER: _ClassVar[int]
     final_transcript_ms: float
     first_token_ms: float
     first_sentence_ms: float
     first_audio_ms: float
     done_ms: float
     retrieval_ms: float
-    def __init__(self, final_transcript_ms: _Optional[float] = ..., first_token_ms: _Optional[float] = ..., first_sentence_ms: _Optional[float] = ..., first_audio_ms: _Optional[float] = ..., done_ms: _Optional[float] = ..., retrieval_ms: _Optional[float] = ...) -> None: ...
+    core_queue_ms: float
+    core_prefill_ms: float
+    def __init__(self, final_transcript_ms: _Optional[float] = ..., first_token_ms: _Optional[float] = ..., first_sentence_ms: _Optional[float] = ..., first_audio_ms: _Optional[float] = ..., done_ms: _Optional[float] = ..., retrieval_ms: _Optional[float] = ..., core_queue_ms: _Optional[float] = ..., core_prefill_ms: _Optional[float] = ...) -> None: ...

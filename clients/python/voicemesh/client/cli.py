@@ -16,6 +16,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from voicemesh.client.sdk import DEFAULT_TARGET, AsyncClient, wav_chunks
+from voicemesh.common import limits
 from voicemesh.common.audio import WavAudio, write_wav
 from voicemesh.common.audio_files import read_audio
 from voicemesh.common.components import BACKENDS, COMPONENTS, GATEWAY, MissingExtra, import_extra
@@ -193,6 +194,13 @@ def _status_name(number: int) -> str:
     return next((code.name for code in grpc.StatusCode if code.value[0] == number), f"status {number}")
 
 
+def _sentences(value: str) -> int:
+    """--sentences N: argparse's one-line error, exit 2, for anything but 1 to the limit."""
+    if not value.isdigit() or not 1 <= int(value) <= limits.MAX_REPLY_SENTENCES:
+        raise argparse.ArgumentTypeError(f"use a whole number from 1 to {limits.MAX_REPLY_SENTENCES}")
+    return int(value)
+
+
 def _read(path: Path) -> WavAudio | None:
     """The file's audio, or None once one line has said why it cannot be read."""
     try:
@@ -229,6 +237,7 @@ async def talk(args: argparse.Namespace) -> int:
             collection=args.collection,
             endpointing=args.endpointing,
             hotwords=args.hotword,
+            max_sentences=args.sentences,
         )
         await _consume(events, printer)
     printer.save(args.out)
@@ -251,6 +260,7 @@ async def ask(args: argparse.Namespace) -> int:
             user_id=args.user,
             retrieval=not args.no_documents,
             collection=args.collection,
+            max_sentences=args.sentences,
         )
         await _consume(events, printer)
     printer.save(args.out)
@@ -617,6 +627,13 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("text")
         p.add_argument("--out", type=Path, help="write the spoken reply to this WAV file")
         p.add_argument("--voice", default="", help="TTS voice (default: the server's)")
+        p.add_argument(
+            "--sentences",
+            type=_sentences,
+            default=0,
+            metavar="N",
+            help=f"let the reply run to N sentences, 1-{limits.MAX_REPLY_SENTENCES} (default: the server's)",
+        )
         p.add_argument("--json", action="store_true", help="print one JSON object per event")
         _target_options(p)
         p.add_argument("--session", default="", help="continue this conversation (its id is in turn_done)")

@@ -73,8 +73,12 @@ def endpointing_mode(name: str) -> speech_to_text_pb2.EndpointingMode:
         raise InvalidRequest(f"endpointing {name!r} is not 'semantic' or 'fixed'") from None
 
 
-def reply_config(speak: bool, voice: str, sample_rate_hz: int) -> gateway_pb2.ReplyConfig:
-    return gateway_pb2.ReplyConfig(synthesize_audio=speak, voice=voice, sample_rate_hz=sample_rate_hz)
+def reply_config(
+    speak: bool, voice: str, sample_rate_hz: int, max_sentences: int = 0
+) -> gateway_pb2.ReplyConfig:
+    return gateway_pb2.ReplyConfig(
+        synthesize_audio=speak, voice=voice, sample_rate_hz=sample_rate_hz, max_sentences=max_sentences
+    )
 
 
 def retrieval_config(retrieval: bool, collection: str, top_k: int) -> gateway_pb2.RetrievalConfig:
@@ -128,6 +132,7 @@ class AsyncClient:
         speak: bool = True,
         voice: str = "",
         reply_sample_rate_hz: int = 0,
+        max_sentences: int = 0,
         session_id: str = "",
         user_id: str = "",
         request_id: str = "",
@@ -155,7 +160,8 @@ class AsyncClient:
         server's defaults). ``endpointing`` is "semantic" (each pause is judged, and a speaker who is
         not done is waited for, up to ``max_wait_ms`` of silence) or "fixed" (``min_silence_ms`` ends
         every turn); empty keeps the server's default. ``hotwords`` are words and phrases to expect
-        (names, jargon), spelled as they should come out. With ``barge_in``, speech over a reply
+        (names, jargon), spelled as they should come out. ``max_sentences`` lets each reply run to
+        that many sentences (0: the server's default, 2). With ``barge_in``, speech over a reply
         interrupts it: an ``interrupted`` event says to stop playing that turn's audio. With
         ``retrieval`` (the default) each reply is grounded in the user's documents (their
         ``collection``, "default" if empty): ``citation`` events name the passages it was given.
@@ -168,7 +174,7 @@ class AsyncClient:
             audio_format=audio_pb2.AudioFormat(
                 encoding=audio_pb2.AUDIO_ENCODING_LINEAR16, sample_rate_hz=sample_rate_hz, channels=channels
             ),
-            reply=reply_config(speak, voice, reply_sample_rate_hz),
+            reply=reply_config(speak, voice, reply_sample_rate_hz, max_sentences),
             session_id=session_id,
             user_id=user_id,
             request_id=request_id,
@@ -206,6 +212,7 @@ class AsyncClient:
         speak: bool = False,
         voice: str = "",
         reply_sample_rate_hz: int = 0,
+        max_sentences: int = 0,
         session_id: str = "",
         user_id: str = "",
         request_id: str = "",
@@ -223,13 +230,16 @@ class AsyncClient:
         """
         request = gateway_pb2.AskRequest(
             text=text,
-            reply=reply_config(speak, voice, reply_sample_rate_hz),
+            reply=reply_config(speak, voice, reply_sample_rate_hz, max_sentences),
             session_id=session_id,
             user_id=user_id,
             request_id=request_id or uuid.uuid4().hex,
             retrieval=retrieval_config(retrieval, collection, retrieval_top_k),
         )
-        cache, key = self.reply_cache, cache_key(user_id, text, speak, voice, reply_sample_rate_hz)
+        cache, key = (
+            self.reply_cache,
+            cache_key(user_id, text, speak, voice, reply_sample_rate_hz, max_sentences),
+        )
         if cache is not None and not session_id and (cached := cache.get(key)) is not None:
             for event in _replayed(cached, text, request_id):
                 yield event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from voicemesh.common.components import CORE
@@ -30,6 +30,34 @@ class CoreSettings(ServiceSettings):
     )
     llm_context: int = Field(2048, ge=256, description="Context window of the local model, in tokens.")
     llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 means one per CPU core.")
+    llm_slots: int = Field(
+        16, ge=1, le=256, description="Turns the local model decodes at once, in one batch; more wait."
+    )
+    llm_cache_tokens: int = Field(
+        8192,
+        ge=256,
+        description="KV cache of the local model, in tokens, shared by every slot (at least llm_context, "
+        "at most the model's training context): what turns in flight hold, and the prompts kept for "
+        "the next turn that starts the same.",
+    )
+    llm_batch_tokens: int = Field(
+        256, ge=16, description="Tokens one decode step takes: a token of each generating turn, then prefill."
+    )
+    llm_cache_reuse_tokens: int = Field(
+        16,
+        ge=0,
+        description="Shortest run of a slot's kept tokens moved into place for a new prompt instead of "
+        "computed again, once the oldest exchange has slid out of the context (llama.cpp server's "
+        "--cache-reuse; at least llm_cache_tokens/256, as a move costs a pass over the cache); 0 reuses "
+        "only the common start.",
+    )
+    llm_queue_max: int = Field(64, ge=0, description="Turns that may wait for a slot; more are refused.")
+    llm_queue_wait_s: float = Field(
+        3.0,
+        gt=0,
+        description="Longest a turn waits for a slot (less if its caller's deadline is nearer); a turn "
+        "that would wait longer is refused at once with RESOURCE_EXHAUSTED and a time to retry.",
+    )
     openai_base_url: str = Field(
         "", description="An OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama …); set, it answers."
     )
@@ -44,7 +72,18 @@ class CoreSettings(ServiceSettings):
         30.0, gt=0, description="Seconds the remote breaker stays open before one request tries it again."
     )
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Instructions given to the model.")
-    max_tokens: int = Field(160, ge=1, le=4096, description="Default reply length limit, in tokens.")
+    max_tokens: int = Field(
+        160,
+        ge=1,
+        le=4096,
+        description="Default reply length limit, in tokens; past it the reply ends at the next sentence end.",
+    )
+    local_reply_sentences: int = Field(
+        2, ge=0, le=50, description="Sentences a local model's reply stops after (0: no limit)."
+    )
+    remote_reply_sentences: int = Field(
+        2, ge=0, le=50, description="Sentences a remote model's reply stops after (0: no limit)."
+    )
     temperature: float = Field(0.3, ge=0, le=2, description="Sampling temperature.")
     grounded_temperature: float = Field(
         0.0,
@@ -86,6 +125,15 @@ class CoreSettings(ServiceSettings):
     history_queue_max: int = Field(
         10_000, ge=1, description="Turns kept in memory for the history store while it is unreachable."
     )
+
+    @model_validator(mode="after")
+    def _cache_holds_a_turn(self) -> CoreSettings:
+        if self.llm_cache_tokens < self.llm_context:
+            raise ValueError(
+                f"llm_cache_tokens ({self.llm_cache_tokens}) must be at least "
+                f"llm_context ({self.llm_context}): one turn may use all of its context"
+            )
+        return self
 
     @field_validator("session_url")
     @classmethod

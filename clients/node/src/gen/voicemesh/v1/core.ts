@@ -111,6 +111,15 @@ export interface RespondRequest {
    * answer from them and to say so when they do not hold the answer.
    */
   passages: Passage[];
+  /** Sentences the reply stops after, 1 to 50. 0 means the default for the tier that answers. */
+  maxSentences: number;
+  /**
+   * Set by the gateway when the turn's tenant is over its llm limit, saying which: the reply comes
+   * from a tier the limit does not protect (the local model, where the usual tier is a remote one),
+   * with this in its route's reason; a core whose only model is the usual one refuses the turn
+   * with FAILED_PRECONDITION, and the gateway waits for room under the limit instead.
+   */
+  overLimit: string;
 }
 
 /** A turn to keep. */
@@ -198,7 +207,10 @@ export interface ReplyDone {
   text: string;
   /** Tokens generated. */
   completionTokens: number;
-  /** Why generation stopped: "stop" or "length". */
+  /**
+   * Why generation stopped: "stop" (the model finished), "sentences" (the sentence budget) or
+   * "length" (the token budget; at a sentence end where one came in time, else at a word's end).
+   */
   finishReason: string;
   /**
    * Earlier exchanges given to the model as context. 0: the reply depended on nothing said before,
@@ -207,6 +219,14 @@ export interface ReplyDone {
   contextTurns: number;
   /** The user's data version (GetUserVersion) the reply was made under. */
   userVersion: number;
+  /** The prompt, in tokens (0 where the model does not say). */
+  promptTokens: number;
+  /** Of prompt_tokens, those reused from KV state an earlier turn left: prefill not paid again. */
+  cachedPromptTokens: number;
+  /** Milliseconds the turn waited for a slot of the model. */
+  queueMs: number;
+  /** Milliseconds from the slot to the first token: the prompt's prefill. */
+  prefillMs: number;
 }
 
 function createBaseGetVoicePrintRequest(): GetVoicePrintRequest {
@@ -891,7 +911,16 @@ export const GetUserVersionResponse: MessageFns<GetUserVersionResponse> = {
 };
 
 function createBaseRespondRequest(): RespondRequest {
-  return { requestId: "", sessionId: "", text: "", maxTokens: 0, userId: "", passages: [] };
+  return {
+    requestId: "",
+    sessionId: "",
+    text: "",
+    maxTokens: 0,
+    userId: "",
+    passages: [],
+    maxSentences: 0,
+    overLimit: "",
+  };
 }
 
 export const RespondRequest: MessageFns<RespondRequest> = {
@@ -913,6 +942,12 @@ export const RespondRequest: MessageFns<RespondRequest> = {
     }
     for (const v of message.passages) {
       Passage.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.maxSentences !== 0) {
+      writer.uint32(56).int32(message.maxSentences);
+    }
+    if (message.overLimit !== "") {
+      writer.uint32(66).string(message.overLimit);
     }
     return writer;
   },
@@ -978,6 +1013,22 @@ export const RespondRequest: MessageFns<RespondRequest> = {
             message.passages.push(Passage.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxSentences = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.overLimit = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1016,6 +1067,16 @@ export const RespondRequest: MessageFns<RespondRequest> = {
       passages: globalThis.Array.isArray(object?.passages)
         ? object.passages.map((e: any) => Passage.fromJSON(e))
         : [],
+      maxSentences: isSet(object.maxSentences)
+        ? globalThis.Number(object.maxSentences)
+        : isSet(object.max_sentences)
+        ? globalThis.Number(object.max_sentences)
+        : 0,
+      overLimit: isSet(object.overLimit)
+        ? globalThis.String(object.overLimit)
+        : isSet(object.over_limit)
+        ? globalThis.String(object.over_limit)
+        : "",
     };
   },
 
@@ -1039,6 +1100,12 @@ export const RespondRequest: MessageFns<RespondRequest> = {
     if (message.passages?.length) {
       obj.passages = message.passages.map((e) => Passage.toJSON(e));
     }
+    if (message.maxSentences !== 0) {
+      obj.maxSentences = Math.round(message.maxSentences);
+    }
+    if (message.overLimit !== "") {
+      obj.overLimit = message.overLimit;
+    }
     return obj;
   },
 
@@ -1053,6 +1120,8 @@ export const RespondRequest: MessageFns<RespondRequest> = {
     message.maxTokens = object.maxTokens ?? 0;
     message.userId = object.userId ?? "";
     message.passages = object.passages?.map((e) => Passage.fromPartial(e)) || [];
+    message.maxSentences = object.maxSentences ?? 0;
+    message.overLimit = object.overLimit ?? "";
     return message;
   },
 };
@@ -1837,7 +1906,17 @@ export const SentenceMark: MessageFns<SentenceMark> = {
 };
 
 function createBaseReplyDone(): ReplyDone {
-  return { text: "", completionTokens: 0, finishReason: "", contextTurns: 0, userVersion: 0 };
+  return {
+    text: "",
+    completionTokens: 0,
+    finishReason: "",
+    contextTurns: 0,
+    userVersion: 0,
+    promptTokens: 0,
+    cachedPromptTokens: 0,
+    queueMs: 0,
+    prefillMs: 0,
+  };
 }
 
 export const ReplyDone: MessageFns<ReplyDone> = {
@@ -1856,6 +1935,18 @@ export const ReplyDone: MessageFns<ReplyDone> = {
     }
     if (message.userVersion !== 0) {
       writer.uint32(40).int64(message.userVersion);
+    }
+    if (message.promptTokens !== 0) {
+      writer.uint32(48).int32(message.promptTokens);
+    }
+    if (message.cachedPromptTokens !== 0) {
+      writer.uint32(56).int32(message.cachedPromptTokens);
+    }
+    if (message.queueMs !== 0) {
+      writer.uint32(69).float(message.queueMs);
+    }
+    if (message.prefillMs !== 0) {
+      writer.uint32(77).float(message.prefillMs);
     }
     return writer;
   },
@@ -1913,6 +2004,38 @@ export const ReplyDone: MessageFns<ReplyDone> = {
             message.userVersion = longToNumber(reader.int64());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.promptTokens = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.cachedPromptTokens = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 69) {
+              break;
+            }
+
+            message.queueMs = reader.float();
+            continue;
+          }
+          case 9: {
+            if (tag !== 77) {
+              break;
+            }
+
+            message.prefillMs = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1948,6 +2071,26 @@ export const ReplyDone: MessageFns<ReplyDone> = {
         : isSet(object.user_version)
         ? globalThis.Number(object.user_version)
         : 0,
+      promptTokens: isSet(object.promptTokens)
+        ? globalThis.Number(object.promptTokens)
+        : isSet(object.prompt_tokens)
+        ? globalThis.Number(object.prompt_tokens)
+        : 0,
+      cachedPromptTokens: isSet(object.cachedPromptTokens)
+        ? globalThis.Number(object.cachedPromptTokens)
+        : isSet(object.cached_prompt_tokens)
+        ? globalThis.Number(object.cached_prompt_tokens)
+        : 0,
+      queueMs: isSet(object.queueMs)
+        ? globalThis.Number(object.queueMs)
+        : isSet(object.queue_ms)
+        ? globalThis.Number(object.queue_ms)
+        : 0,
+      prefillMs: isSet(object.prefillMs)
+        ? globalThis.Number(object.prefillMs)
+        : isSet(object.prefill_ms)
+        ? globalThis.Number(object.prefill_ms)
+        : 0,
     };
   },
 
@@ -1968,6 +2111,18 @@ export const ReplyDone: MessageFns<ReplyDone> = {
     if (message.userVersion !== 0) {
       obj.userVersion = Math.round(message.userVersion);
     }
+    if (message.promptTokens !== 0) {
+      obj.promptTokens = Math.round(message.promptTokens);
+    }
+    if (message.cachedPromptTokens !== 0) {
+      obj.cachedPromptTokens = Math.round(message.cachedPromptTokens);
+    }
+    if (message.queueMs !== 0) {
+      obj.queueMs = floatToJson(message.queueMs);
+    }
+    if (message.prefillMs !== 0) {
+      obj.prefillMs = floatToJson(message.prefillMs);
+    }
     return obj;
   },
 
@@ -1981,6 +2136,10 @@ export const ReplyDone: MessageFns<ReplyDone> = {
     message.finishReason = object.finishReason ?? "";
     message.contextTurns = object.contextTurns ?? 0;
     message.userVersion = object.userVersion ?? 0;
+    message.promptTokens = object.promptTokens ?? 0;
+    message.cachedPromptTokens = object.cachedPromptTokens ?? 0;
+    message.queueMs = object.queueMs ?? 0;
+    message.prefillMs = object.prefillMs ?? 0;
     return message;
   },
 };

@@ -44,6 +44,11 @@ export interface ReplyConfig {
   voice: string;
   /** Reply audio sample rate, 8000 to 48000. 0 means the voice's native rate. */
   sampleRateHz: number;
+  /**
+   * Sentences the reply stops after, 1 to 50. 0 means the server's default for the model's tier
+   * (2 for a spoken reply: nobody listens to a lecture).
+   */
+  maxSentences: number;
 }
 
 /** Whether and where a turn's answer is looked up in the user's documents (RetrievalService). */
@@ -321,6 +326,15 @@ export interface TurnDone {
   contextTurns: number;
   /** The passages the reply was grounded in (the turn's citation events, again). */
   citations: Citation[];
+  /** The reply's prompt in tokens (0 for a cached reply, or a model that does not say). */
+  promptTokens: number;
+  /** Of prompt_tokens, those the model reused from an earlier turn's state instead of computing them. */
+  cachedPromptTokens: number;
+  /**
+   * Why the reply ended: "stop" (the model finished), "sentences" (its sentence budget),
+   * "length" (its token budget, at a sentence end where one came in time).
+   */
+  finishReason: string;
 }
 
 /**
@@ -340,10 +354,17 @@ export interface TurnTimings {
   doneMs: number;
   /** The search of the user's documents ended (it may have begun before the end of speech). */
   retrievalMs: number;
+  /**
+   * A duration inside the core, not a time since the end of speech: how long the turn waited for
+   * a slot of the model.
+   */
+  coreQueueMs: number;
+  /** A duration inside the core: from the model's slot to the first token (the prompt's prefill). */
+  corePrefillMs: number;
 }
 
 function createBaseReplyConfig(): ReplyConfig {
-  return { synthesizeAudio: false, voice: "", sampleRateHz: 0 };
+  return { synthesizeAudio: false, voice: "", sampleRateHz: 0, maxSentences: 0 };
 }
 
 export const ReplyConfig: MessageFns<ReplyConfig> = {
@@ -356,6 +377,9 @@ export const ReplyConfig: MessageFns<ReplyConfig> = {
     }
     if (message.sampleRateHz !== 0) {
       writer.uint32(24).int32(message.sampleRateHz);
+    }
+    if (message.maxSentences !== 0) {
+      writer.uint32(32).int32(message.maxSentences);
     }
     return writer;
   },
@@ -397,6 +421,14 @@ export const ReplyConfig: MessageFns<ReplyConfig> = {
             message.sampleRateHz = reader.int32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxSentences = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -422,6 +454,11 @@ export const ReplyConfig: MessageFns<ReplyConfig> = {
         : isSet(object.sample_rate_hz)
         ? globalThis.Number(object.sample_rate_hz)
         : 0,
+      maxSentences: isSet(object.maxSentences)
+        ? globalThis.Number(object.maxSentences)
+        : isSet(object.max_sentences)
+        ? globalThis.Number(object.max_sentences)
+        : 0,
     };
   },
 
@@ -436,6 +473,9 @@ export const ReplyConfig: MessageFns<ReplyConfig> = {
     if (message.sampleRateHz !== 0) {
       obj.sampleRateHz = Math.round(message.sampleRateHz);
     }
+    if (message.maxSentences !== 0) {
+      obj.maxSentences = Math.round(message.maxSentences);
+    }
     return obj;
   },
 
@@ -447,6 +487,7 @@ export const ReplyConfig: MessageFns<ReplyConfig> = {
     message.synthesizeAudio = object.synthesizeAudio ?? false;
     message.voice = object.voice ?? "";
     message.sampleRateHz = object.sampleRateHz ?? 0;
+    message.maxSentences = object.maxSentences ?? 0;
     return message;
   },
 };
@@ -2432,7 +2473,17 @@ export const AskResponse: MessageFns<AskResponse> = {
 };
 
 function createBaseTurnDone(): TurnDone {
-  return { transcript: "", replyText: "", sessionId: "", timings: undefined, contextTurns: 0, citations: [] };
+  return {
+    transcript: "",
+    replyText: "",
+    sessionId: "",
+    timings: undefined,
+    contextTurns: 0,
+    citations: [],
+    promptTokens: 0,
+    cachedPromptTokens: 0,
+    finishReason: "",
+  };
 }
 
 export const TurnDone: MessageFns<TurnDone> = {
@@ -2454,6 +2505,15 @@ export const TurnDone: MessageFns<TurnDone> = {
     }
     for (const v of message.citations) {
       Citation.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.promptTokens !== 0) {
+      writer.uint32(56).int32(message.promptTokens);
+    }
+    if (message.cachedPromptTokens !== 0) {
+      writer.uint32(64).int32(message.cachedPromptTokens);
+    }
+    if (message.finishReason !== "") {
+      writer.uint32(74).string(message.finishReason);
     }
     return writer;
   },
@@ -2519,6 +2579,30 @@ export const TurnDone: MessageFns<TurnDone> = {
             message.citations.push(Citation.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.promptTokens = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.cachedPromptTokens = reader.int32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.finishReason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2553,6 +2637,21 @@ export const TurnDone: MessageFns<TurnDone> = {
       citations: globalThis.Array.isArray(object?.citations)
         ? object.citations.map((e: any) => Citation.fromJSON(e))
         : [],
+      promptTokens: isSet(object.promptTokens)
+        ? globalThis.Number(object.promptTokens)
+        : isSet(object.prompt_tokens)
+        ? globalThis.Number(object.prompt_tokens)
+        : 0,
+      cachedPromptTokens: isSet(object.cachedPromptTokens)
+        ? globalThis.Number(object.cachedPromptTokens)
+        : isSet(object.cached_prompt_tokens)
+        ? globalThis.Number(object.cached_prompt_tokens)
+        : 0,
+      finishReason: isSet(object.finishReason)
+        ? globalThis.String(object.finishReason)
+        : isSet(object.finish_reason)
+        ? globalThis.String(object.finish_reason)
+        : "",
     };
   },
 
@@ -2576,6 +2675,15 @@ export const TurnDone: MessageFns<TurnDone> = {
     if (message.citations?.length) {
       obj.citations = message.citations.map((e) => Citation.toJSON(e));
     }
+    if (message.promptTokens !== 0) {
+      obj.promptTokens = Math.round(message.promptTokens);
+    }
+    if (message.cachedPromptTokens !== 0) {
+      obj.cachedPromptTokens = Math.round(message.cachedPromptTokens);
+    }
+    if (message.finishReason !== "") {
+      obj.finishReason = message.finishReason;
+    }
     return obj;
   },
 
@@ -2592,12 +2700,24 @@ export const TurnDone: MessageFns<TurnDone> = {
       : undefined;
     message.contextTurns = object.contextTurns ?? 0;
     message.citations = object.citations?.map((e) => Citation.fromPartial(e)) || [];
+    message.promptTokens = object.promptTokens ?? 0;
+    message.cachedPromptTokens = object.cachedPromptTokens ?? 0;
+    message.finishReason = object.finishReason ?? "";
     return message;
   },
 };
 
 function createBaseTurnTimings(): TurnTimings {
-  return { finalTranscriptMs: 0, firstTokenMs: 0, firstSentenceMs: 0, firstAudioMs: 0, doneMs: 0, retrievalMs: 0 };
+  return {
+    finalTranscriptMs: 0,
+    firstTokenMs: 0,
+    firstSentenceMs: 0,
+    firstAudioMs: 0,
+    doneMs: 0,
+    retrievalMs: 0,
+    coreQueueMs: 0,
+    corePrefillMs: 0,
+  };
 }
 
 export const TurnTimings: MessageFns<TurnTimings> = {
@@ -2619,6 +2739,12 @@ export const TurnTimings: MessageFns<TurnTimings> = {
     }
     if (message.retrievalMs !== 0) {
       writer.uint32(53).float(message.retrievalMs);
+    }
+    if (message.coreQueueMs !== 0) {
+      writer.uint32(61).float(message.coreQueueMs);
+    }
+    if (message.corePrefillMs !== 0) {
+      writer.uint32(69).float(message.corePrefillMs);
     }
     return writer;
   },
@@ -2684,6 +2810,22 @@ export const TurnTimings: MessageFns<TurnTimings> = {
             message.retrievalMs = reader.float();
             continue;
           }
+          case 7: {
+            if (tag !== 61) {
+              break;
+            }
+
+            message.coreQueueMs = reader.float();
+            continue;
+          }
+          case 8: {
+            if (tag !== 69) {
+              break;
+            }
+
+            message.corePrefillMs = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2728,6 +2870,16 @@ export const TurnTimings: MessageFns<TurnTimings> = {
         : isSet(object.retrieval_ms)
         ? globalThis.Number(object.retrieval_ms)
         : 0,
+      coreQueueMs: isSet(object.coreQueueMs)
+        ? globalThis.Number(object.coreQueueMs)
+        : isSet(object.core_queue_ms)
+        ? globalThis.Number(object.core_queue_ms)
+        : 0,
+      corePrefillMs: isSet(object.corePrefillMs)
+        ? globalThis.Number(object.corePrefillMs)
+        : isSet(object.core_prefill_ms)
+        ? globalThis.Number(object.core_prefill_ms)
+        : 0,
     };
   },
 
@@ -2751,6 +2903,12 @@ export const TurnTimings: MessageFns<TurnTimings> = {
     if (message.retrievalMs !== 0) {
       obj.retrievalMs = floatToJson(message.retrievalMs);
     }
+    if (message.coreQueueMs !== 0) {
+      obj.coreQueueMs = floatToJson(message.coreQueueMs);
+    }
+    if (message.corePrefillMs !== 0) {
+      obj.corePrefillMs = floatToJson(message.corePrefillMs);
+    }
     return obj;
   },
 
@@ -2765,6 +2923,8 @@ export const TurnTimings: MessageFns<TurnTimings> = {
     message.firstAudioMs = object.firstAudioMs ?? 0;
     message.doneMs = object.doneMs ?? 0;
     message.retrievalMs = object.retrievalMs ?? 0;
+    message.coreQueueMs = object.coreQueueMs ?? 0;
+    message.corePrefillMs = object.corePrefillMs ?? 0;
     return message;
   },
 };

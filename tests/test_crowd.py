@@ -1,0 +1,185 @@
+"""The core with many turns at once, through a real core process: batched decoding, prompt reuse,
+voice-sized replies, and load shed with a clear answer."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from voicemesh.common.components import CORE
+from voicemesh.common.metrics import scrape
+from voicemesh.core.reply_budget import SENTENCE_GRACE_TOKENS, ReplyBudget
+from voicemesh.rpc.launcher import Process, backend_channel, service_env, start_service, stop_processes
+from voicemesh.v1 import core_pb2 as pb
+from voicemesh.v1 import core_pb2_grpc as pb_grpc
+from voicemesh.v1 import retrieval_pb2
+
+# Questions the small model answers from its passage under greedy decoding, alone or batched.
+FACTS = {
+    "What is the door code?": ("The door code is 4417.", "4417"),
+    "What is the gate code?": ("The gate code is 9032.", "9032"),
+    "What is the room number?": ("The room number is 238.", "238"),
+}
+STORY = "Tell me a long story about a brave knight, a dragon and a castle, with many details."
+
+
+def grounded(question: str, request_id: str) -> pb.RespondRequest:
+    fact, _ = FACTS[question]
+    passage = retrieval_pb2.Passage(title="House notes", text=fact)
+    return pb.RespondRequest(request_id=request_id, text=question, passages=[passage])
+
+
+async def collect(stub: pb_grpc.CoreServiceStub, request: pb.RespondRequest) -> list[pb.RespondResponse]:
+    return [r async for r in stub.Respond(request, timeout=60)]
+
+
+def done_of(responses: list[pb.RespondResponse]) -> pb.ReplyDone:
+    assert responses[-1].WhichOneof("event") == "done", responses
+    return responses[-1].done
+
+
+def deltas(responses: list[pb.RespondResponse]) -> str:
+    return "".join(r.text_delta for r in responses if r.WhichOneof("event") == "text_delta")
+
+
+@pytest.fixture(scope="module")
+async def core() -> AsyncIterator[Process]:
+    process = await start_service(CORE, service_env("core", llm_slots=4), 180)
+    yield process
+    await stop_processes([process])
+
+
+async def test_turns_at_once_decode_in_one_batch_and_each_answers_its_own_question(core: Process) -> None:
+    before = scrape(core.metrics)
+    async with backend_channel(core.address) as channel:
+        stub = pb_grpc.CoreServiceStub(channel)
+        questions = list(FACTS)
+        replies = await asyncio.gather(
+            *(collect(stub, grounded(q, f"own-{n}")) for n, q in enumerate(questions))
+        )
+        # The same prompts again: each is computed only past what an earlier turn left in the cache.
+        again = await collect(stub, grounded(questions[0], "own-again"))
+    after = scrape(core.metrics)
+    for question, responses in zip(questions, replies, strict=True):
+        text = done_of(responses).text.lower()
+        own = FACTS[question][1]
+        others = [word for q, (_, word) in FACTS.items() if q != question]
+        assert own in text and not any(word in text for word in others), (question, text)
+    steps = after["voicemesh_llm_batch_sequences_count"] - before.get(
+        "voicemesh_llm_batch_sequences_count", 0
+    )
+    single = after['voicemesh_llm_batch_sequences_bucket{le="1.0"}'] - before.get(
+        'voicemesh_llm_batch_sequences_bucket{le="1.0"}', 0
+    )
+    assert steps - single > 0, "no decode step carried more than one turn"
+    reused = done_of(again)
+    assert reused.prompt_tokens > 0 and reused.cached_prompt_tokens >= reused.prompt_tokens - 1
+    assert reused.prefill_ms >= 0 and reused.queue_ms >= 0
+    assert after['voicemesh_llm_prompt_tokens_total{source="cached"}'] > before.get(
+        'voicemesh_llm_prompt_tokens_total{source="cached"}', 0
+    )
+
+
+async def test_cancelling_one_turn_leaves_the_other_intact(core: Process) -> None:
+    stopped = 'voicemesh_work_stopped_total{kind="llama"}'
+    before = scrape(core.metrics).get(stopped, 0)
+    async with backend_channel(core.address) as channel:
+        stub = pb_grpc.CoreServiceStub(channel)
+        long = stub.Respond(
+            pb.RespondRequest(request_id="cancel-me", text=STORY, max_sentences=50), timeout=60
+        )
+        seen = 0
+        async for response in long:
+            seen += response.WhichOneof("event") == "text_delta"
+            if seen == 1:
+                other = asyncio.create_task(collect(stub, grounded("What is the door code?", "intact")))
+            if seen == 3:
+                long.cancel()
+                break
+        text = done_of(await other).text
+    assert "4417" in text, text
+    for _ in range(50):  # the decode thread frees the slot at its next step
+        metrics = scrape(core.metrics)
+        if metrics[stopped] > before and metrics["voicemesh_llm_sequences"] == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert metrics[stopped] == before + 1 and metrics["voicemesh_llm_sequences"] == 0
+
+
+async def test_a_reply_stops_at_its_sentence_budget_on_a_sentence_end(core: Process) -> None:
+    async with backend_channel(core.address) as channel:
+        stub = pb_grpc.CoreServiceStub(channel)
+        one = await collect(stub, pb.RespondRequest(request_id="one", text=STORY, max_sentences=1))
+        short = await collect(
+            stub, pb.RespondRequest(request_id="short", text=STORY, max_tokens=6, max_sentences=50)
+        )
+    done = done_of(one)
+    sentences = [r.sentence.text for r in one if r.WhichOneof("event") == "sentence"]
+    assert done.finish_reason == "sentences" and len(sentences) == 1, (done, sentences)
+    assert done.text == deltas(one).strip() == sentences[0] and re.search(r"[.!?…]$", done.text)
+    # Past its token budget the reply runs on to the end of its sentence, and no further.
+    cut = done_of(short)
+    assert cut.finish_reason == "length" and 6 < cut.completion_tokens <= 6 + SENTENCE_GRACE_TOKENS
+    assert cut.text == deltas(short).strip() and re.search(r"[.!?…]$", cut.text), cut.text
+
+
+def test_the_reply_budget_lets_out_whole_sentences_and_whole_words() -> None:
+    budget = ReplyBudget(sentences=1, tokens=100)
+    assert [budget.push(p)[0] for p in ["A spider", " has eight", " legs."]] == [
+        "A spider",
+        " has eight",
+        " legs.",
+    ]
+    # The sentence is known to have ended only when the next word starts; that word is not said.
+    assert budget.push(" It") == ("", ["A spider has eight legs."]) and budget.stopped == "sentences"
+    # Over the token budget with no sentence end in sight: the word under way is finished, no more.
+    words = ReplyBudget(sentences=0, tokens=2)
+    assert [words.push(p)[0] for p in ["Once", " up"]] == ["Once", " up"]
+    held = [words.push(p)[0] for p in ["on"] + [" and"] * (SENTENCE_GRACE_TOKENS - 1)]
+    assert held == [""] * (SENTENCE_GRACE_TOKENS - 1) + ["on"] and words.stopped == "length"
+
+
+@pytest.mark.timeout(240)
+async def test_a_core_at_capacity_sheds_the_next_turn_with_the_limit_and_a_time_to_retry() -> None:
+    core = await start_service(
+        CORE, service_env("core", llm_slots=1, llm_queue_max=1, max_tokens=400, local_reply_sentences=0), 180
+    )
+    try:
+        async with backend_channel(core.address) as channel:
+            stub = pb_grpc.CoreServiceStub(channel)
+            busy = stub.Respond(pb.RespondRequest(request_id="busy", text=STORY), timeout=120)
+            await anext(aiter(busy))  # its route: the one slot is taken
+            # A caller who will wait 0.3 s is told at once that a slot is further off than that.
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(grpc.aio.AioRpcError) as short:
+                await collect_with_timeout(stub, "short-deadline", 0.3)
+            assert asyncio.get_running_loop().time() - started < 0.25
+            # One may wait in the queue; the next one past it is refused for the queue.
+            waiting = asyncio.create_task(collect_with_timeout(stub, "queued", 60))
+            await asyncio.sleep(0.5)
+            with pytest.raises(grpc.aio.AioRpcError) as full:
+                await collect_with_timeout(stub, "one-too-many", 60)
+            busy.cancel()
+            assert done_of(await waiting).text  # the queued turn got the slot once it was free
+        metrics = scrape(core.metrics)
+    finally:
+        await stop_processes([core])
+    for refused in (short.value, full.value):
+        assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "the local model is at capacity" in (refused.details() or "")
+        assert re.search(r"retry in \d+\.\d s", refused.details() or ""), refused.details()
+    assert "past this turn's 0.3 s to wait" in (short.value.details() or "")
+    assert "waiting already (queue_max)" in (full.value.details() or "")
+    assert metrics['voicemesh_turns_shed_total{reason="deadline"}'] == 1
+    assert metrics['voicemesh_turns_shed_total{reason="queue_full"}'] == 1
+
+
+async def collect_with_timeout(
+    stub: pb_grpc.CoreServiceStub, request_id: str, timeout_s: float
+) -> list[pb.RespondResponse]:
+    request = pb.RespondRequest(request_id=request_id, text="What is two plus two?")
+    return [r async for r in stub.Respond(request, timeout=timeout_s)]
