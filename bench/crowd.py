@@ -57,6 +57,8 @@ class Turn:
     transcript: str = ""
     outcome: str = ""  # "answered", "interrupted", or the status that refused it
     core: dict[str, float] = field(default_factory=dict)  # what turn_done says of the core's part
+    first_audio_at: float | None = None
+    audio_s: float = 0.0  # of reply audio received: a listener hears it out before speaking again
 
 
 @dataclass
@@ -138,6 +140,8 @@ class Talker:
                 late = turn.first_token_s is None and waited >= LATE_S
                 if self.interrupt and late and turn.final_s is not None:
                     break  # speak again over the late reply
+            while turn.first_audio_at is not None and time.monotonic() < turn.first_audio_at + turn.audio_s:
+                yield await paced(silence)  # the reply is still playing
             for _ in range(3):
                 yield await paced(silence)
 
@@ -153,6 +157,10 @@ class Talker:
                 turn.final_s = since
         elif kind == "reply_text_delta" and turn.first_token_s is None:
             turn.first_token_s = since
+        elif kind == "reply_audio":
+            audio = event.reply_audio
+            turn.first_audio_at = turn.first_audio_at or time.monotonic()
+            turn.audio_s += len(audio.audio_content) / 2 / (audio.sample_rate_hz or 22050)
         elif kind == "turn_done":
             turn.outcome = turn.outcome or "answered"
             done = event.turn_done
@@ -227,7 +235,8 @@ async def run_level(
     before = scrape(next(p for p in mesh.processes if p.name == "core").metrics)
     sampler = Sampler(mesh)
     sampling = asyncio.create_task(sampler.run())
-    until = time.monotonic() + seconds
+    started = time.monotonic()
+    until = started + seconds
     try:
         async with (
             AsyncClient(mesh.gateway, timeout_s=seconds + 120) as client,
@@ -297,7 +306,8 @@ async def run_level(
         "prompt_tokens": prompt,
         "cached_prompt_tokens": cached,
         "decode_steps": steps,
-        "decode_busy": step_s / seconds,  # of the wall time, the share the decode thread spent decoding
+        # of the level's wall time (talkers finish the turn under way), the share spent decoding
+        "decode_busy": step_s / (time.monotonic() - started),
         "mean_step_s": step_s / steps if steps else None,
         "mean_turns_per_step": batched / steps if steps else None,
         "wer_percent": wer,

@@ -198,7 +198,10 @@ class BatchedLlama:
         self._queue: deque[_Turn] = deque()
         self._in_flight = 0
         self._hold_s = 1.0  # how long a turn holds a slot, smoothed: what a queued turn waits for
-        self._token_s = 0.003  # decode time per token fed, smoothed over steps
+        # A step costs about _step_s plus _token_s a token fed, each smoothed over the steps that
+        # show it: long prompt chunks the per-token cost, single tokens the fixed part.
+        self._token_s = 0.003
+        self._step_s = 0.005
         self._shifted = False  # state was moved since the last step
         self._turns = 0
         self._wake = threading.Condition()
@@ -275,7 +278,7 @@ class BatchedLlama:
         own = len(turn.tokens) - max(reuse_plan(s.tokens, turn.tokens, self._reuse_chunk)[0] for s in free)
         ahead = sum(len(s.pending) for s in busy) + sum(len(t.tokens) for t in self._queue) + own
         steps = -(-ahead // max(1, cap.batch_tokens - generating))
-        return slot_wait + (ahead + steps * generating) * self._token_s
+        return slot_wait + steps * self._step_s + (ahead + steps * generating) * self._token_s
 
     def _shed(self, turn: _Turn, reason: str, why: str, retry_s: float) -> None:
         TURNS_SHED.labels(reason).inc()
@@ -466,7 +469,10 @@ class BatchedLlama:
             raise RuntimeError(f"llama_decode returned {code}")
         LLM_STEP_SECONDS.observe(took)
         if not self._shifted:  # a step after a move also re-ropes the cache: not what a token costs
-            self._token_s += 0.1 * (took / batch.n_tokens - self._token_s)
+            if batch.n_tokens >= 32:
+                self._token_s += 0.1 * (max(took - self._step_s, 0.0) / batch.n_tokens - self._token_s)
+            else:
+                self._step_s += 0.1 * (max(took - self._token_s * batch.n_tokens, 0.0) - self._step_s)
         self._shifted = False
         for slot, tokens in fed:
             slot.tokens.extend(tokens)
