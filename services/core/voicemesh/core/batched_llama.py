@@ -180,7 +180,7 @@ class BatchedLlama:
         params.n_ctx = self.capacity.cache_tokens
         params.n_batch = params.n_ubatch = self.capacity.batch_tokens
         params.n_seq_max = self.capacity.slots
-        params.kv_unified = True  # one pool of cells: a slot may use all of it, and copies share cells
+        params.kv_unified = True  # one pool of cells: a turn takes as many as it needs
         # llama.cpp's own default is half the cores: one thread on a 2-core box, half the speed.
         params.n_threads = params.n_threads_batch = threads or os.cpu_count() or 1
         self._ctx = internals.LlamaContext(model=self._model, params=params, verbose=False)
@@ -190,6 +190,8 @@ class BatchedLlama:
         self._vocab = llama_cpp.llama_model_get_vocab(self._model.model)
         self._format = _chat_formatter(self._model)
         # Moving state needs a model whose positions can be shifted (not every architecture's can).
+        # A move costs a pass over the whole cache at the next step (about 8 µs a cell on 2 cores,
+        # against about 2.4 ms a prompt token read): worth it for the runs an exchange makes.
         self._reuse_chunk = (
             self.capacity.reuse_chunk if llama_cpp.llama_memory_can_shift(self._ctx.memory) else 0
         )

@@ -48,8 +48,7 @@ class CoreSettings(ServiceSettings):
         ge=0,
         description="Shortest run of a slot's kept tokens moved into place for a new prompt instead of "
         "computed again, once the oldest exchange has slid out of the context (llama.cpp server's "
-        "--cache-reuse; at least llm_cache_tokens/256, as a move costs a pass over the cache); 0 reuses "
-        "only the common start.",
+        "--cache-reuse); 0 reuses only the common start.",
     )
     llm_queue_max: int = Field(64, ge=0, description="Turns that may wait for a slot; more are refused.")
     llm_queue_wait_s: float = Field(
