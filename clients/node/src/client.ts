@@ -17,6 +17,7 @@ import { Wav } from "./wav";
 export interface TurnOptions {
   speak?: boolean; // ask for spoken reply audio
   voice?: string;
+  maxSentences?: number; // the reply stops after this many sentences; 0 or unset: the server's default (2)
   userId?: string;
   sessionId?: string;
   requestId?: string;
@@ -110,7 +111,12 @@ export class VoicemeshClient {
 }
 
 function replyConfig(options: TurnOptions): ReplyConfig {
-  return { synthesizeAudio: options.speak ?? false, voice: options.voice ?? "", sampleRateHz: 0 };
+  return {
+    synthesizeAudio: options.speak ?? false,
+    voice: options.voice ?? "",
+    sampleRateHz: 0,
+    maxSentences: options.maxSentences ?? 0,
+  };
 }
 
 function deadline(options: TurnOptions): Date {
