@@ -183,16 +183,22 @@ async def test_a_stalled_core_yields_deadline_exceeded_naming_it_and_is_cancelle
         server.close()
 
 
-@pytest.mark.timeout(180)
-async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_others_are_not() -> None:
-    core = await start_service(CORE, env("core"), 120)
+async def limited_mesh(**core: object) -> tuple[Process, Process]:
+    """A core (with ``core`` settings) behind a gateway whose tenants may have 2 replies a minute."""
+    core_process = await start_service(CORE, env("core", **core), 120)
     gateway = await start_service(
         GATEWAY,
-        env("gateway", core_target=core.address, limit_llm_per_min=2, stt_target="127.0.0.1:1"),
+        env("gateway", core_target=core_process.address, limit_llm_per_min=2, stt_target="127.0.0.1:1"),
         120,
     )
+    await wait_serving(gateway.address, 60)
+    return core_process, gateway
+
+
+@pytest.mark.timeout(180)
+async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_others_are_not() -> None:
+    core, gateway = await limited_mesh()
     try:
-        await wait_serving(gateway.address, 60)
 
         async def ask_as(tenant: str, n: int = 0) -> grpc.aio.AioRpcError | None:
             # The tenant is the credential's: a header claiming another changes nothing.
@@ -223,19 +229,11 @@ async def test_a_tenant_over_its_rate_limit_is_refused_with_retry_after_and_othe
 
 
 @pytest.mark.timeout(180)
-async def test_a_tenant_over_its_llm_limit_is_answered_by_the_local_model_when_the_usual_one_is_remote() -> (
-    None
-):
+async def test_over_its_llm_limit_a_tenant_gets_the_local_model_if_the_usual_is_remote() -> None:
     async with GatedModel("Remote says hello.") as remote:
         remote.open = True
-        core = await start_service(CORE, env("core", openai_base_url=remote.url, openai_model="big"), 120)
-        gateway = await start_service(
-            GATEWAY,
-            env("gateway", core_target=core.address, limit_llm_per_min=2, stt_target="127.0.0.1:1"),
-            120,
-        )
+        core, gateway = await limited_mesh(openai_base_url=remote.url, openai_model="big")
         try:
-            await wait_serving(gateway.address, 60)
             async with gateway_channel(gateway.address) as channel:
                 stub = pb_grpc.GatewayServiceStub(channel)
                 routes = []

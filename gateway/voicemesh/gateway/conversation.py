@@ -32,6 +32,7 @@ from voicemesh.common.pump import StreamClosed
 from voicemesh.common.replies import ReplyEvent
 from voicemesh.gateway.deadlines import Deadline
 from voicemesh.gateway.events import ConverseEvent
+from voicemesh.gateway.throttle import Admission
 from voicemesh.gateway.turns import Admit, EmitReply, Turn, TurnClock, TurnOutput, TurnRunner
 from voicemesh.rpc.status import RelayedStatus, to_status
 from voicemesh.v1 import gateway_pb2 as pb
@@ -142,15 +143,15 @@ class Conversation:
             and not spec.output.failed
         ):
             try:
-                admission = await self._admit()  # charged when it becomes a real turn, not before
+                admission: Admission | None = await self._admit()  # charged when it becomes a real turn
             except Overloaded:
                 admission = None  # over a limit: it goes the usual way, and is refused there with the reason
             if admission is not None and admission.over_limit:
                 admission.release()  # its reply came from the usual tier, which this turn may not use
                 admission = None
             if admission is not None:
-                kept = admission
-                spec.task.add_done_callback(lambda _task: kept.release())
+                release = admission.release
+                spec.task.add_done_callback(lambda _task: release())
                 self._speculative = None
                 PREEMPTIVE.labels("kept").inc()
                 await self._settled()
