@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import tempfile
 import time
 from collections import Counter
@@ -317,13 +318,19 @@ async def run_level(
 
 
 def bad_lines(mesh: Mesh) -> list[str]:
-    lines = []
+    """Every ERROR record in the services' logs, each with the traceback under it, if any."""
+    records = []
     for process in mesh.processes:
         assert process.log is not None
-        for line in process.log.read_text(errors="replace").splitlines():
-            if " ERROR " in line or "Traceback" in line or "StatusCode.INTERNAL" in line:
-                lines.append(f"{process.name}: {line}")
-    return lines
+        record: list[str] = []
+        for line in [*process.log.read_text(errors="replace").splitlines(), "0000-"]:
+            if re.match(r"\d{4}-", line):  # a new log record starts with its date
+                text = "\n".join(record)
+                if " ERROR " in text or "Traceback" in text or "StatusCode.INTERNAL" in text:
+                    records.append(f"{process.name}: {text}")
+                record = []
+            record.append(line)
+    return records
 
 
 def statuses(mesh: Mesh) -> dict[str, float]:
@@ -390,8 +397,8 @@ async def run_config(
         finally:
             await mesh.stop()
     print(f"  ERROR lines in the logs: {len(bad)}; INTERNAL/UNKNOWN statuses: {sum(internal.values()):.0f}")
-    for line in bad[:10]:
-        print("   ", line[:200])
+    for record in bad[:3]:
+        print("   ", "\n    ".join(record.splitlines()[:40]))
     return {
         "label": label,
         "speak": speak,

@@ -4,14 +4,22 @@ voice-sized replies, and load shed with a clear answer."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from voicemesh.common.components import CORE
 from voicemesh.common.metrics import scrape
+from voicemesh.common.spare_cores import SpareCores, threads_for
+from voicemesh.core.batched_llama import BatchedLlama, Capacity, common_prefix
+from voicemesh.core.models import Delta
 from voicemesh.core.reply_budget import SENTENCE_GRACE_TOKENS, ReplyBudget
 from voicemesh.rpc.launcher import Process, backend_channel, service_env, start_service, stop_processes
 from voicemesh.v1 import core_pb2 as pb
@@ -82,6 +90,50 @@ async def test_turns_at_once_decode_in_one_batch_and_each_answers_its_own_questi
     assert after['voicemesh_llm_prompt_tokens_total{source="cached"}'] > before.get(
         'voicemesh_llm_prompt_tokens_total{source="cached"}', 0
     )
+
+
+@pytest.mark.timeout(240)
+async def test_a_new_callers_first_turn_shares_the_start_of_the_prompt_a_busy_slot_holds() -> None:
+    core = await start_service(CORE, service_env("core", llm_slots=2), 180)
+    try:
+        async with backend_channel(core.address) as channel:
+            stub = pb_grpc.CoreServiceStub(channel)
+            story = stub.Respond(
+                pb.RespondRequest(request_id="donor", text=STORY, max_sentences=3), timeout=120
+            )
+            told = []
+            async for response in story:
+                told.append(response)
+                if response.WhichOneof("event") == "text_delta":
+                    break  # the story's slot holds its prompt and is generating; the other is empty
+            # A different question, in the empty slot of a core that never used it.
+            newcomer = await collect(stub, grounded("What is the door code?", "newcomer"))
+            told += [r async for r in story]
+        metrics = scrape(core.metrics)
+    finally:
+        await stop_processes([core])
+    done = done_of(newcomer)
+    assert "4417" in done.text, done.text  # its own answer, from cells another sequence wrote
+    assert 0 < done.cached_prompt_tokens < done.prompt_tokens, done
+    assert metrics['voicemesh_llm_prompt_tokens_total{source="cached"}'] == done.cached_prompt_tokens
+    assert done_of(told).text and 1 <= metrics["voicemesh_llm_threads"] <= (os.cpu_count() or 1)
+
+
+def test_a_step_uses_as_many_threads_as_other_processes_leave_cores_idle() -> None:
+    assert [threads_for(busy, 2, 2) for busy in (0.0, 0.4, 0.6, 1.5, 2.0)] == [2, 2, 1, 1, 1]
+    assert threads_for(0.0, 8, 4) == 4
+    cores = os.cpu_count() or 1
+    spare = SpareCores(cores, every_s=0.2)
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        time.sleep(0.5)
+        spare.threads()  # from here on it reads a box whose every core is busy
+        time.sleep(0.5)
+        assert spare.threads() == 1
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 async def test_cancelling_one_turn_leaves_the_other_intact(core: Process) -> None:
@@ -183,3 +235,47 @@ async def collect_with_timeout(
 ) -> list[pb.RespondResponse]:
     request = pb.RespondRequest(request_id=request_id, text="What is two plus two?")
     return [r async for r in stub.Respond(request, timeout=timeout_s)]
+
+
+async def test_cells_two_turns_share_stay_put_when_one_slot_moves_its_state() -> None:
+    """llama.cpp moves a cell for every sequence that holds it: a slot whose start another turn
+    shares gives up cache reuse by moves rather than shift that turn's state under it (which
+    corrupts that turn silently, or fails the step once its last cell moves)."""
+    model = BatchedLlama(capacity=Capacity(slots=3, queue_wait_s=120))
+
+    def reply(messages: list[dict[str, str]], tokens: int) -> AsyncGenerator[Delta, None]:
+        return model.stream(messages, tokens, 0.0, deadline=None)
+
+    try:
+        system = {"role": "system", "content": "You are a helpful assistant who tells long stories."}
+        first = [system, {"role": "user", "content": "Describe a castle in a few sentences."}]
+        told = [*first, {"role": "assistant", "content": await _text(reply(first, 60))}]
+        # The same caller goes on with a long story (the slot that holds the exchange is busy) ...
+        asked = [*told, {"role": "user", "content": STORY}]
+        story = reply(asked, 400)
+        assert await anext(story) is not None
+        # ... and a second caller whose prompt starts the same shares those cells, in another slot,
+        # the first words of the story's request among them.
+        other = reply([*told, {"role": "user", "content": STORY.replace("knight", "princess")}], 400)
+        assert await anext(other) is not None
+        await story.aclose()
+        for _ in range(100):  # the decode thread frees the story's slot at its next step
+            if REGISTRY.get_sample_value("voicemesh_llm_sequences") == 1:
+                break
+            await asyncio.sleep(0.05)
+        # The first caller's next prompt has left the first exchange out (as a context that is
+        # full does): its slot's state would be moved back to fit, the start of the cells the
+        # second caller's turn shares among them. It reads those tokens again instead.
+        again = [system, {"role": "user", "content": STORY}]
+        continued = asyncio.create_task(_text(other))
+        first_delta = await anext(reply(again, 40))
+        assert first_delta.usage is not None
+        prefix = common_prefix(model.prompt_tokens(asked), model.prompt_tokens(again))
+        assert first_delta.usage.cached_tokens == prefix, first_delta.usage
+        assert "princess" in (await continued).lower()
+    finally:
+        model.close()
+
+
+async def _text(deltas: AsyncGenerator[Delta, None]) -> str:
+    return "".join([delta.text async for delta in deltas])

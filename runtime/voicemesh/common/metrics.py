@@ -45,6 +45,9 @@ DOWNSTREAM_QUEUED = Gauge(
 LLM_SEQUENCES = Gauge(
     "voicemesh_llm_sequences", "Turns the embedded model is decoding now (its slots in use)."
 )
+LLM_THREADS = Gauge(
+    "voicemesh_llm_threads", "Threads the embedded model's decode steps use now (automatic: the idle cores)."
+)
 LLM_QUEUED = Gauge("voicemesh_llm_queued", "Turns waiting for a slot of the embedded model.")
 LLM_QUEUE_SECONDS = Histogram(
     "voicemesh_llm_queue_seconds",

@@ -46,14 +46,16 @@ from voicemesh.common.metrics import (
     LLM_QUEUED,
     LLM_SEQUENCES,
     LLM_STEP_SECONDS,
+    LLM_THREADS,
     TURNS_SHED,
     WORK_STOPPED,
 )
+from voicemesh.common.spare_cores import SpareCores
 from voicemesh.core.models import Delta, Message, Usage, bundled_gguf, fit_context
 
 log = logging.getLogger(__name__)
 
-GGML_LOG_LEVEL_ERROR = 3
+GGML_LOG_LEVEL_ERROR = 4  # ggml's NONE, DEBUG, INFO, WARN, ERROR (llama-cpp-python's _logger is older)
 PENALTY_LAST_N = 64  # tokens the repeat penalty looks back over (llama.cpp's default)
 _END = object()
 
@@ -108,6 +110,7 @@ class _Slot:
     generated: int = 0
     started: bool = False  # its first token sampled
     cached: int = 0
+    shared_to: int = 0  # its cells before this position may be another sequence's too
     admitted_at: float = 0.0
     used_at: float = 0.0
 
@@ -182,7 +185,11 @@ class BatchedLlama:
         params.n_seq_max = self.capacity.slots
         params.kv_unified = True  # one pool of cells: a turn takes as many as it needs
         # llama.cpp's own default is half the cores: one thread on a 2-core box, half the speed.
-        params.n_threads = params.n_threads_batch = threads or os.cpu_count() or 1
+        # Unless told how many, a step uses the cores the other processes leave idle (spare_cores).
+        self._threads = threads or os.cpu_count() or 1
+        self._spare = None if threads else SpareCores(self._threads)
+        params.n_threads = params.n_threads_batch = self._threads
+        LLM_THREADS.set(self._threads)
         self._ctx = internals.LlamaContext(model=self._model, params=params, verbose=False)
         self._batch = internals.LlamaBatch(
             n_tokens=self.capacity.batch_tokens, embd=0, n_seq_max=1, verbose=False
@@ -365,18 +372,43 @@ class BatchedLlama:
             if busy + held + needed <= self.capacity.cache_tokens:
                 break
             held -= len(slot.tokens)
-            slot.tokens = []
+            slot.tokens, slot.shared_to = [], 0
             llama_cpp.llama_memory_seq_rm(self._ctx.memory, slot.seq, -1, -1)
         return True
 
     def _best_slot(self, turn: _Turn, free: list[_Slot]) -> _Slot:
-        """The free slot that holds the most of the prompt; else the least recently used."""
-        return max(free, key=lambda s: (reuse_plan(s.tokens, turn.tokens, self._reuse_chunk)[0], -s.used_at))
+        """The free slot that holds more of the prompt than any other slot could share (the
+        caller's own earlier turns); else an empty one, else the least recently used. A slot that
+        holds only what others hold too (the system prompt) is left to the caller it served:
+        ``_admit`` shares that part from wherever it is."""
+        prefix = {s.seq: common_prefix(s.tokens, turn.tokens) for s in self._slots}
+        ranked = [*sorted(prefix.values(), reverse=True), 0]
+
+        def value(slot: _Slot) -> tuple[int, bool, float]:
+            elsewhere = ranked[1] if prefix[slot.seq] == ranked[0] else ranked[0]
+            covered = reuse_plan(slot.tokens, turn.tokens, self._reuse_chunk)[0]
+            return (max(0, covered - elsewhere), not slot.tokens, -slot.used_at)
+
+        return max(free, key=value)
 
     def _admit(self, turn: _Turn, slot: _Slot) -> None:
         memory = self._ctx.memory
         tokens = turn.tokens
         reused, moves = reuse_plan(slot.tokens, tokens, self._reuse_chunk)
+        if moves and moves[0][0] < slot.shared_to:
+            # llama.cpp moves a cell for every sequence that holds it: shared cells stay put.
+            reused, moves = common_prefix(slot.tokens, tokens), []
+        donor = max(self._slots, key=lambda s: common_prefix(s.tokens, tokens))
+        shared = common_prefix(donor.tokens, tokens)
+        if shared > reused:
+            # Another slot, busy or idle, begins as this prompt does (the same system prompt, a
+            # new caller): its cells are shared, not read again (one unified cache; llama.cpp
+            # frees a cell once no sequence holds it).
+            llama_cpp.llama_memory_seq_rm(memory, slot.seq, -1, -1)
+            llama_cpp.llama_memory_seq_cp(memory, donor.seq, slot.seq, 0, shared)
+            donor.shared_to = max(donor.shared_to, shared)
+            slot.tokens, slot.shared_to = donor.tokens[:shared], shared
+            reused, moves = shared, []
         for start, end, shift in moves:
             llama_cpp.llama_memory_seq_rm(memory, slot.seq, start + shift, start)
             llama_cpp.llama_memory_seq_add(memory, slot.seq, start, end, shift)
@@ -385,6 +417,7 @@ class BatchedLlama:
         reused = min(reused, len(tokens) - 1)
         llama_cpp.llama_memory_seq_rm(memory, slot.seq, reused, -1)
         slot.tokens = tokens[:reused]
+        slot.shared_to = min(slot.shared_to, reused)
         slot.pending = tokens[reused:]
         slot.cached = reused
         slot.generated = 0
@@ -464,6 +497,10 @@ class BatchedLlama:
             room -= len(chunk)
         if not batch.n_tokens:
             return
+        if self._spare is not None and (threads := self._spare.threads()) != self._threads:
+            llama_cpp.llama_set_n_threads(self._ctx.ctx, threads, threads)
+            self._threads = threads
+            LLM_THREADS.set(threads)
         started = time.monotonic()
         code = llama_cpp.llama_decode(self._ctx.ctx, batch)
         took = time.monotonic() - started
@@ -546,7 +583,7 @@ class BatchedLlama:
             if slot.turn is not None:
                 slot.turn.end(error)
                 self._release(slot)
-            slot.tokens = []
+            slot.tokens, slot.shared_to = [], 0
         llama_cpp.llama_memory_clear(self._ctx.memory, True)
         if self._closed:
             with self._wake:

@@ -29,7 +29,12 @@ class CoreSettings(ServiceSettings):
         "", description="GGUF file for the local tier; empty means the bundled SmolLM2-135M."
     )
     llm_context: int = Field(2048, ge=256, description="Context window of the local model, in tokens.")
-    llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 means one per CPU core.")
+    llm_threads: int = Field(
+        0,
+        ge=0,
+        description="llama.cpp threads; 0: as many as the other processes leave cores idle, re-read "
+        "every quarter second (at most one per core). Threads beside a busy core stall each other.",
+    )
     llm_slots: int = Field(
         16, ge=1, le=256, description="Turns the local model decodes at once, in one batch; more wait."
     )
