@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import grpc
 import jiwer
 import pytest
+from prometheus_client import REGISTRY
 
+from voicemesh.stt.recognizer import WhisperRecognizer
 from voicemesh.v1 import audio_pb2
 from voicemesh.v1 import speech_to_text_pb2 as pb
 from voicemesh.v1 import speech_to_text_pb2_grpc as pb_grpc
@@ -89,3 +95,25 @@ async def test_two_utterances_in_one_stream(stt_channel: grpc.aio.Channel, speak
     finals = [r.result for r in responses if r.WhichOneof("event") == "result"]
     assert [f.utterance_index for f in finals] == [0, 1]
     assert normalise(finals[1].transcript) == "what time is it"
+
+
+def test_a_decode_beside_busy_cores_runs_on_one_thread_and_hears_the_same(speak_trimmed) -> None:  # type: ignore[no-untyped-def]
+    recognizer = WhisperRecognizer()
+    audio = speak_trimmed("Turn the kitchen lights off at nine thirty tonight.")
+    alone = recognizer.transcribe(audio).text
+    before = _one_thread_decodes()
+    cores = os.cpu_count() or 1
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        time.sleep(1.5)  # most of what the recognizer has seen since its last decode is busy cores
+        beside = recognizer.transcribe(audio).text
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    assert _one_thread_decodes() == before + 1
+    assert beside == alone, (alone, beside)
+
+
+def _one_thread_decodes() -> float:
+    return REGISTRY.get_sample_value("voicemesh_whisper_decodes_total", {"threads": "one"}) or 0.0

@@ -92,6 +92,11 @@ TURN_JUDGEMENTS = Counter(
     "is heard again at the fixed silence ('…_on_second_look').",
     ["reason"],
 )
+WHISPER_DECODES = Counter(
+    "voicemesh_whisper_decodes_total",
+    "Whisper decodes by threads: 'many' on an idle box, 'one' beside other work (spare_cores).",
+    ["threads"],
+)
 SPECULATIONS = Counter(
     "voicemesh_stt_speculations",
     "Utterances decoded in a pause before the endpoint: 'used' as the final, or 'wasted'.",

@@ -21,7 +21,10 @@ class SttSettings(ServiceSettings):
     device: str = Field("cpu", description="'cpu' or 'cuda'.")
     compute_type: str = Field("int8", description="CTranslate2 compute type: int8, int8_float16, float16 …")
     cpu_threads: int = Field(
-        0, ge=0, description="Threads per transcription; 0 means one per core, at most 4."
+        0,
+        ge=0,
+        description="Threads per transcription; 0: one per core (at most 4) on an idle box, one "
+        "while another decode runs or another process holds a core (a second copy of the model).",
     )
     min_window_s: float = Field(
         10.0,

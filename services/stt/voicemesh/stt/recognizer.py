@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,9 @@ from typing import Any
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.transcribe import get_compression_ratio
+
+from voicemesh.common.metrics import WHISPER_DECODES
+from voicemesh.common.spare_cores import SpareCores
 
 FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
 FULL_WINDOW_FRAMES = 3000
@@ -107,14 +112,29 @@ class WhisperRecognizer:
         path = Path(model_path) if model_path else bundled_model_path()
         if not (path / "model.bin").is_file():
             raise FileNotFoundError(f"no CTranslate2 Whisper model at {path} (expected model.bin there)")
+        # CTranslate2's own default is 4 threads: on a 2-core box they fight each other.
+        threads = cpu_threads or min(4, os.cpu_count() or 1)
+        # Unless told how many threads, a second copy decodes on one thread whenever another
+        # decode runs or another process holds a core: there, two threads wait for each other at
+        # every layer (on 2 cores, beside one busy core: 742 ms a decode on 2 threads, 666 ms and
+        # 12% less CPU on 1). CTranslate2 fixes a model's threads at load, hence two copies; the
+        # one on every thread runs one decode at a time, so it is loaded once (+65 MB of RSS).
+        narrow = not cpu_threads and threads > 1 and device == "cpu"
         self._model = _FittedWhisper(
             str(path),
             device=device,
             compute_type=compute_type,
-            # CTranslate2's own default is 4 threads: on a 2-core box they fight each other.
-            cpu_threads=cpu_threads or min(4, os.cpu_count() or 1),
-            num_workers=workers,
+            cpu_threads=threads,
+            num_workers=1 if narrow else workers,
         )
+        self._narrow: _FittedWhisper | None = None
+        if narrow:
+            self._narrow = _FittedWhisper(
+                str(path), device=device, compute_type=compute_type, cpu_threads=1, num_workers=workers
+            )
+        self._spare = SpareCores(threads)
+        self._choosing = threading.Lock()
+        self._decoding = 0
         self._beam_size = beam_size
         self._language = language
         self._min_window = round(min_window_s * FRAMES_PER_S)
@@ -161,20 +181,21 @@ class WhisperRecognizer:
     ) -> tuple[str, tuple[Word, ...]]:
         """The text as Whisper wrote it (what WhisperModel.transcribe gives: "6:30", "o'clock"),
         and its words with their times."""
-        segments = list(
-            self._model.transcribe(
-                audio,
-                language=language or self._language,
-                beam_size=self._beam_size,
-                word_timestamps=True,
-                vad_filter=False,  # the segmenter already cut the speech out
-                condition_on_previous_text=False,
-                temperature=0.0,
-                repetition_penalty=repetition_penalty,
-                max_new_tokens=_token_budget(audio),
-                hotwords=hotwords(vocabulary),
-            )[0]
-        )
+        with self._pick() as model:
+            segments = list(
+                model.transcribe(
+                    audio,
+                    language=language or self._language,
+                    beam_size=self._beam_size,
+                    word_timestamps=True,
+                    vad_filter=False,  # the segmenter already cut the speech out
+                    condition_on_previous_text=False,
+                    temperature=0.0,
+                    repetition_penalty=repetition_penalty,
+                    max_new_tokens=_token_budget(audio),
+                    hotwords=hotwords(vocabulary),
+                )[0]
+            )
         text = " ".join(segment.text.strip() for segment in segments if segment.text.strip())
         words = tuple(  # as Whisper spaced them: " o" "'clock"
             Word(w.word, offset_s + w.start, offset_s + w.end, w.probability)
@@ -188,16 +209,31 @@ class WhisperRecognizer:
     ) -> list[str]:
         """Blocking: a quick decode for a partial result, words only (no timing alignment)."""
         self._fit_window(audio)
-        segments, _ = self._model.transcribe(
-            audio,
-            language=language or self._language,
-            beam_size=1,
-            word_timestamps=False,
-            vad_filter=False,
-            condition_on_previous_text=False,
-            without_timestamps=True,
-            temperature=0.0,
-            max_new_tokens=_token_budget(audio),
-            hotwords=hotwords(vocabulary),
-        )
-        return " ".join(segment.text for segment in segments).split()
+        with self._pick() as model:
+            segments, _ = model.transcribe(
+                audio,
+                language=language or self._language,
+                beam_size=1,
+                word_timestamps=False,
+                vad_filter=False,
+                condition_on_previous_text=False,
+                without_timestamps=True,
+                temperature=0.0,
+                max_new_tokens=_token_budget(audio),
+                hotwords=hotwords(vocabulary),
+            )
+            return " ".join(segment.text for segment in segments).split()
+
+    @contextmanager
+    def _pick(self) -> Iterator[_FittedWhisper]:
+        """The copy this decode runs on (its segments are made while they are read, so the whole
+        decode stays inside): every thread, if the box is idle and no other decode runs."""
+        with self._choosing:
+            wide = self._narrow is None or (self._decoding == 0 and self._spare.threads() == self._spare.most)
+            self._decoding += 1
+        WHISPER_DECODES.labels("many" if wide else "one").inc()
+        try:
+            yield self._model if wide or self._narrow is None else self._narrow
+        finally:
+            with self._choosing:
+                self._decoding -= 1
