@@ -281,7 +281,9 @@ def wake_recording(piper_voice: PiperVoice) -> WakeRecording:
         piper_16k(piper_voice, "Hey Jarvis,"),
         silence(0.15),
         piper_16k(piper_voice, "what time is it?"),
-        silence(1.5),
+        # Longer than semantic endpointing's longest wait (1.5 s), whatever Smart Turn makes of
+        # the question: on one 2-core box it heard it unfinished, and 1.5 s ran into the next words.
+        silence(2.0),
         piper_16k(piper_voice, "I think the meeting starts at noon anyway."),
         silence(1.0),
     ]

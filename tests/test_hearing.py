@@ -135,7 +135,10 @@ async def test_the_pause_decode_hears_the_speech_pad(stt_stream) -> None:  # typ
             [silence(0.5), trimmed(piper("Turn off the lights in France.", steady=True)), silence(1.5)]
         )
     )
-    config = pb.RecognitionConfig(endpointing=FIXED, speculative_results=True)
+    # A second of silence to the endpoint: the pause decode is sent only if it ends before it
+    # (a Whisper decode took 450 ms on one 2-core box, past the default 500 - 200 ms).
+    fixed = pb.Endpointing(mode=pb.ENDPOINTING_MODE_FIXED, min_silence_ms=1200)
+    config = pb.RecognitionConfig(endpointing=fixed, speculative_results=True)
     responses = await stt_stream(pcm, config, pace=1.0)
     results = [r.result for r in responses if r.WhichOneof("event") == "result"]
     speculative = [r for r in results if r.speculative]

@@ -56,7 +56,9 @@ def test_same_words_ignores_case_and_punctuation() -> None:
 
 async def test_speaking_over_the_reply_stops_it_and_cancels_its_work(mesh, speak_trimmed) -> None:  # type: ignore[no-untyped-def]
     before = {name: scrape(address) for name, address in mesh.metrics.items()}
-    async with gateway_channel(mesh.gateway) as channel, LiveCall(channel, reply_config()) as call:
+    config = reply_config()
+    config.reply.max_sentences = 50  # still being written when its first sentence plays, on any box
+    async with gateway_channel(mesh.gateway) as channel, LiveCall(channel, config) as call:
         call.say(silence(0.3) + float_to_pcm16(speak_trimmed(LONG_QUESTION)))
         await call.wait(is_("reply_audio", 0), timeout_s=60)  # the reply is playing
         call.say(float_to_pcm16(speak_trimmed(INTERRUPTION)))
