@@ -136,6 +136,31 @@ def test_a_step_uses_as_many_threads_as_other_processes_leave_cores_idle() -> No
             burner.wait()
 
 
+def test_a_burst_of_work_elsewhere_does_not_take_a_steps_threads() -> None:
+    """A single talker's speech is decoded and synthesised in bursts beside the reply: 0.15 s of
+    every core busy leaves a step its threads; only a load that lasts takes them."""
+    cores = os.cpu_count() or 1
+    spare = SpareCores(cores, every_s=0.1)
+    time.sleep(0.3)
+    assert spare.threads() == cores  # an idle box
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        time.sleep(0.15)
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+        assert spare.threads() > cores // 2
+        burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+        for _ in range(15):
+            time.sleep(0.1)
+            spare.threads()
+        assert spare.threads() == 1
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
 async def test_cancelling_one_turn_leaves_the_other_intact(core: Process) -> None:
     stopped = 'voicemesh_work_stopped_total{kind="llama"}'
     before = scrape(core.metrics).get(stopped, 0)
