@@ -10,11 +10,11 @@ machine's busy time from /proc/stat, less this process's own, read at most every
 What counts is the load that lasts, averaged over about ``settle_s``, not a burst. A single talker's
 speech is decoded and synthesised in bursts of 0.1-0.3 s beside the reply: a step that drops to one
 thread for each of them finishes the reply later and keeps that core busy into the next burst.
-Measured on 2 cores (bench/latency.py, 20 turns, fixed endpointing): voice to voice P50/P95
-1033/1703 ms when each quarter second decided, 1020/1517 averaged over 3 s, 820/1149 on both
-threads always; yet a crowd keeps the other processes busy for seconds, and there the 3 s average
-answers as the quarter second did (bench/crowd.py, 16 talkers: first token 0.48 s after the final
-at P50, 2.3 s on both threads always).
+Measured on 2 cores (bench/latency.py, fixed endpointing, the 11 of 20 turns every run heard
+alike): voice to voice mean 982 and 1028 ms when each quarter second decided, 940 averaged over
+3 s, 928 on both threads always; a crowd keeps the other processes busy for seconds, and there the
+3 s average answers as the quarter second did (bench/crowd.py, 16 talkers: first token 0.48 s
+after the final at P50, 2.3 s on both threads always).
 """
 
 from __future__ import annotations
