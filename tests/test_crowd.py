@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 import pytest
+from conftest import busy_cores
 from prometheus_client import REGISTRY
 
 from voicemesh.common.components import CORE
@@ -124,16 +123,11 @@ def test_a_step_uses_as_many_threads_as_other_processes_leave_cores_idle() -> No
     assert threads_for(0.0, 8, 4) == 4
     cores = os.cpu_count() or 1
     spare = SpareCores(cores, every_s=0.2)
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
-    try:
+    with busy_cores():
         time.sleep(0.5)
         spare.threads()  # from here on it reads a box whose every core is busy
         time.sleep(0.5)
         assert spare.threads() == 1
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
 
 
 def test_a_burst_of_work_elsewhere_does_not_take_a_steps_threads() -> None:
@@ -143,22 +137,14 @@ def test_a_burst_of_work_elsewhere_does_not_take_a_steps_threads() -> None:
     spare = SpareCores(cores, every_s=0.1)
     time.sleep(0.3)
     assert spare.threads() == cores  # an idle box
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
-    try:
+    with busy_cores():
         time.sleep(0.15)
-        for burner in burners:
-            burner.kill()
-            burner.wait()
-        assert spare.threads() > cores // 2
-        burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    assert spare.threads() > cores // 2
+    with busy_cores():
         for _ in range(15):
             time.sleep(0.1)
             spare.threads()
         assert spare.threads() == 1
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
 
 
 async def test_cancelling_one_turn_leaves_the_other_intact(core: Process) -> None:

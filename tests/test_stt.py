@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import grpc
 import jiwer
 import pytest
+from conftest import busy_cores
 from prometheus_client import REGISTRY
 
 from voicemesh.stt.recognizer import WhisperRecognizer
@@ -102,15 +100,9 @@ def test_a_decode_beside_busy_cores_runs_on_one_thread_and_hears_the_same(speak_
     audio = speak_trimmed("Turn the kitchen lights off at nine thirty tonight.")
     alone = recognizer.transcribe(audio).text
     before = _one_thread_decodes()
-    cores = os.cpu_count() or 1
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
-    try:
+    with busy_cores():
         time.sleep(1.5)  # most of what the recognizer has seen since its last decode is busy cores
         beside = recognizer.transcribe(audio).text
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
     assert _one_thread_decodes() == before + 1
     assert beside == alone, (alone, beside)
 
