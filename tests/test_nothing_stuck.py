@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 from conftest import GatedModel
+from prometheus_client import REGISTRY
 
 from voicemesh.client.cli import Printer
 from voicemesh.client.live import RATE_HZ, LiveCall
@@ -32,6 +33,7 @@ from voicemesh.rpc.launcher import (
     stop_processes,
     wait_serving,
 )
+from voicemesh.rpc.provision import LocalAuthority
 from voicemesh.stt.events import FinalTranscript, PartialTranscript, StreamOptions
 from voicemesh.v1 import audio_pb2, user_data_pb2, user_data_pb2_grpc
 from voicemesh.v1 import gateway_pb2 as pb
@@ -144,6 +146,64 @@ async def test_callers_who_hang_up_mid_reply_release_every_slot(tmp_path: Path, 
         assert all(value == 0 for value in gauges.values()), gauges
     finally:
         await mesh.stop()
+
+
+@pytest.mark.timeout(300)
+async def test_a_reply_cancelled_while_it_waits_to_send_gives_its_core_call_back_at_once(
+    tmp_path: Path,
+) -> None:
+    """A turn whose caller stops reading (a full stream, a speculative turn held back) is cancelled
+    while it waits to send, not while it reads the core. Its core call must end there and then: the
+    gateway's slot freed and the core's decoding stopped, not whenever the garbage collector gets to
+    the stream the turn left suspended (the gateway's CI once saw a core slot held past a second)."""
+    from voicemesh.gateway.config import GatewaySettings
+    from voicemesh.gateway.deadlines import Deadline
+    from voicemesh.gateway.downstream import Downstream
+    from voicemesh.gateway.server import build_runner
+    from voicemesh.gateway.turns import Turn, TurnOutput
+
+    core = await start_service(CORE, service_env("core"), 180, log=tmp_path / "core.log")
+    authority = LocalAuthority.default().ensure()
+    settings = GatewaySettings.load(
+        port=0,
+        core_target=core.address,
+        tls_dir=str(authority.tls_dir("gateway")),
+        jwks_file=str(authority.jwks),
+        api_keys_file=str(authority.api_keys),
+    )
+    downstream = Downstream.connect(settings)
+    try:
+        runner = build_runner(settings, downstream)
+        stuck = asyncio.Event()
+
+        async def caller_not_reading(event: object) -> None:
+            if isinstance(event, str):  # the reply's first text: the caller's stream is full
+                stuck.set()
+                await asyncio.Event().wait()
+
+        turn = Turn(
+            LONG_STORY,
+            "stuck-session",
+            "stuck-request",
+            pb.ReplyConfig(max_sentences=50),
+            Deadline(time.monotonic() + 120),
+            retrieval=pb.RetrievalConfig(off=True),
+        )
+        task = asyncio.create_task(runner.run(turn, TurnOutput(caller_not_reading)))
+        await asyncio.wait_for(stuck.wait(), 60)
+        gateway_slot = {"service": "core"}
+        assert REGISTRY.get_sample_value("voicemesh_downstream_in_flight", gateway_slot) == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task  # the task, and all it held, is still referenced here: nothing is collected
+        assert REGISTRY.get_sample_value("voicemesh_downstream_in_flight", gateway_slot) == 0
+        given_up = time.monotonic() + 1.0
+        while (await asyncio.to_thread(scrape, core.metrics))["voicemesh_llm_sequences"] != 0:
+            assert time.monotonic() < given_up, "the core still decodes a reply nobody reads"
+            await asyncio.sleep(0.05)
+    finally:
+        await downstream.close()
+        await stop_processes([core])
 
 
 @pytest.mark.timeout(300)

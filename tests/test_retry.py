@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from voicemesh.common.calls import responses
 from voicemesh.common.retry import RetryPolicy, retrying_stream
 from voicemesh.v1 import core_pb2 as pb
 from voicemesh.v1 import core_pb2_grpc as pb_grpc
@@ -56,7 +57,9 @@ async def collect(servicer: FlakyCore, policy: RetryPolicy, deadline_s: float | 
         async with grpc.aio.insecure_channel(address) as channel:
             stub = pb_grpc.CoreServiceStub(channel)
             deadline_at = time.monotonic() + deadline_s if deadline_s else None
-            stream = retrying_stream(lambda: stub.Respond(pb.RespondRequest(text="hi")), policy, deadline_at)
+            stream = retrying_stream(
+                lambda: responses(stub.Respond(pb.RespondRequest(text="hi"))), policy, deadline_at
+            )
             return [r.text_delta async for r in stream]
     finally:
         await server.stop(None)

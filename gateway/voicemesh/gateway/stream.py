@@ -10,6 +10,7 @@ fails before it answers starts again on another replica with all the audio it ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -132,9 +133,10 @@ class ConverseStream:
                         call = stt.StreamingRecognize(
                             self._stt_requests(), timeout=self._stt_timeout_s, metadata=outgoing_metadata()
                         )
-                        async for response in responses(call):
-                            self._upload.answered()
-                            await self._hear(response)
+                        async with contextlib.aclosing(responses(call)) as heard:
+                            async for response in heard:
+                                self._upload.answered()
+                                await self._hear(response)
                     return
                 except RelayedStatus as exc:
                     retry = exc.code() == grpc.StatusCode.UNAVAILABLE and self._upload.replayable

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -350,47 +350,56 @@ class TurnRunner:
             over_limit=admission.over_limit if admission else "",
         )
 
-        async def call_core() -> AsyncIterator[core_pb2.RespondResponse]:
+        async def call_core() -> AsyncGenerator[core_pb2.RespondResponse, None]:
             # Each attempt takes a replica of its own, so a retry goes wherever the breakers allow.
             async with downstream.guard("core", turn.deadline) as core:
                 timeout = turn.deadline.timeout_for("core")
-                async for response in core.Respond(request, timeout=timeout, metadata=outgoing_metadata()):
-                    yield response
+                call = core.Respond(request, timeout=timeout, metadata=outgoing_metadata())
+                async with contextlib.aclosing(responses(call)) as stream:
+                    async for response in stream:
+                        yield response
 
-        async def read(stream: AsyncIterator[core_pb2.RespondResponse]) -> None:
-            async for response in stream:
-                kind = response.WhichOneof("event")
-                if kind == "route":
-                    reply.route = f"{response.route.tier}/{response.route.model}"
-                    reply.model = response.route.model
-                    for event in grounding:
-                        await output(event)
-                    grounding.clear()
-                    await output(response.route)
-                elif kind == "text_delta":
-                    if turn.reply.synthesize_audio:
-                        await to_tts.put(response.text_delta)
-                    await output(response.text_delta)
-                elif kind == "sentence":
-                    reply.sentences.append(response.sentence.text)
-                    await output(response.sentence)
-                elif kind == "done":
-                    done = response.done
-                    reply.text = done.text
-                    reply.finish_reason = done.finish_reason
-                    reply.context_turns = done.context_turns
-                    reply.user_version = done.user_version
-                    reply.prompt_tokens = done.prompt_tokens
-                    reply.cached_prompt_tokens = done.cached_prompt_tokens
-                    # Durations inside the core: set, not marked, as they are not times since
-                    # the end of speech.
-                    output.clock.marks["core_queue_ms"] = done.queue_ms
-                    output.clock.marks["core_prefill_ms"] = done.prefill_ms
+        async def take(response: core_pb2.RespondResponse) -> None:
+            kind = response.WhichOneof("event")
+            if kind == "route":
+                reply.route = f"{response.route.tier}/{response.route.model}"
+                reply.model = response.route.model
+                for event in grounding:
+                    await output(event)
+                grounding.clear()
+                await output(response.route)
+            elif kind == "text_delta":
+                if turn.reply.synthesize_audio:
+                    await to_tts.put(response.text_delta)
+                await output(response.text_delta)
+            elif kind == "sentence":
+                reply.sentences.append(response.sentence.text)
+                await output(response.sentence)
+            elif kind == "done":
+                done = response.done
+                reply.text = done.text
+                reply.finish_reason = done.finish_reason
+                reply.context_turns = done.context_turns
+                reply.user_version = done.user_version
+                reply.prompt_tokens = done.prompt_tokens
+                reply.cached_prompt_tokens = done.cached_prompt_tokens
+                # Durations inside the core: set, not marked, as they are not times since
+                # the end of speech.
+                output.clock.marks["core_queue_ms"] = done.queue_ms
+                output.clock.marks["core_prefill_ms"] = done.prefill_ms
+
+        async def read() -> None:
+            # Closed however the turn ends: one cancelled while it waits to send gives its core
+            # slot back, and stops the core's decoding, there and then.
+            stream = retrying_stream(call_core, CORE_RETRIES, turn.deadline.at)
+            async with contextlib.aclosing(stream):
+                async for response in stream:
+                    await take(response)
 
         async def think() -> None:
             try:
                 try:
-                    await read(retrying_stream(call_core, CORE_RETRIES, turn.deadline.at))
+                    await read()
                 except RelayedStatus as exc:
                     wait = admission.wait_for_room if admission else None
                     if not (
@@ -401,7 +410,7 @@ class TurnRunner:
                     # (until the turn's deadline; refused past it), then ask as usual.
                     await wait(turn.deadline.at)
                     request.over_limit = ""
-                    await read(retrying_stream(call_core, CORE_RETRIES, turn.deadline.at))
+                    await read()
             finally:
                 to_tts.put_nowait(None)
 
@@ -420,10 +429,13 @@ class TurnRunner:
                 async with downstream.guard("tts", turn.deadline) as tts:
                     timeout = turn.deadline.timeout_for("tts")
                     call = tts.StreamingSynthesize(requests(), timeout=timeout, metadata=outgoing_metadata())
-                    async for response in responses(call):
-                        if keep_audio:
-                            reply.audio.append((response.audio.audio_content, response.audio.sample_rate_hz))
-                        await output(response.audio)
+                    async with contextlib.aclosing(responses(call)) as stream:
+                        async for response in stream:
+                            if keep_audio:
+                                reply.audio.append(
+                                    (response.audio.audio_content, response.audio.sample_rate_hz)
+                                )
+                            await output(response.audio)
             except (RelayedStatus, Overloaded) as exc:
                 # Speech is lost, not the answer: say so, and let the text reply run to its end.
                 code, message = to_status(exc)

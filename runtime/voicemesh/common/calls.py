@@ -8,6 +8,10 @@ grpcio this runs on). Both orders happen:
   makes grpc-aio keep a status it already has (the one line of grpc's ``_write`` that upstream
   changes, applied to the class at import, and only where grpcio still has the old line);
 - the write fails first, and the server's status is set a moment later: ``responses`` waits for it.
+
+A reader that stops early (cancelled while it handles a response) must close ``responses``, with
+``contextlib.aclosing``: closing cancels the call, so the server stops its work at once rather than
+when the garbage collector finds the call.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import grpc
@@ -65,8 +69,9 @@ def keep_received_status() -> bool:
 keep_received_status()
 
 
-async def responses(call: Any) -> AsyncIterator[Any]:
-    """The responses of a call that streams requests; a failure comes with the status the server sent."""
+async def responses(call: Any) -> AsyncGenerator[Any, None]:
+    """The responses of a call; a failure comes with the status the server sent, and closing the
+    stream before its end cancels the call."""
     try:
         async for response in call:
             yield response
@@ -74,6 +79,8 @@ async def responses(call: Any) -> AsyncIterator[Any]:
         if error.code() != grpc.StatusCode.INTERNAL or error.details() != _WRITE_RACE:
             raise
         raise await _status_sent(call, error) from None
+    finally:
+        call.cancel()  # a no-op once the call has ended
 
 
 async def _status_sent(call: Any, race: grpc.aio.AioRpcError) -> grpc.aio.AioRpcError:

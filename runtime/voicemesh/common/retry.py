@@ -7,14 +7,18 @@ A stream that has not answered yet has had no effect the caller saw, so it can b
 one that has answered cannot, or the caller would see the start twice. Waits grow exponentially
 with full jitter (a random wait up to the exponential cap, so clients that failed together do not
 retry together), honour the server's ``grpc-retry-pushback-ms``, and never outlast the deadline.
+
+Each attempt is closed when it ends, early included, so its call is cancelled then and there (see
+``voicemesh.common.calls.responses``); a reader that may stop early closes this stream the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -49,18 +53,19 @@ def pushback_s(error: grpc.aio.AioRpcError) -> float | None:
 
 
 async def retrying_stream(
-    start: Callable[[], AsyncIterator[T]],
+    start: Callable[[], AsyncGenerator[T, None]],
     policy: RetryPolicy,
     deadline_at: float | None = None,
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """Items of ``start()``'s stream; a failure before the first item starts it again, if allowed."""
     retry = 0
     while True:
         answered = False
         try:
-            async for item in start():
-                answered = True
-                yield item
+            async with contextlib.aclosing(start()) as items:
+                async for item in items:
+                    answered = True
+                    yield item
             return
         except grpc.RpcError as error:
             code = error.code() if callable(getattr(error, "code", None)) else None

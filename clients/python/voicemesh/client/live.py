@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -126,8 +127,9 @@ class LiveCall:
     async def _run(self) -> None:
         stub = pb_grpc.GatewayServiceStub(self.channel)
         try:
-            async for response in responses(stub.Converse(self._requests())):
-                self.events.append(Heard(time.monotonic(), response))
-                self._changed.set()
+            async with contextlib.aclosing(responses(stub.Converse(self._requests()))) as heard:
+                async for response in heard:
+                    self.events.append(Heard(time.monotonic(), response))
+                    self._changed.set()
         finally:
             self._changed.set()

@@ -11,10 +11,11 @@ $VOICEMESH_TOKEN / $VOICEMESH_CA, else what ``voicemesh up`` saved in ~/.config/
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from voicemesh.common.audio import WavAudio
@@ -202,8 +203,9 @@ class AsyncClient:
                     yield gateway_pb2.ConverseRequest(audio_content=chunk)
 
         call = self._stub.Converse(requests(), timeout=self._timeout_s)
-        async for response in responses(call):
-            yield response
+        async with contextlib.aclosing(responses(call)) as stream:
+            async for response in stream:
+                yield response
 
     async def ask(
         self,
@@ -247,15 +249,15 @@ class AsyncClient:
         kept = _Keeper() if cache is not None and not session_id else None
         deadline_at = time.monotonic() + (self._timeout_s or ASK_TIMEOUT_S)
 
-        def call() -> AsyncIterator[gateway_pb2.AskResponse]:
+        def call() -> AsyncGenerator[gateway_pb2.AskResponse, None]:
             timeout = max(0.001, deadline_at - time.monotonic())
-            stream: AsyncIterator[gateway_pb2.AskResponse] = self._stub.Ask(request, timeout=timeout)
-            return stream
+            return responses(self._stub.Ask(request, timeout=timeout))
 
-        async for response in retrying_stream(call, self._retry, deadline_at):
-            if kept is not None:
-                kept.see(response)
-            yield response
+        async with contextlib.aclosing(retrying_stream(call, self._retry, deadline_at)) as stream:
+            async for response in stream:
+                if kept is not None:
+                    kept.see(response)
+                yield response
         if cache is not None and kept is not None and (reply := kept.reply()) is not None:
             cache.put(key, reply)
 
